@@ -1,0 +1,1 @@
+"""Adapters: the ports implemented over Postgres, Redis and model providers."""

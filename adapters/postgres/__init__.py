@@ -1,0 +1,1 @@
+"""Postgres adapters: tables, the tenant-bound unit of work, repositories."""

@@ -1,0 +1,76 @@
+"""Engine creation and the start-up check of the runtime login role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def async_url(url: str) -> str:
+    """`postgresql://…` as users write it, as the URL SQLAlchemy's asyncpg dialect wants."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql", "postgresql+asyncpg"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_engine(url: str, *, pool_size: int = 10, statement_cache: bool = True) -> AsyncEngine:
+    connect_args: dict[str, object] = {"server_settings": {"application_name": "keel"}}
+    if not statement_cache:
+        # Behind PgBouncer/Supavisor in transaction mode prepared statements
+        # do not survive between transactions.
+        connect_args["statement_cache_size"] = 0
+    return create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=5,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+
+@dataclass(frozen=True)
+class RoleReport:
+    name: str
+    superuser: bool
+    bypass_rls: bool
+    owned_tables: int
+    member_of_app: bool
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.superuser:
+            found.append("is a superuser (superusers bypass row-level security)")
+        if self.bypass_rls:
+            found.append("has BYPASSRLS")
+        if self.owned_tables:
+            found.append(f"owns {self.owned_tables} table(s) (owners can switch RLS off)")
+        if not self.member_of_app:
+            found.append("is not a member of keel_app (run `keel db upgrade`, then grant it)")
+        return found
+
+
+_ROLE_REPORT = sa.text(
+    """
+    select r.rolname as name, r.rolsuper as superuser, r.rolbypassrls as bypass_rls,
+           (select count(*) from pg_class c
+             where c.relowner = r.oid and c.relkind in ('r', 'p')) as owned_tables,
+           exists (select 1 from pg_roles a
+                    where a.rolname = 'keel_app' and pg_has_role(r.oid, a.oid, 'MEMBER'))
+             as member_of_app
+      from pg_roles r where r.rolname = current_user
+    """
+)
+
+
+async def inspect_runtime_role(engine: AsyncEngine) -> RoleReport:
+    async with engine.connect() as conn:
+        row = (await conn.execute(_ROLE_REPORT)).one()
+    return RoleReport(
+        name=row.name, superuser=row.superuser, bypass_rls=row.bypass_rls,
+        owned_tables=row.owned_tables, member_of_app=row.member_of_app,
+    )

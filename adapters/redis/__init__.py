@@ -1,0 +1,1 @@
+"""Redis adapters: client construction (cache, queue and event bus come later)."""

@@ -1,0 +1,1 @@
+"""Keel's domain: entities, rules, errors and ports. Standard library only."""

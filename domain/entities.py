@@ -1,0 +1,79 @@
+"""Entities and value objects: plain dataclasses, no persistence concerns."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+from uuid import UUID
+
+
+class Role(enum.StrEnum):
+    """A member's role in a workspace; later members of the enum rank lower."""
+
+    OWNER = "owner"
+    ADMIN = "admin"
+    MEMBER = "member"
+    VIEWER = "viewer"
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+    def at_least(self, other: Role) -> bool:
+        return self.rank >= other.rank
+
+
+T = TypeVar("T")
+
+_RANKS = {Role.OWNER: 3, Role.ADMIN: 2, Role.MEMBER: 1, Role.VIEWER: 0}
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking, and in which workspace: the tenant context of a transaction."""
+
+    user_id: UUID
+    workspace_id: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: UUID
+    email: str | None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    id: UUID
+    name: str
+    created_by: UUID
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    workspace_id: UUID
+    user_id: UUID
+    role: Role
+    email: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceAccess:
+    """A workspace as one of its members sees it: with that member's role."""
+
+    workspace: Workspace
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a keyset-paginated list; `next_cursor` is opaque to clients."""
+
+    items: list[T]
+    next_cursor: str | None

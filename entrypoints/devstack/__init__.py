@@ -1,0 +1,1 @@
+"""Embedded PostgreSQL and Redis for `keel dev` and the tests (no Docker needed)."""

@@ -1,0 +1,153 @@
+"""`keel dev`: the whole system on one machine, with one command.
+
+Embedded PostgreSQL and Redis when no URLs are configured, migrations, the
+runtime login role, then the API (and later the worker) as child processes.
+Ctrl-C or SIGTERM stops the children in order; if this process is killed,
+PR_SET_PDEATHSIG stops them anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from types import FrameType
+
+from adapters.postgres.provisioning import (
+    ensure_database,
+    ensure_login_role,
+    with_database,
+    with_user,
+)
+from entrypoints.devstack.postgres import EmbeddedPostgres
+from entrypoints.devstack.process import spawn, stop
+from entrypoints.devstack.redis import EmbeddedRedis
+from entrypoints.http.auth import issue_token
+from entrypoints.migrations import upgrade
+from entrypoints.settings import Settings
+
+DATABASE = "keel"
+RUNTIME_ROLE = "keel_runtime"
+TOKEN_TTL_S = 24 * 3600
+
+
+class StopSignalError(Exception):
+    """SIGTERM or SIGINT arrived."""
+
+
+def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise StopSignalError(signal.Signals(signum).name)
+
+
+def _say(message: str) -> None:
+    print(f"keel dev: {message}", flush=True)
+
+
+def _kept(path: Path, make: str) -> str:
+    """A value kept in KEEL_DATA_DIR across restarts (mode 0600)."""
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(make)
+    return path.read_text().strip()
+
+
+def dev_secret(data_dir: Path) -> str:
+    return _kept(data_dir / "jwt-secret", secrets.token_urlsafe(48))
+
+
+def run_dev(settings: Settings) -> int:
+    data_dir = settings.data_path
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    env = dict(os.environ)
+    services: list[EmbeddedPostgres | EmbeddedRedis] = []
+    api: subprocess.Popen[bytes] | None = None
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        env.update(_databases(settings, services))
+        if settings.redis_url is None:
+            _say("starting embedded Redis")
+            redis = EmbeddedRedis(data_dir)
+            services.append(redis)
+            env["KEEL_REDIS_URL"] = redis.start()
+        secret = settings.jwt_secret or dev_secret(data_dir)
+        env["KEEL_JWT_SECRET"] = secret
+        _say(f"starting the API on {settings.host}:{settings.port}")
+        api = spawn([sys.executable, "-m", "entrypoints.cli", "api"], env=env)
+        base = f"http://{settings.host}:{settings.port}"
+        if not _wait_ready(api, f"{base}/readyz"):
+            _say("the API did not become ready; see its output above")
+            return 1
+        user = uuid.UUID(_kept(data_dir / "dev-user", str(uuid.uuid4())))
+        token = issue_token(secret, settings.jwt_audience, user, "dev@keel.local", TOKEN_TTL_S)
+        print(
+            f"\nKeel is running.\n"
+            f"  API       {base}\n"
+            f"  API docs  {base}/schema/swagger\n"
+            f"  Token     {token}\n"
+            f"            (user {user}, valid 24 h; `keel token --sub {user}` makes another)\n"
+            f'  Try       curl -H "Authorization: Bearer $TOKEN" {base}/v1/me\n'
+            f"Press Ctrl-C to stop.\n",
+            flush=True,
+        )
+        api.wait()
+        _say(f"the API exited with {api.returncode}")
+        return api.returncode or 1
+    except StopSignalError as stopped:
+        _say(f"{stopped}: stopping")
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if api is not None:
+            stop(api)
+        for service in reversed(services):
+            service.stop()
+        _say("stopped")
+
+
+def _databases(settings: Settings, services: list[EmbeddedPostgres | EmbeddedRedis]) -> (
+    dict[str, str]
+):
+    """Start or reach Postgres, migrate it, and return the URLs the API needs."""
+    if settings.database_url is not None:
+        if settings.migration_database_url:
+            _say("applying migrations")
+            upgrade(settings.migration_database_url)
+        else:
+            _say("KEEL_MIGRATION_DATABASE_URL is unset: not applying migrations")
+        return {}
+    _say("starting embedded PostgreSQL")
+    postgres = EmbeddedPostgres(settings.data_path)
+    services.append(postgres)
+    server = postgres.start()
+    owner = with_database(server, DATABASE)
+    asyncio.run(ensure_database(server, DATABASE))
+    _say("applying migrations")
+    upgrade(owner)
+    asyncio.run(ensure_login_role(owner, RUNTIME_ROLE))
+    return {
+        "KEEL_DATABASE_URL": with_user(owner, RUNTIME_ROLE),
+        "KEEL_MIGRATION_DATABASE_URL": owner,
+    }
+
+
+def _wait_ready(api: subprocess.Popen[bytes], url: str, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and api.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own URL
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    return False

@@ -1,0 +1,67 @@
+"""The Litestar application factory.
+
+`create_app(settings)` builds the app and its dishka container; tests pass
+their own container to override providers.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from dishka import AsyncContainer
+from dishka.integrations.litestar import DishkaRouter, setup_dishka
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.postgres.database import inspect_runtime_role
+from entrypoints.http.auth import jwt_auth
+from entrypoints.http.controllers import MeController, MemberController, WorkspaceController
+from entrypoints.http.errors import EXCEPTION_HANDLERS
+from entrypoints.http.health import healthz, readyz
+from entrypoints.ioc import make_container
+from entrypoints.settings import ConfigError, Settings
+
+logger = logging.getLogger("keel.http")
+
+
+class UnsafeDatabaseRoleError(ConfigError):
+    """The runtime database role could bypass row-level security."""
+
+
+async def check_database_role(engine: AsyncEngine) -> None:
+    """Raise UnsafeDatabaseRoleError unless the runtime role is bound by row-level security."""
+    report = await inspect_runtime_role(engine)
+    if problems := report.problems():
+        raise UnsafeDatabaseRoleError(
+            [f"KEEL_DATABASE_URL's role {report.name!r} {problem}; refusing to start"
+             for problem in problems]
+        )
+
+
+def create_app(settings: Settings, container: AsyncContainer | None = None) -> Litestar:
+    """Raises ConfigError when a required setting is missing."""
+    settings.require("database_url", "redis_url", "jwt_secret")
+    assert settings.jwt_secret is not None
+    container = container or make_container(settings)
+
+    async def check_role_on_startup() -> None:
+        await check_database_role(await container.get(AsyncEngine))
+
+    async def close_container() -> None:
+        await container.close()
+
+    routes = DishkaRouter(
+        "", route_handlers=[healthz, readyz, MeController, WorkspaceController, MemberController]
+    )
+    app = Litestar(
+        route_handlers=[routes],
+        on_app_init=[jwt_auth(settings.jwt_secret, settings.jwt_audience).on_app_init],
+        on_startup=[check_role_on_startup],
+        on_shutdown=[close_container],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="Keel", version="1.0.0", path="/schema"),
+    )
+    setup_dishka(container, app)
+    return app

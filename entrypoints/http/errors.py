@@ -1,0 +1,101 @@
+"""The one place that maps errors to RFC 9457 problem details.
+
+Domain errors map by class; Litestar's own HTTP errors (validation, 401,
+404 for unknown routes, 413) keep their status; anything else is a 500 that
+is logged with its traceback and answered without one.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.plugins.problem_details import ProblemDetailsException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
+
+from domain.errors import (
+    ConflictError,
+    DomainError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+    UnavailableError,
+)
+
+logger = logging.getLogger("keel.http")
+
+_STATUS: dict[type, int] = {
+    DomainError: 400,
+    InvalidInputError: 400,
+    PermissionDeniedError: 403,
+    NotFoundError: 404,
+    ConflictError: 409,
+    PreconditionFailedError: 412,
+    UnavailableError: 503,
+}
+
+
+def problem(
+    request: Request[Any, Any, Any],
+    status: int,
+    title: str,
+    detail: str,
+    slug: str,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
+    return ProblemDetailsException(
+        status_code=status,
+        type_=f"urn:keel:problem:{slug}",
+        title=title,
+        detail=detail,
+        extra=extra,
+        headers=headers,
+    ).to_response(request)
+
+
+def _slug(title: str) -> str:
+    return "-".join(title.lower().replace("-", " ").split())
+
+
+def on_domain_error(request: Request[Any, Any, Any], error: DomainError) -> Response[Any]:
+    status = next(_STATUS[kind] for kind in type(error).__mro__ if kind in _STATUS)
+    return problem(request, status, error.title, error.detail, _slug(error.title))
+
+
+def on_http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
+    extra = None
+    if isinstance(error, ValidationException) and error.extra:
+        extra = {"errors": error.extra}
+    phrase = _phrase(error.status_code)
+    return problem(
+        request, error.status_code, phrase, error.detail or phrase, _slug(phrase), extra,
+        headers=error.headers,
+    )
+
+
+def on_unexpected_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return problem(
+        request, HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error",
+        "the server failed to handle this request; it has been logged", "internal-server-error",
+    )
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    DomainError: on_domain_error,
+    HTTPException: on_http_error,
+    Exception: on_unexpected_error,
+}

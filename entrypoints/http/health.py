@@ -1,0 +1,49 @@
+"""Liveness and readiness probes (no authentication)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import sqlalchemy as sa
+from dishka.integrations.litestar import FromDishka
+from litestar import Response, get
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from entrypoints.http.schemas import Health
+
+CHECK_TIMEOUT_S = 2.0
+
+
+@get("/healthz", tags=["health"], sync_to_thread=False)
+def healthz() -> Health:
+    return Health(status="ok")
+
+
+@get("/readyz", tags=["health"])
+async def readyz(engine: FromDishka[AsyncEngine], redis: FromDishka[Redis]) -> Response[Health]:
+    checks = dict(
+        zip(
+            ("postgres", "redis"),
+            await asyncio.gather(_check(_postgres(engine)), _check(redis.ping())),
+            strict=True,
+        )
+    )
+    ready = all(result == "ok" for result in checks.values())
+    return Response(
+        Health(status="ready" if ready else "unavailable", checks=checks),
+        status_code=200 if ready else 503,
+    )
+
+
+async def _postgres(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("select 1"))
+
+
+async def _check(probe: object) -> str:
+    try:
+        await asyncio.wait_for(probe, CHECK_TIMEOUT_S)  # type: ignore[arg-type]
+    except Exception as error:  # any failure means "not ready"; the reason is reported
+        return f"down: {type(error).__name__}"
+    return "ok"

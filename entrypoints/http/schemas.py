@@ -1,0 +1,82 @@
+"""Request and response bodies (msgspec). Requests reject unknown fields, so
+a client can never set ids, owners or versions by mass assignment."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import msgspec
+
+from domain.entities import Membership, Role, WorkspaceAccess
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True):
+    """Base of every request body."""
+
+
+class WorkspaceName(Body):
+    name: str
+
+
+class NewMember(Body):
+    user_id: UUID
+    role: Role
+
+
+class RoleChange(Body):
+    role: Role
+
+
+class WorkspaceOut(msgspec.Struct, frozen=True):
+    id: UUID
+    name: str
+    role: Role
+    created_by: UUID
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    @classmethod
+    def of(cls, access: WorkspaceAccess) -> WorkspaceOut:
+        workspace = access.workspace
+        return cls(
+            id=workspace.id, name=workspace.name, role=access.role,
+            created_by=workspace.created_by, created_at=workspace.created_at,
+            updated_at=workspace.updated_at,
+        )
+
+
+class WorkspacePage(msgspec.Struct, frozen=True):
+    items: list[WorkspaceOut]
+    next_cursor: str | None
+
+
+class MemberOut(msgspec.Struct, frozen=True):
+    user_id: UUID
+    email: str | None
+    role: Role
+    created_at: datetime | None
+
+    @classmethod
+    def of(cls, member: Membership) -> MemberOut:
+        return cls(
+            user_id=member.user_id, email=member.email, role=member.role,
+            created_at=member.created_at,
+        )
+
+
+class MemberPage(msgspec.Struct, frozen=True):
+    items: list[MemberOut]
+    next_cursor: str | None
+
+
+class MeOut(msgspec.Struct, frozen=True):
+    id: UUID
+    email: str | None
+    created_at: datetime | None
+    memberships: list[WorkspaceOut]
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: str
+    checks: dict[str, str] = msgspec.field(default_factory=dict)

@@ -1,0 +1,93 @@
+"""KEEL_* environment variables, validated at start-up into frozen settings.
+
+Every bad value is reported, each with its own line, before anything starts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, get_type_hints
+
+import msgspec
+from msgspec import Meta
+
+PREFIX = "KEEL_"
+MIN_SECRET_BYTES = 32
+
+
+class ConfigError(Exception):
+    """One or more KEEL_* variables are missing or invalid; `str()` lists each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: Annotated[str | None, Meta(
+        description="Runtime Postgres URL; its role must not be superuser, BYPASSRLS or an owner"
+    )] = None
+    migration_database_url: Annotated[str | None, Meta(
+        description="Schema owner's Postgres URL, for `keel db` and alembic"
+    )] = None
+    redis_url: Annotated[str | None, Meta(description="redis:// or unix:// URL")] = None
+    jwt_secret: (
+        Annotated[str, Meta(min_length=MIN_SECRET_BYTES,
+                            description="HS256 secret shared with the token issuer")]
+        | None
+    ) = None
+    jwt_audience: Annotated[str, Meta(min_length=1, description="Required `aud` claim")] = (
+        "authenticated"
+    )
+    host: Annotated[str, Meta(min_length=1, description="API listen address")] = "127.0.0.1"
+    port: Annotated[int, Meta(ge=1, le=65535, description="API listen port")] = 8000
+    data_dir: Annotated[str, Meta(min_length=1, description="Embedded services' data")] = ".keel"
+    db_pool_size: Annotated[int, Meta(ge=1, le=200, description="Connections per process")] = 10
+    db_statement_cache: Annotated[bool, Meta(
+        description="asyncpg prepared-statement cache; false behind a transaction-mode pooler"
+    )] = True
+    max_body_bytes: Annotated[int, Meta(ge=1024, description="Request body limit")] = 1024 * 1024
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser()
+
+    def require(self, *names: str) -> None:
+        """Raise ConfigError naming every one of `names` that is unset."""
+        missing = [
+            f"{PREFIX}{name.upper()} is required but not set"
+            for name in names
+            if getattr(self, name) is None
+        ]
+        if missing:
+            raise ConfigError(missing)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read KEEL_* from `environ` (default: the process environment).
+
+    Raises ConfigError listing every invalid value, one line each.
+    """
+    environ = os.environ if environ is None else environ
+    hints = get_type_hints(Settings, include_extras=True)
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for name in Settings.__struct_fields__:
+        variable = PREFIX + name.upper()
+        raw = overrides[name] if name in overrides else environ.get(variable)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[name] = msgspec.convert(raw, hints[name], strict=False)
+        except msgspec.ValidationError as error:
+            problems.append(f"{variable}={_shown(name, raw)}: {error}")
+    if problems:
+        raise ConfigError(problems)
+    return Settings(**values)
+
+
+def _shown(name: str, raw: object) -> object:
+    return "<hidden>" if "secret" in name or "url" in name else raw
+

@@ -1,0 +1,154 @@
+"""Fixtures: one real Postgres database (migrated) and one Redis per test run.
+
+Tests are isolated by data, not by truncation: every test creates its own
+users and workspaces with fresh UUIDs, and row-level security keeps their
+rows apart. Tests that need a database of their own (migrations) make one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.postgres.database import create_engine
+from adapters.postgres.provisioning import (
+    drop_database,
+    drop_role,
+    ensure_database,
+    ensure_login_role,
+    with_database,
+    with_user,
+)
+from adapters.redis.client import create_redis
+from entrypoints.http.app import create_app
+from entrypoints.http.auth import issue_token
+from entrypoints.migrations import upgrade
+from entrypoints.settings import Settings
+from tests.services import Services, test_services
+
+JWT_SECRET = "test-secret-" + "x" * 40
+AUDIENCE = "authenticated"
+
+
+@dataclass(frozen=True)
+class Database:
+    server_url: str
+    owner_url: str
+    runtime_url: str
+    runtime_role: str
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    with test_services() as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+async def database(services: Services) -> AsyncIterator[Database]:
+    suffix = uuid.uuid4().hex[:12]
+    name, role = f"keel_test_{suffix}", f"keel_test_rt_{suffix}"
+    await ensure_database(services.postgres_url, name)
+    owner = with_database(services.postgres_url, name)
+    try:
+        await asyncio.to_thread(upgrade, owner)
+        password = secrets.token_hex(16)
+        await ensure_login_role(owner, role, password)
+        yield Database(services.postgres_url, owner, with_user(owner, role, password), role)
+    finally:
+        await drop_database(services.postgres_url, name)
+        await drop_role(services.postgres_url, role)
+
+
+@pytest.fixture(scope="session")
+async def owner_engine(database: Database) -> AsyncIterator[AsyncEngine]:
+    """The schema owner's engine: for setting up and inspecting, never for the app."""
+    engine = create_engine(database.owner_url, pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def engine(database: Database) -> AsyncIterator[AsyncEngine]:
+    """The runtime role's engine, as the app uses it."""
+    engine = create_engine(database.runtime_url, pool_size=5)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def redis(services: Services) -> AsyncIterator[Redis]:
+    client = create_redis(services.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def settings(database: Database, services: Services) -> Settings:
+    return Settings(
+        database_url=database.runtime_url,
+        redis_url=services.redis_url,
+        jwt_secret=JWT_SECRET,
+        jwt_audience=AUDIENCE,
+    )
+
+
+@pytest.fixture(scope="session")
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with AsyncTestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def bearer(user_id: uuid.UUID, email: str | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_token(JWT_SECRET, AUDIENCE, user_id, email)}"}
+
+
+@dataclass(frozen=True)
+class Person:
+    """A signed-in user of the API under test."""
+
+    id: uuid.UUID
+    headers: dict[str, str]
+
+
+class People:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def new(self) -> Person:
+        user_id = uuid.uuid4()
+        person = Person(user_id, bearer(user_id, f"{user_id.hex[:8]}@example.test"))
+        assert (await self._client.get("/v1/me", headers=person.headers)).status_code == 200
+        return person
+
+    async def workspace(self, owner: Person, name: str = "Acme") -> uuid.UUID:
+        response = await self._client.post(
+            "/v1/workspaces", json={"name": name}, headers=owner.headers
+        )
+        assert response.status_code == 201, response.text
+        return uuid.UUID(response.json()["id"])
+
+    async def join(self, workspace: uuid.UUID, owner: Person, role: str) -> Person:
+        """A new user, added to `workspace` by its owner with `role`."""
+        person = await self.new()
+        response = await self._client.post(
+            f"/v1/workspaces/{workspace}/members",
+            json={"user_id": str(person.id), "role": role},
+            headers=owner.headers,
+        )
+        assert response.status_code == 201, response.text
+        return person
+
+
+@pytest.fixture
+def people(client: httpx.AsyncClient) -> People:
+    return People(client)
