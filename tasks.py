@@ -37,10 +37,12 @@ def _ensure_venv(extra: str) -> None:
         _say(f"creating {VENV.relative_to(ROOT)}")
         venv.EnvBuilder(with_pip=True).create(VENV)
     _say(f"installing Keel{extra} and its dependencies (a minute on a fresh machine)")
-    subprocess.run([BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip"],
-                   check=True)
-    subprocess.run([BIN / "python", "-m", "pip", "install", "--quiet", "-e", f".{extra}"],
-                   check=True, cwd=ROOT)
+    subprocess.run(
+        [BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True
+    )
+    subprocess.run(
+        [BIN / "python", "-m", "pip", "install", "--quiet", "-e", f".{extra}"], check=True, cwd=ROOT
+    )
     STAMP.write_text(wanted)
 
 
@@ -59,6 +61,7 @@ def dev() -> None:
 def test(pytest_args: list[str]) -> None:
     _ensure_venv("[dev]")
     _run(BIN / "ruff", "check", ".")
+    _run(BIN / "ruff", "format", "--check", ".")
     _run(BIN / "mypy")
     _run(BIN / "lint-imports")
     _run(BIN / "pytest", *pytest_args)

@@ -87,4 +87,3 @@ class RemoveMember:
             if not await uow.memberships.remove(workspace_id, user_id):
                 raise NotFoundError("member not found")
             await uow.commit()
-

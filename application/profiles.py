@@ -22,17 +22,17 @@ class RegisterCaller:
 
     def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
         self._uow_factory = uow_factory
-        self._seen: set[tuple[UUID, str | None]] = set()
+        self._registered: dict[UUID, str | None] = {}
 
     async def execute(self, user_id: UUID, email: str | None) -> None:
-        if (user_id, email) in self._seen:
+        if user_id in self._registered and self._registered[user_id] == email:
             return
         async with self._uow_factory(Caller(user_id)) as uow:
             await uow.users.upsert(User(id=user_id, email=email))
             await uow.commit()
-        if len(self._seen) >= self.MAX_REMEMBERED:
-            self._seen.clear()
-        self._seen.add((user_id, email))
+        if len(self._registered) >= self.MAX_REMEMBERED:
+            self._registered.clear()
+        self._registered[user_id] = email
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,13 @@
 """The domain's error tree; the HTTP layer maps each branch to one status.
 
-    DomainError
-    ├── InvalidInputError        400  the request is well-formed but not acceptable
-    ├── NotFoundError            404  absent, or inside a workspace the caller cannot see
-    ├── PermissionDeniedError    403  a member whose role does not allow the action
-    ├── ConflictError            409  a duplicate, or a rule about other rows
-    │   └── LastOwnerError       409  the change would leave a workspace without an owner
-    ├── PreconditionFailedError  412  an If-Match version that is no longer current
-    └── UnavailableError         503  a dependency (Postgres, Redis) cannot be reached
+DomainError
+├── InvalidInputError        400  the request is well-formed but not acceptable
+├── NotFoundError            404  absent, or inside a workspace the caller cannot see
+├── PermissionDeniedError    403  a member whose role does not allow the action
+├── ConflictError            409  a duplicate, or a rule about other rows
+│   └── LastOwnerError       409  the change would leave a workspace without an owner
+├── PreconditionFailedError  412  an If-Match version that is no longer current
+└── UnavailableError         503  a dependency (Postgres, Redis) cannot be reached
 """
 
 

@@ -1,10 +1,10 @@
 """`keel …`: the command line.
 
-    keel dev                          everything, with embedded services when no URLs are set
-    keel api                          the HTTP API (production)
-    keel token --sub UUID             a signed development token
-    keel db upgrade|downgrade|current|history|check|sql
-    keel db login-role NAME           create/update a runtime login role (password from env)
+keel dev                          everything, with embedded services when no URLs are set
+keel api                          the HTTP API (production)
+keel token --sub UUID             a signed development token
+keel db upgrade|downgrade|current|history|check|sql
+keel db login-role NAME           create/update a runtime login role (password from env)
 """
 
 from __future__ import annotations
@@ -43,7 +43,11 @@ def _api(settings: Settings, _args: argparse.Namespace) -> int:
     app = create_app(settings)
     asyncio.run(_with_engine(settings, check_database_role))
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, lifespan="on", access_log=False,
+        app,
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",
+        access_log=False,
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
@@ -94,8 +98,9 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="keel", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="keel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("dev", help="run everything locally").set_defaults(run=_dev)
     commands.add_parser("api", help="serve the HTTP API").set_defaults(run=_api)
@@ -105,8 +110,10 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
     token.set_defaults(run=_token)
     db = commands.add_parser("db", help="migrations and database roles")
-    db.add_argument("action", choices=["upgrade", "downgrade", "current", "history", "check",
-                                       "sql", "login-role"])
+    db.add_argument(
+        "action",
+        choices=["upgrade", "downgrade", "current", "history", "check", "sql", "login-role"],
+    )
     db.add_argument("revision", nargs="?", help="target revision (login-role: the role name)")
     db.add_argument("--password-env", help="login-role: read the password from this variable")
     db.set_defaults(run=_db)

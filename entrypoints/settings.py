@@ -26,16 +26,21 @@ class ConfigError(Exception):
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    database_url: Annotated[str | None, Meta(
-        description="Runtime Postgres URL; its role must not be superuser, BYPASSRLS or an owner"
-    )] = None
-    migration_database_url: Annotated[str | None, Meta(
-        description="Schema owner's Postgres URL, for `keel db` and alembic"
-    )] = None
+    database_url: Annotated[
+        str | None,
+        Meta(description="Runtime Postgres URL: a role that is not superuser, BYPASSRLS or owner"),
+    ] = None
+    migration_database_url: Annotated[
+        str | None, Meta(description="Schema owner's Postgres URL, for `keel db` and alembic")
+    ] = None
     redis_url: Annotated[str | None, Meta(description="redis:// or unix:// URL")] = None
     jwt_secret: (
-        Annotated[str, Meta(min_length=MIN_SECRET_BYTES,
-                            description="HS256 secret shared with the token issuer")]
+        Annotated[
+            str,
+            Meta(
+                min_length=MIN_SECRET_BYTES, description="HS256 secret shared with the token issuer"
+            ),
+        ]
         | None
     ) = None
     jwt_audience: Annotated[str, Meta(min_length=1, description="Required `aud` claim")] = (
@@ -45,9 +50,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: Annotated[int, Meta(ge=1, le=65535, description="API listen port")] = 8000
     data_dir: Annotated[str, Meta(min_length=1, description="Embedded services' data")] = ".keel"
     db_pool_size: Annotated[int, Meta(ge=1, le=200, description="Connections per process")] = 10
-    db_statement_cache: Annotated[bool, Meta(
-        description="asyncpg prepared-statement cache; false behind a transaction-mode pooler"
-    )] = True
+    db_statement_cache: Annotated[
+        bool,
+        Meta(
+            description="asyncpg prepared-statement cache; false behind a transaction-mode pooler"
+        ),
+    ] = True
     max_body_bytes: Annotated[int, Meta(ge=1024, description="Request body limit")] = 1024 * 1024
 
     @property
@@ -90,4 +98,3 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
 
 def _shown(name: str, raw: object) -> object:
     return "<hidden>" if "secret" in name or "url" in name else raw
-

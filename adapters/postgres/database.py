@@ -71,6 +71,9 @@ async def inspect_runtime_role(engine: AsyncEngine) -> RoleReport:
     async with engine.connect() as conn:
         row = (await conn.execute(_ROLE_REPORT)).one()
     return RoleReport(
-        name=row.name, superuser=row.superuser, bypass_rls=row.bypass_rls,
-        owned_tables=row.owned_tables, member_of_app=row.member_of_app,
+        name=row.name,
+        superuser=row.superuser,
+        bypass_rls=row.bypass_rls,
+        owned_tables=row.owned_tables,
+        member_of_app=row.member_of_app,
     )

@@ -24,8 +24,9 @@ def _checked(name: str) -> str:
 
 
 def _admin_engine(url: str) -> AsyncEngine:
-    return create_async_engine(async_url(url), poolclass=pool.NullPool,
-                               isolation_level="AUTOCOMMIT")
+    return create_async_engine(
+        async_url(url), poolclass=pool.NullPool, isolation_level="AUTOCOMMIT"
+    )
 
 
 def with_database(url: str, database: str) -> str:
@@ -33,9 +34,7 @@ def with_database(url: str, database: str) -> str:
 
 
 def with_user(url: str, user: str, password: str | None = None) -> str:
-    return make_url(url).set(username=user, password=password).render_as_string(
-        hide_password=False
-    )
+    return make_url(url).set(username=user, password=password).render_as_string(hide_password=False)
 
 
 async def ensure_database(server_url: str, name: str) -> bool:

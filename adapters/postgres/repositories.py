@@ -19,8 +19,11 @@ from domain.entities import Membership, Role, User, Workspace, WorkspaceAccess
 
 def _workspace(row: sa.Row[tuple[object, ...]]) -> Workspace:
     return Workspace(
-        id=row.id, name=row.name, created_by=row.created_by,
-        created_at=row.created_at, updated_at=row.updated_at,
+        id=row.id,
+        name=row.name,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
     )
 
 
@@ -94,8 +97,11 @@ class PgWorkspaceRepository(_Repository):
 
 def _membership(row: sa.Row[tuple[object, ...]]) -> Membership:
     return Membership(
-        workspace_id=row.workspace_id, user_id=row.user_id, role=Role(row.role),
-        email=row.email, created_at=row.created_at,
+        workspace_id=row.workspace_id,
+        user_id=row.user_id,
+        role=Role(row.role),
+        email=row.email,
+        created_at=row.created_at,
     )
 
 

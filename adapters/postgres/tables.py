@@ -15,10 +15,12 @@ ROLES = ("owner", "admin", "member", "viewer")
 
 def _timestamps() -> list[sa.Column[object]]:
     return [
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.now()),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.now()),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
     ]
 
 
@@ -35,8 +37,12 @@ workspaces = sa.Table(
     metadata,
     sa.Column("id", UUID(as_uuid=True), primary_key=True),
     sa.Column("name", sa.Text, nullable=False),
-    sa.Column("created_by", UUID(as_uuid=True),
-              sa.ForeignKey("users.id", name="workspaces_created_by_fkey"), nullable=False),
+    sa.Column(
+        "created_by",
+        UUID(as_uuid=True),
+        sa.ForeignKey("users.id", name="workspaces_created_by_fkey"),
+        nullable=False,
+    ),
     *_timestamps(),
     sa.CheckConstraint("char_length(name) between 1 and 200", name="workspaces_name_length"),
 )
@@ -44,13 +50,18 @@ workspaces = sa.Table(
 memberships = sa.Table(
     "memberships",
     metadata,
-    sa.Column("workspace_id", UUID(as_uuid=True),
-              sa.ForeignKey("workspaces.id", name="memberships_workspace_id_fkey",
-                            ondelete="CASCADE"),
-              primary_key=True),
-    sa.Column("user_id", UUID(as_uuid=True),
-              sa.ForeignKey("users.id", name="memberships_user_id_fkey", ondelete="CASCADE"),
-              primary_key=True),
+    sa.Column(
+        "workspace_id",
+        UUID(as_uuid=True),
+        sa.ForeignKey("workspaces.id", name="memberships_workspace_id_fkey", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "user_id",
+        UUID(as_uuid=True),
+        sa.ForeignKey("users.id", name="memberships_user_id_fkey", ondelete="CASCADE"),
+        primary_key=True,
+    ),
     sa.Column("role", sa.Text, nullable=False),
     *_timestamps(),
     sa.CheckConstraint(f"role in {ROLES!r}", name="memberships_role_valid"),

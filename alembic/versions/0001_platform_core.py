@@ -35,10 +35,12 @@ MANAGES = f"({ROLE} = 'owner' or ({ROLE} = 'admin' and role <> 'owner'))"
 
 def _timestamps() -> list[sa.Column[object]]:
     return [
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.now()),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.now()),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
     ]
 
 
@@ -85,27 +87,40 @@ def upgrade() -> None:
         "workspaces",
         sa.Column("id", UUID(as_uuid=True), primary_key=True),
         sa.Column("name", sa.Text, nullable=False),
-        sa.Column("created_by", UUID(as_uuid=True),
-                  sa.ForeignKey("users.id", name="workspaces_created_by_fkey"), nullable=False),
+        sa.Column(
+            "created_by",
+            UUID(as_uuid=True),
+            sa.ForeignKey("users.id", name="workspaces_created_by_fkey"),
+            nullable=False,
+        ),
         *_timestamps(),
         sa.CheckConstraint("char_length(name) between 1 and 200", name="workspaces_name_length"),
     )
     op.create_table(
         "memberships",
-        sa.Column("workspace_id", UUID(as_uuid=True),
-                  sa.ForeignKey("workspaces.id", name="memberships_workspace_id_fkey",
-                                ondelete="CASCADE"),
-                  primary_key=True),
-        sa.Column("user_id", UUID(as_uuid=True),
-                  sa.ForeignKey("users.id", name="memberships_user_id_fkey", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "workspace_id",
+            UUID(as_uuid=True),
+            sa.ForeignKey(
+                "workspaces.id", name="memberships_workspace_id_fkey", ondelete="CASCADE"
+            ),
+            primary_key=True,
+        ),
+        sa.Column(
+            "user_id",
+            UUID(as_uuid=True),
+            sa.ForeignKey("users.id", name="memberships_user_id_fkey", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("role", sa.Text, nullable=False),
         *_timestamps(),
-        sa.CheckConstraint("role in ('owner', 'admin', 'member', 'viewer')",
-                           name="memberships_role_valid"),
+        sa.CheckConstraint(
+            "role in ('owner', 'admin', 'member', 'viewer')", name="memberships_role_valid"
+        ),
     )
-    op.create_index("memberships_user_id_workspace_id_idx", "memberships",
-                    ["user_id", "workspace_id"])
+    op.create_index(
+        "memberships_user_id_workspace_id_idx", "memberships", ["user_id", "workspace_id"]
+    )
 
     op.execute("create schema keel_private")
     op.execute("revoke all on schema keel_private from public")

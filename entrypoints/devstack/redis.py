@@ -40,9 +40,21 @@ class EmbeddedRedis:
         self.socket.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.socket.unlink(missing_ok=True)
         args: list[str | Path] = [
-            _binary(), "--port", "0", "--unixsocket", self.socket, "--unixsocketperm", "700",
-            "--dir", self.base, "--save", "", "--daemonize", "no",
-            "--appendonly", "yes" if self._persist else "no",
+            _binary(),
+            "--port",
+            "0",
+            "--unixsocket",
+            self.socket,
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            self.base,
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--appendonly",
+            "yes" if self._persist else "no",
         ]
         log = self.base / "redis.log"
         self._process = spawn(args, death_signal=signal.SIGTERM, log=log)

@@ -114,9 +114,9 @@ def run_dev(settings: Settings) -> int:
         _say("stopped")
 
 
-def _databases(settings: Settings, services: list[EmbeddedPostgres | EmbeddedRedis]) -> (
-    dict[str, str]
-):
+def _databases(
+    settings: Settings, services: list[EmbeddedPostgres | EmbeddedRedis]
+) -> dict[str, str]:
     """Start or reach Postgres, migrate it, and return the URLs the API needs."""
     if settings.database_url is not None:
         if settings.migration_database_url:

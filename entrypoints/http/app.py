@@ -34,8 +34,10 @@ async def check_database_role(engine: AsyncEngine) -> None:
     report = await inspect_runtime_role(engine)
     if problems := report.problems():
         raise UnsafeDatabaseRoleError(
-            [f"KEEL_DATABASE_URL's role {report.name!r} {problem}; refusing to start"
-             for problem in problems]
+            [
+                f"KEEL_DATABASE_URL's role {report.name!r} {problem}; refusing to start"
+                for problem in problems
+            ]
         )
 
 

@@ -28,9 +28,9 @@ class Principal:
     email: str | None
 
 
-async def _retrieve_principal(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) -> (
-    Principal | None
-):
+async def _retrieve_principal(
+    token: Token, connection: ASGIConnection[Any, Any, Any, Any]
+) -> Principal | None:
     try:
         user_id = UUID(token.sub)
     except ValueError:

@@ -42,7 +42,9 @@ class MeController(Controller):
     async def me(self, use_case: FromDishka[GetMe]) -> MeOut:
         me = await use_case.execute()
         return MeOut(
-            id=me.user.id, email=me.user.email, created_at=me.user.created_at,
+            id=me.user.id,
+            email=me.user.email,
+            created_at=me.user.created_at,
             memberships=[WorkspaceOut.of(access) for access in me.memberships],
         )
 
@@ -52,31 +54,40 @@ class WorkspaceController(Controller):
     tags = ["workspaces"]
 
     @post()
-    async def create(self, data: JSONBody[WorkspaceName], use_case: FromDishka[CreateWorkspace]) -> (
-        WorkspaceOut
-    ):
+    async def create(
+        self, data: JSONBody[WorkspaceName], use_case: FromDishka[CreateWorkspace]
+    ) -> WorkspaceOut:
         return WorkspaceOut.of(await use_case.execute(data.name))
 
     @get()
     async def list_mine(
-        self, use_case: FromDishka[ListWorkspaces], limit: Limit = DEFAULT_LIMIT,
+        self,
+        use_case: FromDishka[ListWorkspaces],
+        limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
     ) -> WorkspacePage:
         page = await use_case.execute(limit, cursor)
         return WorkspacePage([WorkspaceOut.of(item) for item in page.items], page.next_cursor)
 
     @get("/{workspace_id:uuid}")
-    async def read(self, workspace_id: FromPath[UUID], use_case: FromDishka[GetWorkspace]) -> WorkspaceOut:
+    async def read(
+        self, workspace_id: FromPath[UUID], use_case: FromDishka[GetWorkspace]
+    ) -> WorkspaceOut:
         return WorkspaceOut.of(await use_case.execute())
 
     @patch("/{workspace_id:uuid}")
     async def rename(
-        self, workspace_id: FromPath[UUID], data: JSONBody[WorkspaceName], use_case: FromDishka[RenameWorkspace]
+        self,
+        workspace_id: FromPath[UUID],
+        data: JSONBody[WorkspaceName],
+        use_case: FromDishka[RenameWorkspace],
     ) -> WorkspaceOut:
         return WorkspaceOut.of(await use_case.execute(data.name))
 
     @delete("/{workspace_id:uuid}")
-    async def remove(self, workspace_id: FromPath[UUID], use_case: FromDishka[DeleteWorkspace]) -> None:
+    async def remove(
+        self, workspace_id: FromPath[UUID], use_case: FromDishka[DeleteWorkspace]
+    ) -> None:
         await use_case.execute()
 
 
@@ -86,7 +97,10 @@ class MemberController(Controller):
 
     @get()
     async def list_members(
-        self, workspace_id: FromPath[UUID], use_case: FromDishka[ListMembers], limit: Limit = DEFAULT_LIMIT,
+        self,
+        workspace_id: FromPath[UUID],
+        use_case: FromDishka[ListMembers],
+        limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
     ) -> MemberPage:
         page = await use_case.execute(limit, cursor)
@@ -94,19 +108,28 @@ class MemberController(Controller):
 
     @post()
     async def add(
-        self, workspace_id: FromPath[UUID], data: JSONBody[NewMember], use_case: FromDishka[AddMember]
+        self,
+        workspace_id: FromPath[UUID],
+        data: JSONBody[NewMember],
+        use_case: FromDishka[AddMember],
     ) -> MemberOut:
         return MemberOut.of(await use_case.execute(data.user_id, data.role))
 
     @patch("/{user_id:uuid}")
     async def change_role(
-        self, workspace_id: FromPath[UUID], user_id: FromPath[UUID], data: JSONBody[RoleChange],
+        self,
+        workspace_id: FromPath[UUID],
+        user_id: FromPath[UUID],
+        data: JSONBody[RoleChange],
         use_case: FromDishka[ChangeMemberRole],
     ) -> MemberOut:
         return MemberOut.of(await use_case.execute(user_id, data.role))
 
     @delete("/{user_id:uuid}")
     async def remove(
-        self, workspace_id: FromPath[UUID], user_id: FromPath[UUID], use_case: FromDishka[RemoveMember]
+        self,
+        workspace_id: FromPath[UUID],
+        user_id: FromPath[UUID],
+        use_case: FromDishka[RemoveMember],
     ) -> None:
         await use_case.execute(user_id)

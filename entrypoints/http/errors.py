@@ -74,7 +74,12 @@ def on_http_error(request: Request[Any, Any, Any], error: HTTPException) -> Resp
         extra = {"errors": error.extra}
     phrase = _phrase(error.status_code)
     return problem(
-        request, error.status_code, phrase, error.detail or phrase, _slug(phrase), extra,
+        request,
+        error.status_code,
+        phrase,
+        error.detail or phrase,
+        _slug(phrase),
+        extra,
         headers=error.headers,
     )
 
@@ -82,8 +87,11 @@ def on_http_error(request: Request[Any, Any, Any], error: HTTPException) -> Resp
 def on_unexpected_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
     return problem(
-        request, HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error",
-        "the server failed to handle this request; it has been logged", "internal-server-error",
+        request,
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "Internal server error",
+        "the server failed to handle this request; it has been logged",
+        "internal-server-error",
     )
 
 

@@ -40,8 +40,11 @@ class WorkspaceOut(msgspec.Struct, frozen=True):
     def of(cls, access: WorkspaceAccess) -> WorkspaceOut:
         workspace = access.workspace
         return cls(
-            id=workspace.id, name=workspace.name, role=access.role,
-            created_by=workspace.created_by, created_at=workspace.created_at,
+            id=workspace.id,
+            name=workspace.name,
+            role=access.role,
+            created_by=workspace.created_by,
+            created_at=workspace.created_at,
             updated_at=workspace.updated_at,
         )
 
@@ -60,7 +63,9 @@ class MemberOut(msgspec.Struct, frozen=True):
     @classmethod
     def of(cls, member: Membership) -> MemberOut:
         return cls(
-            user_id=member.user_id, email=member.email, role=member.role,
+            user_id=member.user_id,
+            email=member.email,
+            role=member.role,
             created_at=member.created_at,
         )
 

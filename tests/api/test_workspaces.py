@@ -36,13 +36,14 @@ async def test_me_lists_memberships(client: httpx.AsyncClient, people: People) -
     assert me["id"] == str(owner.id)
     assert me["email"].endswith("@example.test")
     assert {(m["id"], m["role"]) for m in me["memberships"]} == {
-        (str(first), "owner"), (str(second), "owner")
+        (str(first), "owner"),
+        (str(second), "owner"),
     }
 
 
-async def test_workspace_list_pages_with_a_cursor(client: httpx.AsyncClient, people: People) -> (
-    None
-):
+async def test_workspace_list_pages_with_a_cursor(
+    client: httpx.AsyncClient, people: People
+) -> None:
     owner = await people.new()
     created = {str(await people.workspace(owner, f"W{i}")) for i in range(5)}
     seen: list[str] = []
@@ -66,14 +67,17 @@ async def test_members_add_change_remove(client: httpx.AsyncClient, people: Peop
 
     listed = (await client.get(members_url, headers=member.headers)).json()["items"]
     assert {(m["user_id"], m["role"]) for m in listed} == {
-        (str(owner.id), "owner"), (str(member.id), "member")
+        (str(owner.id), "owner"),
+        (str(member.id), "member"),
     }
     changed = await client.patch(
         f"{members_url}/{member.id}", json={"role": "admin"}, headers=owner.headers
     )
     assert changed.status_code == 200
     assert changed.json()["role"] == "admin"
-    assert (await client.delete(f"{members_url}/{member.id}", headers=owner.headers)).status_code == 204
+    assert (
+        await client.delete(f"{members_url}/{member.id}", headers=owner.headers)
+    ).status_code == 204
     assert (await client.get(members_url, headers=member.headers)).status_code == 404
 
 
@@ -84,17 +88,19 @@ async def test_adding_twice_conflicts_and_unknown_users_are_not_found(
     workspace = await people.workspace(owner)
     member = await people.join(workspace, owner, "viewer")
     url = f"/v1/workspaces/{workspace}/members"
-    again = await client.post(url, json={"user_id": str(member.id), "role": "member"},
-                              headers=owner.headers)
+    again = await client.post(
+        url, json={"user_id": str(member.id), "role": "member"}, headers=owner.headers
+    )
     assert again.status_code == 409
-    stranger = await client.post(url, json={"user_id": str(uuid.uuid4()), "role": "member"},
-                                 headers=owner.headers)
+    stranger = await client.post(
+        url, json={"user_id": str(uuid.uuid4()), "role": "member"}, headers=owner.headers
+    )
     assert stranger.status_code == 404
 
 
-async def test_last_owner_cannot_leave_or_be_demoted(client: httpx.AsyncClient, people: People) -> (
-    None
-):
+async def test_last_owner_cannot_leave_or_be_demoted(
+    client: httpx.AsyncClient, people: People
+) -> None:
     owner = await people.new()
     workspace = await people.workspace(owner)
     url = f"/v1/workspaces/{workspace}/members/{owner.id}"
@@ -121,8 +127,9 @@ async def test_admins_cannot_touch_owners(client: httpx.AsyncClient, people: Peo
     ]
     for attempt in attempts:
         assert (await attempt).status_code == 403
-    promoted = await client.patch(f"{url}/{viewer.id}", json={"role": "member"},
-                                  headers=admin.headers)
+    promoted = await client.patch(
+        f"{url}/{viewer.id}", json={"role": "member"}, headers=admin.headers
+    )
     assert promoted.status_code == 200
 
 
@@ -130,7 +137,10 @@ async def test_anyone_may_leave(client: httpx.AsyncClient, people: People) -> No
     owner = await people.new()
     workspace = await people.workspace(owner)
     viewer = await people.join(workspace, owner, "viewer")
-    left = await client.delete(f"/v1/workspaces/{workspace}/members/{viewer.id}",
-                               headers=viewer.headers)
+    left = await client.delete(
+        f"/v1/workspaces/{workspace}/members/{viewer.id}", headers=viewer.headers
+    )
     assert left.status_code == 204
-    assert (await client.get(f"/v1/workspaces/{workspace}", headers=viewer.headers)).status_code == 404
+    assert (
+        await client.get(f"/v1/workspaces/{workspace}", headers=viewer.headers)
+    ).status_code == 404

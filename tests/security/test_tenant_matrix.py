@@ -1,0 +1,117 @@
+"""Every workspace-scoped route and method, tried by every kind of caller:
+outsiders (members of another workspace) get 404, roles below the route's
+minimum get 403, the minimum role succeeds. A new route that is not in the
+matrix fails the coverage test, so none can be forgotten."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from litestar import Litestar
+
+from tests.conftest import People, Person
+
+ROLES = ["viewer", "member", "admin", "owner"]
+WS = "/v1/workspaces/{workspace_id}"
+MEMBER = WS + "/members/{user_id}"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    minimum: str
+    body: dict[str, Any] | None = None
+
+
+MATRIX = [
+    Route("GET", WS, "viewer"),
+    Route("PATCH", WS, "admin", {"name": "renamed"}),
+    Route("DELETE", WS, "owner"),
+    Route("GET", WS + "/members", "viewer"),
+    Route("POST", WS + "/members", "admin", {"user_id": "{newcomer}", "role": "member"}),
+    Route("PATCH", MEMBER, "admin", {"role": "member"}),
+    Route("DELETE", MEMBER, "admin"),
+]
+
+
+def test_the_matrix_covers_every_workspace_route(client: httpx.AsyncClient) -> None:
+    app: Litestar = client.app  # type: ignore[attr-defined]
+    routes = {
+        (method, route.path.replace(":uuid", ""))
+        for route in app.routes
+        if "{workspace_id" in route.path
+        for method in route.methods - {"HEAD", "OPTIONS"}
+    }
+    assert routes == {(r.method, r.path) for r in MATRIX}
+
+
+@dataclass
+class Cast:
+    workspace: uuid.UUID
+    by_role: dict[str, Person]
+    target: Person
+    newcomer: Person
+    outsider: Person
+
+
+async def _cast(people: People) -> Cast:
+    owner = await people.new()
+    workspace = await people.workspace(owner)
+    by_role = {"owner": owner}
+    for role in ROLES[:-1]:
+        by_role[role] = await people.join(workspace, owner, role)
+    target = await people.join(workspace, owner, "viewer")
+    outsider = await people.new()
+    await people.workspace(outsider, "their own")
+    return Cast(workspace, by_role, target, await people.new(), outsider)
+
+
+def _request(route: Route, cast: Cast) -> dict[str, Any]:
+    path = route.path.format(workspace_id=cast.workspace, user_id=cast.target.id)
+    body = None
+    if route.body is not None:
+        body = {
+            k: (str(cast.newcomer.id) if v == "{newcomer}" else v) for k, v in route.body.items()
+        }
+    return {"method": route.method, "url": path, "json": body}
+
+
+@pytest.mark.parametrize("route", MATRIX, ids=lambda r: f"{r.method} {r.path}")
+async def test_route_answers_by_role(
+    client: httpx.AsyncClient, people: People, route: Route
+) -> None:
+    cast = await _cast(people)
+    request = _request(route, cast)
+
+    outsider = await client.request(**request, headers=cast.outsider.headers)
+    assert outsider.status_code == 404, outsider.text
+    assert outsider.json()["status"] == 404
+
+    for role in ROLES[: ROLES.index(route.minimum)]:
+        denied = await client.request(**request, headers=cast.by_role[role].headers)
+        assert denied.status_code == 403, (role, denied.text)
+
+    allowed = await client.request(**request, headers=cast.by_role[route.minimum].headers)
+    assert 200 <= allowed.status_code < 300, allowed.text
+
+
+async def test_a_member_of_a_cannot_reach_b_through_a_members_path(
+    client: httpx.AsyncClient, people: People
+) -> None:
+    """A's owner names B's workspace with a user id from A: still 404."""
+    cast_a, cast_b = await _cast(people), await _cast(people)
+    owner_a = cast_a.by_role["owner"]
+    url = f"/v1/workspaces/{cast_b.workspace}/members/{cast_a.target.id}"
+    for method, body in (("PATCH", {"role": "admin"}), ("DELETE", None)):
+        response = await client.request(method, url, json=body, headers=owner_a.headers)
+        assert response.status_code == 404
+    mine_in_theirs = f"/v1/workspaces/{cast_b.workspace}/members"
+    added = await client.post(
+        mine_in_theirs, json={"user_id": str(owner_a.id), "role": "owner"}, headers=owner_a.headers
+    )
+    assert added.status_code == 404
