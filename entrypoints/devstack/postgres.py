@@ -28,7 +28,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from entrypoints.devstack.process import pid_alive, spawn, stop
+import psutil
+
+from entrypoints.devstack.process import running, spawn, stop
 
 ROOT_HOME = Path("/var/lib/keel")
 SYSTEM_USER = "keel-postgres"
@@ -134,6 +136,10 @@ class EmbeddedPostgres:
         self._wait_ready(timeout)
         return self.url()
 
+    def exit_code(self) -> int | None:
+        """None while the server runs (or was never started); its exit code once it died."""
+        return self._process.poll() if self._process is not None else None
+
     def stop(self) -> None:
         if self._process is not None:
             stop(self._process, signal.SIGINT, timeout=60)
@@ -175,15 +181,37 @@ class EmbeddedPostgres:
             raise EmbeddedServerError(f"{Path(args[0]).name} failed:\n{result.stderr.strip()}")
 
     def _stop_leftover(self) -> None:
+        """Stop a postmaster of this cluster that outlived its keel dev.
+
+        Only a live `postgres -D <this data dir>` is signalled: a PID in a
+        stale postmaster.pid may belong to anything by now, and PostgreSQL
+        itself ignores a lock file whose PID is not a postmaster.
+        """
         pid_file = self.layout.data / "postmaster.pid"
         if not pid_file.exists():
             return
-        pid = int(pid_file.read_text().split("\n", 1)[0] or 0)
-        if pid and pid_alive(pid):
-            os.kill(pid, signal.SIGINT)
-            deadline = time.monotonic() + 30
-            while pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
+        first_line = pid_file.read_text().split("\n", 1)[0].strip()
+        process = running(int(first_line)) if first_line.isdigit() else None
+        if process is None or not self._is_ours(process):
+            return
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(30)
+        except psutil.TimeoutExpired:
+            raise EmbeddedServerError(
+                f"an earlier PostgreSQL (pid {process.pid}) on {self.layout.data} did not stop"
+            ) from None
+
+    def _is_ours(self, process: psutil.Process) -> bool:
+        try:
+            command = process.cmdline()
+        except psutil.Error:
+            return False
+        return (
+            len(command) >= 3
+            and Path(command[0]).name == "postgres"
+            and command[1:3] == ["-D", str(self.layout.data)]
+        )
 
     def _wait_ready(self, timeout: float) -> None:
         assert self._process is not None

@@ -15,13 +15,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import psutil
+
 _PR_SET_PDEATHSIG = 1
 _LINUX = sys.platform == "linux"
 
 
-def _die_with_parent(sig: int) -> None:
+def _die_with_parent(sig: int, parent: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, sig)
+    if os.getppid() != parent:  # the parent died between fork and prctl
+        os.kill(os.getpid(), sig)
 
 
 def spawn(
@@ -38,6 +42,7 @@ def spawn(
     Its own session keeps a terminal's Ctrl-C away from it, so that the
     parent stops its children in order.
     """
+    parent = os.getpid()
     output = None
     if log is not None:
         output = os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
@@ -53,7 +58,7 @@ def spawn(
             env=env,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=(lambda: _die_with_parent(death_signal)) if _LINUX else None,
+            preexec_fn=(lambda: _die_with_parent(death_signal, parent)) if _LINUX else None,
         )
     finally:
         if output:
@@ -72,11 +77,10 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: f
         process.wait()
 
 
-def pid_alive(pid: int) -> bool:
+def running(pid: int) -> psutil.Process | None:
+    """The live (not zombie) process `pid`, or None."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        process = psutil.Process(pid)
+        return None if process.status() == psutil.STATUS_ZOMBIE else process
+    except psutil.NoSuchProcess:
+        return None

@@ -68,6 +68,10 @@ class EmbeddedRedis:
             time.sleep(0.02)
         return self.url
 
+    def exit_code(self) -> int | None:
+        """None while the server runs (or was never started); its exit code once it died."""
+        return self._process.poll() if self._process is not None else None
+
     def stop(self) -> None:
         if self._process is not None:
             stop(self._process, signal.SIGTERM)

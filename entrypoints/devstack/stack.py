@@ -9,6 +9,7 @@ PR_SET_PDEATHSIG stops them anyway.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import secrets
 import signal
@@ -20,6 +21,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 from adapters.postgres.provisioning import (
     ensure_database,
@@ -63,9 +65,24 @@ def dev_secret(data_dir: Path) -> str:
     return _kept(data_dir / "jwt-secret", secrets.token_urlsafe(48))
 
 
+def _lock(data_dir: Path) -> IO[str] | None:
+    """Hold KEEL_DATA_DIR for this process; None if another keel dev holds it."""
+    handle = open(data_dir / "dev.lock", "w")  # noqa: SIM115 - held until exit
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
 def run_dev(settings: Settings) -> int:
     data_dir = settings.data_path
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = _lock(data_dir)
+    if lock is None:
+        _say(f"another keel dev is already using {data_dir.resolve()}; stop it first")
+        return 1
     env = dict(os.environ)
     services: list[EmbeddedPostgres | EmbeddedRedis] = []
     api: subprocess.Popen[bytes] | None = None
@@ -98,9 +115,7 @@ def run_dev(settings: Settings) -> int:
             f"Press Ctrl-C to stop.\n",
             flush=True,
         )
-        api.wait()
-        _say(f"the API exited with {api.returncode}")
-        return api.returncode or 1
+        return _watch(api, services)
     except StopSignalError as stopped:
         _say(f"{stopped}: stopping")
         return 0
@@ -111,6 +126,7 @@ def run_dev(settings: Settings) -> int:
             stop(api)
         for service in reversed(services):
             service.stop()
+        lock.close()
         _say("stopped")
 
 
@@ -138,6 +154,19 @@ def _databases(
         "KEEL_DATABASE_URL": with_user(owner, RUNTIME_ROLE),
         "KEEL_MIGRATION_DATABASE_URL": owner,
     }
+
+
+def _watch(api: subprocess.Popen[bytes], services: list[EmbeddedPostgres | EmbeddedRedis]) -> int:
+    """Wait until a child dies (a signal ends the wait sooner); say which."""
+    while True:
+        if api.poll() is not None:
+            _say(f"the API exited with {api.returncode}")
+            return api.returncode or 1
+        for service in services:
+            if (code := service.exit_code()) is not None:
+                _say(f"{type(service).__name__} exited with {code}")
+                return 1
+        time.sleep(0.5)
 
 
 def _wait_ready(api: subprocess.Popen[bytes], url: str, timeout: float = 60) -> bool:
