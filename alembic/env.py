@@ -8,13 +8,13 @@ a migration wait seconds, not forever, behind a long transaction.
 import asyncio
 import os
 
+from alembic import context
 from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters.postgres.database import async_url
 from adapters.postgres.tables import metadata
-from alembic import context
 
 LOCK_TIMEOUT = os.environ.get("KEEL_MIGRATION_LOCK_TIMEOUT", "5s")
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from uuid import UUID
 
 from application.access import caller_role, current_workspace
+from application.caching import forget
 from application.pagination import check_limit, decode_cursor, make_page
+from domain.cache import MEMBERS
 from domain.entities import Membership, Page, Role
 from domain.errors import NotFoundError
-from domain.ports import UnitOfWork
+from domain.ports import Cache, UnitOfWork
 from domain.rules import check_role_change
 
 
@@ -31,8 +33,8 @@ class AddMember:
     who never signed in.
     """
 
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
+    def __init__(self, uow: UnitOfWork, cache: Cache) -> None:
+        self._uow, self._cache = uow, cache
 
     async def execute(self, user_id: UUID, role: Role) -> Membership:
         async with self._uow as uow:
@@ -41,6 +43,7 @@ class AddMember:
             await uow.memberships.add(Membership(workspace_id, user_id, role))
             added = await uow.memberships.get(workspace_id, user_id)
             await uow.commit()
+        await forget(self._cache, workspace_id, MEMBERS)
         assert added is not None, "a member just added is visible to the admin who added it"
         return added
 
@@ -48,8 +51,8 @@ class AddMember:
 class ChangeMemberRole:
     """Raises LastOwnerError if the change would leave no owner."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
+    def __init__(self, uow: UnitOfWork, cache: Cache) -> None:
+        self._uow, self._cache = uow, cache
 
     async def execute(self, user_id: UUID, role: Role) -> Membership:
         async with self._uow as uow:
@@ -63,6 +66,7 @@ class ChangeMemberRole:
             if changed is None:
                 raise NotFoundError("member not found")
             await uow.commit()
+        await forget(self._cache, workspace_id, MEMBERS)
         return changed
 
 
@@ -72,8 +76,8 @@ class RemoveMember:
     Raises LastOwnerError if the removal would leave no owner.
     """
 
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
+    def __init__(self, uow: UnitOfWork, cache: Cache) -> None:
+        self._uow, self._cache = uow, cache
 
     async def execute(self, user_id: UUID) -> None:
         async with self._uow as uow:
@@ -87,3 +91,4 @@ class RemoveMember:
             if not await uow.memberships.remove(workspace_id, user_id):
                 raise NotFoundError("member not found")
             await uow.commit()
+        await forget(self._cache, workspace_id, MEMBERS)

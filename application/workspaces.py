@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from application.access import caller_role, current_workspace
+from application.caching import forget
 from application.pagination import check_limit, decode_cursor, make_page
+from domain.cache import FOUNDATION, MEMBERS
 from domain.entities import Membership, Page, Role, Workspace, WorkspaceAccess
 from domain.errors import InvalidInputError, NotFoundError
-from domain.ports import IdGenerator, UnitOfWork
+from domain.ports import Cache, IdGenerator, UnitOfWork
 from domain.rules import require_role
 
 MAX_NAME_LENGTH = 200
@@ -84,12 +86,14 @@ class RenameWorkspace:
 class DeleteWorkspace:
     """Owners delete a workspace and everything in it."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
+    def __init__(self, uow: UnitOfWork, cache: Cache) -> None:
+        self._uow, self._cache = uow, cache
 
     async def execute(self) -> None:
         async with self._uow as uow:
             require_role(await caller_role(uow), Role.OWNER, "deleting a workspace")
-            if not await uow.workspaces.delete(current_workspace(uow)):
+            workspace_id = current_workspace(uow)
+            if not await uow.workspaces.delete(workspace_id):
                 raise NotFoundError("workspace not found")
             await uow.commit()
+        await forget(self._cache, workspace_id, MEMBERS, FOUNDATION)

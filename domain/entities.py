@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 
@@ -77,3 +77,52 @@ class Page(Generic[T]):
 
     items: list[T]
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FoundationDocument:
+    """A piece of a workspace's foundation (brand, audience, product facts…)."""
+
+    workspace_id: UUID
+    id: UUID
+    kind: str
+    title: str
+    content: dict[str, Any]
+    tags: list[str]
+    version: int
+    created_by: UUID
+    updated_by: UUID
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FoundationChanges:
+    """A partial update: None leaves a field as it is."""
+
+    kind: str | None = None
+    title: str | None = None
+    content: dict[str, Any] | None = None
+    tags: list[str] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            name: value
+            for name in ("kind", "title", "content", "tags")
+            if (value := getattr(self, name)) is not None
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FoundationFilter:
+    kind: str | None = None
+    tag: str | None = None
+    contains: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FoundationBundle:
+    """Every foundation document of a workspace: the context AI tasks read."""
+
+    workspace_id: UUID
+    documents: list[FoundationDocument]

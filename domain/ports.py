@@ -8,11 +8,25 @@ again with row-level security.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol, Self, TypeVar
 from uuid import UUID
 
-from domain.entities import Caller, Membership, Role, User, Workspace, WorkspaceAccess
+from domain.cache import CacheKey
+from domain.entities import (
+    Caller,
+    FoundationChanges,
+    FoundationDocument,
+    FoundationFilter,
+    Membership,
+    Role,
+    User,
+    Workspace,
+    WorkspaceAccess,
+)
+
+T = TypeVar("T")
 
 
 class IdGenerator(Protocol):
@@ -69,6 +83,41 @@ class MembershipRepository(Protocol):
         ...
 
 
+class FoundationRepository(Protocol):
+    async def add(self, document: FoundationDocument) -> FoundationDocument:
+        """Insert and return the stored document (with its timestamps), recording a revision."""
+        ...
+
+    async def get(self, workspace_id: UUID, document_id: UUID) -> FoundationDocument | None: ...
+
+    async def update(
+        self,
+        workspace_id: UUID,
+        document_id: UUID,
+        changes: FoundationChanges,
+        expected_version: int | None,
+        by: UUID,
+    ) -> FoundationDocument | None:
+        """Apply `changes` and bump the version in one statement, recording a revision.
+
+        None when no row matched: the document is absent, or its version is
+        not `expected_version`.
+        """
+        ...
+
+    async def delete(
+        self, workspace_id: UUID, document_id: UUID, expected_version: int | None, by: UUID
+    ) -> bool:
+        """Delete (if at `expected_version`), recording a revision; False when no row matched."""
+        ...
+
+    async def list(
+        self, workspace_id: UUID, where: FoundationFilter, after: UUID | None, limit: int | None
+    ) -> list[FoundationDocument]:
+        """Documents ordered by id, after `after`; all when `limit` is None."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One database transaction in one tenant context.
 
@@ -80,6 +129,7 @@ class UnitOfWork(Protocol):
     users: UserRepository
     workspaces: WorkspaceRepository
     memberships: MembershipRepository
+    foundation: FoundationRepository
 
     async def __aenter__(self) -> Self: ...
 
@@ -97,3 +147,31 @@ class UnitOfWorkFactory(Protocol):
     """Opens a unit of work bound to a caller (who, and in which workspace)."""
 
     def __call__(self, caller: Caller) -> UnitOfWork: ...
+
+
+class Cache(Protocol):
+    """Cache-aside over a shared store, per tenant.
+
+    `get_or_set` never raises for the store's sake: if it is down or slow the
+    loader's value is returned uncached. A value loaded before an
+    `invalidate` of its namespace is never served after it.
+    """
+
+    async def get_or_set(
+        self,
+        key: CacheKey,
+        loader: Callable[[], Awaitable[T | None]],
+        *,
+        type_: type[T],
+        ttl_s: float,
+        negative_ttl_s: float | None = None,
+    ) -> T | None:
+        """The cached value of `key`, or the loader's (then cached for about `ttl_s`).
+
+        A None from the loader is cached for `negative_ttl_s` when given.
+        """
+        ...
+
+    async def invalidate(self, workspace_id: UUID, *namespaces: str) -> None:
+        """Make every value cached so far in these namespaces of the workspace unreachable."""
+        ...

@@ -75,6 +75,7 @@ def _migration_url(settings: Settings) -> str:
 
 def _db(settings: Settings, args: argparse.Namespace) -> int:
     from alembic import command
+
     from entrypoints.migrations import alembic_config
 
     if args.action == "login-role":

@@ -27,7 +27,16 @@ from uuid6 import uuid7
 
 from adapters.postgres.database import create_engine
 from adapters.postgres.uow import PgUnitOfWorkFactory
+from adapters.redis.cache import RedisCache
 from adapters.redis.client import create_redis
+from application.foundation import (
+    CreateDocument,
+    DeleteDocument,
+    GetDocument,
+    GetFoundationBundle,
+    ListDocuments,
+    UpdateDocument,
+)
 from application.members import AddMember, ChangeMemberRole, ListMembers, RemoveMember
 from application.profiles import GetMe, RegisterCaller
 from application.workspaces import (
@@ -38,7 +47,7 @@ from application.workspaces import (
     RenameWorkspace,
 )
 from domain.entities import Caller
-from domain.ports import IdGenerator, UnitOfWork, UnitOfWorkFactory
+from domain.ports import Cache, IdGenerator, UnitOfWork, UnitOfWorkFactory
 from entrypoints.settings import Settings
 
 
@@ -62,6 +71,15 @@ class InfrastructureProvider(Provider):
         assert settings.redis_url is not None
         client = create_redis(settings.redis_url)
         yield client
+        await client.aclose()
+
+    @provide
+    async def cache(self, settings: Settings) -> AsyncIterator[Cache]:
+        assert settings.redis_url is not None
+        client = create_redis(
+            settings.redis_url, timeout_s=settings.cache_timeout_ms / 1000, retries=0
+        )
+        yield RedisCache(client)
         await client.aclose()
 
     @provide
@@ -101,6 +119,12 @@ class RequestProvider(Provider):
         AddMember,
         ChangeMemberRole,
         RemoveMember,
+        CreateDocument,
+        ListDocuments,
+        GetDocument,
+        GetFoundationBundle,
+        UpdateDocument,
+        DeleteDocument,
     )
 
 

@@ -56,6 +56,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             description="asyncpg prepared-statement cache; false behind a transaction-mode pooler"
         ),
     ] = True
+    cache_timeout_ms: Annotated[
+        int,
+        Meta(ge=1, le=5000, description="Redis timeout for cache reads before Postgres answers"),
+    ] = 50
     max_body_bytes: Annotated[int, Meta(ge=1024, description="Request body limit")] = 1024 * 1024
 
     @property

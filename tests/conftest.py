@@ -28,6 +28,7 @@ from adapters.postgres.provisioning import (
     with_database,
     with_user,
 )
+from adapters.redis.cache import RedisCache
 from adapters.redis.client import create_redis
 from entrypoints.http.app import create_app
 from entrypoints.http.auth import issue_token
@@ -35,7 +36,7 @@ from entrypoints.migrations import upgrade
 from entrypoints.settings import Settings
 from tests.services import Services, test_services
 
-JWT_SECRET = "test-secret-" + "x" * 40
+JWT_SECRET = "test-secret-" + "x" * 60
 AUDIENCE = "authenticated"
 
 
@@ -89,6 +90,14 @@ async def engine(database: Database) -> AsyncIterator[AsyncEngine]:
 async def redis(services: Services) -> AsyncIterator[Redis]:
     client = create_redis(services.redis_url)
     yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+async def cache(services: Services) -> AsyncIterator[RedisCache]:
+    """The Redis cache as the app builds it (50 ms timeout, no retries)."""
+    client = create_redis(services.redis_url, timeout_s=0.05, retries=0)
+    yield RedisCache(client)
     await client.aclose()
 
 
@@ -147,6 +156,14 @@ class People:
         )
         assert response.status_code == 201, response.text
         return person
+
+    async def document(self, workspace: uuid.UUID, author: Person, body: dict[str, object]) -> str:
+        """A foundation document's id, written by `author`."""
+        response = await self._client.post(
+            f"/v1/workspaces/{workspace}/foundation", json=body, headers=author.headers
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
 
 
 @pytest.fixture

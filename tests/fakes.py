@@ -12,15 +12,34 @@ commit replaces the whole committed state with the unit's working copy.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar, cast
 from uuid import UUID
 
-from domain.entities import Caller, Membership, Role, User, Workspace, WorkspaceAccess
+from domain.cache import CacheKey
+from domain.entities import (
+    Caller,
+    FoundationChanges,
+    FoundationDocument,
+    FoundationFilter,
+    Membership,
+    Role,
+    User,
+    Workspace,
+    WorkspaceAccess,
+)
 from domain.errors import ConflictError, LastOwnerError, NotFoundError
-from domain.ports import MembershipRepository, UserRepository, WorkspaceRepository
+from domain.ports import (
+    FoundationRepository,
+    MembershipRepository,
+    UserRepository,
+    WorkspaceRepository,
+)
+
+T = TypeVar("T")
 
 
 class IntegrityViolation(Exception):  # noqa: N818 - named after the database error it stands for
@@ -38,16 +57,20 @@ class Tables:
     users: dict[UUID, User] = field(default_factory=dict)
     workspaces: dict[UUID, Workspace] = field(default_factory=dict)
     memberships: dict[tuple[UUID, UUID], Membership] = field(default_factory=dict)
+    documents: dict[tuple[UUID, UUID], FoundationDocument] = field(default_factory=dict)
 
     def copy(self) -> Tables:
         # Rows are frozen dataclasses, so copying the dicts is a full snapshot.
-        return Tables(dict(self.users), dict(self.workspaces), dict(self.memberships))
+        return Tables(
+            dict(self.users), dict(self.workspaces), dict(self.memberships), dict(self.documents)
+        )
 
     def replace_with(self, other: Tables) -> None:
-        self.users, self.workspaces, self.memberships = (
+        self.users, self.workspaces, self.memberships, self.documents = (
             dict(other.users),
             dict(other.workspaces),
             dict(other.memberships),
+            dict(other.documents),
         )
 
 
@@ -177,6 +200,96 @@ class InMemoryMembershipRepository(_Repository):
             raise LastOwnerError("a workspace keeps at least one owner")
 
 
+class InMemoryFoundationRepository(_Repository):
+    async def add(self, document: FoundationDocument) -> FoundationDocument:
+        stored = replace(document, created_at=_now(), updated_at=_now())
+        self._tables.documents[document.workspace_id, document.id] = stored
+        return stored
+
+    async def get(self, workspace_id: UUID, document_id: UUID) -> FoundationDocument | None:
+        return self._tables.documents.get((workspace_id, document_id))
+
+    async def update(
+        self,
+        workspace_id: UUID,
+        document_id: UUID,
+        changes: FoundationChanges,
+        expected_version: int | None,
+        by: UUID,
+    ) -> FoundationDocument | None:
+        current = self._tables.documents.get((workspace_id, document_id))
+        if current is None or expected_version not in (None, current.version):
+            return None
+        updated = replace(
+            current,
+            **changes.as_dict(),
+            version=current.version + 1,
+            updated_by=by,
+            updated_at=_now(),
+        )
+        self._tables.documents[workspace_id, document_id] = updated
+        return updated
+
+    async def delete(
+        self, workspace_id: UUID, document_id: UUID, expected_version: int | None, by: UUID
+    ) -> bool:
+        current = self._tables.documents.get((workspace_id, document_id))
+        if current is None or expected_version not in (None, current.version):
+            return False
+        del self._tables.documents[workspace_id, document_id]
+        return True
+
+    async def list(
+        self, workspace_id: UUID, where: FoundationFilter, after: UUID | None, limit: int | None
+    ) -> list[FoundationDocument]:
+        found = sorted(
+            (
+                document
+                for (ws, _), document in self._tables.documents.items()
+                if ws == workspace_id
+                and where.kind in (None, document.kind)
+                and (where.tag is None or where.tag in document.tags)
+                and (where.contains is None or where.contains.items() <= document.content.items())
+                and (after is None or document.id > after)
+            ),
+            key=lambda document: document.id,
+        )
+        return found if limit is None else found[:limit]
+
+
+class InMemoryCache:
+    """The Cache port in a dict, with the same generation semantics as RedisCache."""
+
+    def __init__(self) -> None:
+        self.values: dict[CacheKey, tuple[int, object]] = {}
+        self.generations: dict[tuple[UUID, str], int] = {}
+        self.loads = 0
+
+    async def get_or_set(
+        self,
+        key: CacheKey,
+        loader: Callable[[], Awaitable[T | None]],
+        *,
+        type_: type[T],
+        ttl_s: float,
+        negative_ttl_s: float | None = None,
+    ) -> T | None:
+        generation = self.generations.get((key.workspace_id, key.namespace), 0)
+        cached = self.values.get(key)
+        if cached is not None and cached[0] == generation:
+            return cast("T | None", cached[1])
+        self.loads += 1
+        value = await loader()
+        if value is not None or negative_ttl_s is not None:
+            self.values[key] = (generation, value)
+        return value
+
+    async def invalidate(self, workspace_id: UUID, *namespaces: str) -> None:
+        for namespace in namespaces:
+            key = (workspace_id, namespace)
+            self.generations[key] = self.generations.get(key, 0) + 1
+
+
 class InMemoryUnitOfWork:
     """One transaction over `committed`: a working copy per `async with`.
 
@@ -187,6 +300,7 @@ class InMemoryUnitOfWork:
     users: UserRepository
     workspaces: WorkspaceRepository
     memberships: MembershipRepository
+    foundation: FoundationRepository
 
     def __init__(self, caller: Caller, committed: Tables | None = None) -> None:
         self.caller = caller
@@ -194,6 +308,7 @@ class InMemoryUnitOfWork:
         self.users = InMemoryUserRepository(self)
         self.workspaces = InMemoryWorkspaceRepository(self)
         self.memberships = InMemoryMembershipRepository(self)
+        self.foundation = InMemoryFoundationRepository(self)
         self.commits = 0
         self._working: Tables | None = None
 

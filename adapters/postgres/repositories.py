@@ -6,6 +6,7 @@ with no identity map to fill and flush on the hot paths.
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -27,16 +28,16 @@ def _workspace(row: sa.Row[tuple[object, ...]]) -> Workspace:
     )
 
 
-class _Repository:
+class Repository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def _execute(self, statement: sa.Executable) -> sa.CursorResult[tuple[object, ...]]:
+    async def _execute(self, statement: sa.Executable) -> sa.CursorResult[Any]:
         with translated():
             return await self._conn.execute(statement)
 
 
-class PgUserRepository(_Repository):
+class PgUserRepository(Repository):
     async def upsert(self, user: User) -> None:
         statement = insert(users).values(id=user.id, email=user.email)
         await self._execute(
@@ -52,7 +53,7 @@ class PgUserRepository(_Repository):
         return User(id=row.id, email=row.email, created_at=row.created_at) if row else None
 
 
-class PgWorkspaceRepository(_Repository):
+class PgWorkspaceRepository(Repository):
     async def add(self, workspace: Workspace) -> None:
         await self._execute(
             sa.insert(workspaces).values(
@@ -110,7 +111,7 @@ _MEMBER_VIEW = sa.select(memberships, users.c.email).join(
 )
 
 
-class PgMembershipRepository(_Repository):
+class PgMembershipRepository(Repository):
     async def role_of(self, workspace_id: UUID, user_id: UUID) -> Role | None:
         result = await self._execute(
             sa.select(memberships.c.role).where(

@@ -15,13 +15,19 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from adapters.postgres.errors import translated
+from adapters.postgres.foundation import PgFoundationRepository
 from adapters.postgres.repositories import (
     PgMembershipRepository,
     PgUserRepository,
     PgWorkspaceRepository,
 )
 from domain.entities import Caller
-from domain.ports import MembershipRepository, UserRepository, WorkspaceRepository
+from domain.ports import (
+    FoundationRepository,
+    MembershipRepository,
+    UserRepository,
+    WorkspaceRepository,
+)
 
 APP_ROLE = "keel_app"
 
@@ -48,6 +54,7 @@ class PgUnitOfWork:
     users: UserRepository
     workspaces: WorkspaceRepository
     memberships: MembershipRepository
+    foundation: FoundationRepository
 
     def __init__(self, engine: AsyncEngine, caller: Caller) -> None:
         self._engine = engine
@@ -68,6 +75,7 @@ class PgUnitOfWork:
         self.users = PgUserRepository(conn)
         self.workspaces = PgWorkspaceRepository(conn)
         self.memberships = PgMembershipRepository(conn)
+        self.foundation = PgFoundationRepository(conn)
         return self
 
     async def commit(self) -> None:

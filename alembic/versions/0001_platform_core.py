@@ -18,18 +18,16 @@ transaction-local setting reads '' once its transaction has ended.
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects.postgresql import UUID
 
-from alembic import op
+from adapters.postgres.rls import ROLE, UID, WS, create_policies
 
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-UID = "(select keel_private.app_user_id())"
-WS = "(select keel_private.app_workspace_id())"
-ROLE = "(select keel_private.caller_role((select keel_private.app_workspace_id())))"
 MANAGES = f"({ROLE} = 'owner' or ({ROLE} = 'admin' and role <> 'owner'))"
 
 
@@ -42,20 +40,6 @@ def _timestamps() -> list[sa.Column[object]]:
             "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
         ),
     ]
-
-
-def _policies(table: str, select: str, insert: str, update: str, delete: str) -> None:
-    op.execute(f"alter table {table} enable row level security")
-    op.execute(f"alter table {table} force row level security")
-    op.execute(f"create policy {table}_select on {table} for select to keel_app using ({select})")
-    op.execute(
-        f"create policy {table}_insert on {table} for insert to keel_app with check ({insert})"
-    )
-    op.execute(
-        f"create policy {table}_update on {table} for update to keel_app"
-        f" using ({update}) with check ({update})"
-    )
-    op.execute(f"create policy {table}_delete on {table} for delete to keel_app using ({delete})")
 
 
 def upgrade() -> None:
@@ -198,14 +182,14 @@ def upgrade() -> None:
     op.execute("grant select, insert, update on users to keel_app")
     op.execute("grant select, insert, update, delete on workspaces, memberships to keel_app")
     op.execute("grant select on workspaces, memberships to keel_guard")
-    _policies(
+    create_policies(
         "users",
         select=f"id = {UID} or id in (select m.user_id from memberships m)",
         insert=f"id = {UID}",
         update=f"id = {UID}",
         delete="false",
     )
-    _policies(
+    create_policies(
         "workspaces",
         select=f"id = coalesce({WS}, id)"
         f" and id in (select m.workspace_id from memberships m where m.user_id = {UID})",
@@ -213,7 +197,7 @@ def upgrade() -> None:
         update=f"id = {WS} and {ROLE} in ('owner', 'admin')",
         delete=f"id = {WS} and {ROLE} = 'owner'",
     )
-    _policies(
+    create_policies(
         "memberships",
         select=f"user_id = {UID} or (workspace_id = {WS} and {ROLE} is not null)",
         insert=f"(workspace_id = {WS} and {MANAGES})"

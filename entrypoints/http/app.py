@@ -12,17 +12,23 @@ from dishka import AsyncContainer
 from dishka.integrations.litestar import DishkaRouter, setup_dishka
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.database import inspect_runtime_role
 from entrypoints.http.auth import jwt_auth
 from entrypoints.http.controllers import MeController, MemberController, WorkspaceController
 from entrypoints.http.errors import EXCEPTION_HANDLERS
+from entrypoints.http.foundation import FoundationController
 from entrypoints.http.health import healthz, readyz
 from entrypoints.ioc import make_container
 from entrypoints.settings import ConfigError, Settings
 
 logger = logging.getLogger("keel.http")
+
+METRICS = PrometheusConfig(
+    app_name="keel", prefix="keel", group_path=True, exclude=["^/metrics$", "^/healthz$"]
+)
 
 
 class UnsafeDatabaseRoleError(ConfigError):
@@ -54,13 +60,23 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
         await container.close()
 
     routes = DishkaRouter(
-        "", route_handlers=[healthz, readyz, MeController, WorkspaceController, MemberController]
+        "",
+        route_handlers=[
+            healthz,
+            readyz,
+            MeController,
+            WorkspaceController,
+            MemberController,
+            FoundationController,
+            PrometheusController,
+        ],
     )
     app = Litestar(
         route_handlers=[routes],
         on_app_init=[jwt_auth(settings.jwt_secret, settings.jwt_audience).on_app_init],
         on_startup=[check_role_on_startup],
         on_shutdown=[close_container],
+        middleware=[METRICS.middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Keel", version="1.0.0", path="/schema"),

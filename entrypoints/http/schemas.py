@@ -4,11 +4,12 @@ a client can never set ids, owners or versions by mass assignment."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import msgspec
 
-from domain.entities import Membership, Role, WorkspaceAccess
+from domain.entities import FoundationDocument, Membership, Role, WorkspaceAccess
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True):
@@ -85,3 +86,52 @@ class MeOut(msgspec.Struct, frozen=True):
 class Health(msgspec.Struct, frozen=True):
     status: str
     checks: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class DocumentIn(Body):
+    kind: str
+    title: str
+    content: dict[str, Any]
+    tags: list[str] = msgspec.field(default_factory=list)
+
+
+class DocumentPatch(Body):
+    kind: str | None = None
+    title: str | None = None
+    content: dict[str, Any] | None = None
+    tags: list[str] | None = None
+
+
+class DocumentOut(msgspec.Struct, frozen=True):
+    id: UUID
+    workspace_id: UUID
+    kind: str
+    title: str
+    content: dict[str, Any]
+    tags: list[str]
+    version: int
+    created_by: UUID
+    updated_by: UUID
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    @classmethod
+    def of(cls, document: FoundationDocument) -> DocumentOut:
+        return cls(
+            id=document.id,
+            workspace_id=document.workspace_id,
+            kind=document.kind,
+            title=document.title,
+            content=document.content,
+            tags=document.tags,
+            version=document.version,
+            created_by=document.created_by,
+            updated_by=document.updated_by,
+            created_at=document.created_at,
+            updated_at=document.updated_at,
+        )
+
+
+class DocumentPage(msgspec.Struct, frozen=True):
+    items: list[DocumentOut]
+    next_cursor: str | None

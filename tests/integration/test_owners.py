@@ -17,6 +17,7 @@ from application.members import ChangeMemberRole, RemoveMember
 from application.workspaces import CreateWorkspace
 from domain.entities import Caller, Membership, Role
 from domain.errors import LastOwnerError
+from domain.ports import Cache
 from tests.conftest import People
 
 ROUNDS = 10
@@ -62,7 +63,7 @@ async def test_two_owners_demoting_each_other_at_once_leave_one(
 
 @pytest.mark.parametrize("action", ["demote", "leave"])
 async def test_concurrent_owner_changes_never_leave_zero_owners(
-    engine: AsyncEngine, owner_engine: AsyncEngine, people: People, action: str
+    engine: AsyncEngine, owner_engine: AsyncEngine, people: People, cache: Cache, action: str
 ) -> None:
     factory = PgUnitOfWorkFactory(engine)
     for _ in range(ROUNDS):
@@ -75,9 +76,9 @@ async def test_concurrent_owner_changes_never_leave_zero_owners(
         ) -> None:
             uow = factory(Caller(actor, workspace))
             if action == "demote":
-                await ChangeMemberRole(uow).execute(target, Role.MEMBER)
+                await ChangeMemberRole(uow, cache).execute(target, Role.MEMBER)
             else:
-                await RemoveMember(uow).execute(actor)
+                await RemoveMember(uow, cache).execute(actor)
 
         results = await asyncio.gather(
             change(first.id, second.id), change(second.id, first.id), return_exceptions=True

@@ -18,6 +18,8 @@ from tests.conftest import People, Person
 ROLES = ["viewer", "member", "admin", "owner"]
 WS = "/v1/workspaces/{workspace_id}"
 MEMBER = WS + "/members/{user_id}"
+DOCUMENT = WS + "/foundation/{document_id}"
+NEW_DOCUMENT = {"kind": "brand", "title": "Voice", "content": {"tone": "warm"}, "tags": ["a"]}
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,11 @@ MATRIX = [
     Route("POST", WS + "/members", "admin", {"user_id": "{newcomer}", "role": "member"}),
     Route("PATCH", MEMBER, "admin", {"role": "member"}),
     Route("DELETE", MEMBER, "admin"),
+    Route("GET", WS + "/foundation", "viewer"),
+    Route("POST", WS + "/foundation", "member", NEW_DOCUMENT),
+    Route("GET", DOCUMENT, "viewer"),
+    Route("PATCH", DOCUMENT, "member", {"title": "Voice 2"}),
+    Route("DELETE", DOCUMENT, "member"),
 ]
 
 
@@ -57,6 +64,7 @@ class Cast:
     target: Person
     newcomer: Person
     outsider: Person
+    document: str
 
 
 async def _cast(people: People) -> Cast:
@@ -68,11 +76,14 @@ async def _cast(people: People) -> Cast:
     target = await people.join(workspace, owner, "viewer")
     outsider = await people.new()
     await people.workspace(outsider, "their own")
-    return Cast(workspace, by_role, target, await people.new(), outsider)
+    document = await people.document(workspace, owner, NEW_DOCUMENT)
+    return Cast(workspace, by_role, target, await people.new(), outsider, document)
 
 
 def _request(route: Route, cast: Cast) -> dict[str, Any]:
-    path = route.path.format(workspace_id=cast.workspace, user_id=cast.target.id)
+    path = route.path.format(
+        workspace_id=cast.workspace, user_id=cast.target.id, document_id=cast.document
+    )
     body = None
     if route.body is not None:
         body = {

@@ -32,7 +32,7 @@ from domain.errors import (
     UnavailableError,
 )
 from domain.ports import UnitOfWork
-from tests.fakes import InMemoryUnitOfWork, InMemoryUnitOfWorkFactory, Tables
+from tests.fakes import InMemoryCache, InMemoryUnitOfWork, InMemoryUnitOfWorkFactory, Tables
 
 OWNER, ADMIN, MEMBER, VIEWER = Role.OWNER, Role.ADMIN, Role.MEMBER, Role.VIEWER
 BELOW_ADMIN = [MEMBER, VIEWER]
@@ -43,6 +43,7 @@ class World:
     """Committed rows to start from, and units of work over them."""
 
     factory: InMemoryUnitOfWorkFactory = field(default_factory=InMemoryUnitOfWorkFactory)
+    cache: InMemoryCache = field(default_factory=InMemoryCache)
 
     @property
     def db(self) -> Tables:
@@ -235,7 +236,7 @@ async def test_the_owner_deletes_the_workspace_and_its_memberships(world: World)
     workspace_id, owner = world.workspace()
     world.join(workspace_id, ADMIN)
     other_workspace, _ = world.workspace()
-    await DeleteWorkspace(world.uow(owner, workspace_id)).execute()
+    await DeleteWorkspace(world.uow(owner, workspace_id), world.cache).execute()
     assert list(world.db.workspaces) == [other_workspace]
     assert all(key[0] == other_workspace for key in world.db.memberships)
 
@@ -245,7 +246,7 @@ async def test_only_an_owner_deletes(world: World, role: Role) -> None:
     workspace_id, _ = world.workspace()
     user_id = world.join(workspace_id, role)
     with pytest.raises(PermissionDeniedError, match="needs the owner role"):
-        await DeleteWorkspace(world.uow(user_id, workspace_id)).execute()
+        await DeleteWorkspace(world.uow(user_id, workspace_id), world.cache).execute()
     assert workspace_id in world.db.workspaces
     assert world.role(workspace_id, user_id) is role
 
@@ -253,7 +254,7 @@ async def test_only_an_owner_deletes(world: World, role: Role) -> None:
 async def test_delete_hides_the_workspace_from_non_members(world: World) -> None:
     workspace_id, _ = world.workspace()
     with pytest.raises(NotFoundError):
-        await DeleteWorkspace(world.uow(world.user(), workspace_id)).execute()
+        await DeleteWorkspace(world.uow(world.user(), workspace_id), world.cache).execute()
     assert workspace_id in world.db.workspaces
 
 
@@ -264,7 +265,7 @@ async def test_delete_hides_the_workspace_from_non_members(world: World) -> None
 async def test_an_owner_adds_any_role(world: World, role: Role) -> None:
     workspace_id, owner = world.workspace()
     newcomer = world.user("new@example.test")
-    added = await AddMember(world.uow(owner, workspace_id)).execute(newcomer, role)
+    added = await AddMember(world.uow(owner, workspace_id), world.cache).execute(newcomer, role)
     assert (added.workspace_id, added.user_id, added.role) == (workspace_id, newcomer, role)
     assert added.email == "new@example.test"
     assert world.role(workspace_id, newcomer) is role
@@ -274,7 +275,7 @@ async def test_an_owner_adds_any_role(world: World, role: Role) -> None:
 async def test_an_admin_adds_up_to_admin(world: World, role: Role) -> None:
     workspace_id, _ = world.workspace()
     admin, newcomer = world.join(workspace_id, ADMIN), world.user()
-    added = await AddMember(world.uow(admin, workspace_id)).execute(newcomer, role)
+    added = await AddMember(world.uow(admin, workspace_id), world.cache).execute(newcomer, role)
     assert added.role is role
     assert world.role(workspace_id, newcomer) is role
 
@@ -283,7 +284,7 @@ async def test_an_admin_cannot_add_an_owner(world: World) -> None:
     workspace_id, _ = world.workspace()
     admin, newcomer = world.join(workspace_id, ADMIN), world.user()
     with pytest.raises(PermissionDeniedError, match="only an owner"):
-        await AddMember(world.uow(admin, workspace_id)).execute(newcomer, OWNER)
+        await AddMember(world.uow(admin, workspace_id), world.cache).execute(newcomer, OWNER)
     assert world.role(workspace_id, newcomer) is None
 
 
@@ -293,7 +294,7 @@ async def test_members_and_viewers_cannot_add(world: World, actor: Role, role: R
     workspace_id, _ = world.workspace()
     user_id, newcomer = world.join(workspace_id, actor), world.user()
     with pytest.raises(PermissionDeniedError):
-        await AddMember(world.uow(user_id, workspace_id)).execute(newcomer, role)
+        await AddMember(world.uow(user_id, workspace_id), world.cache).execute(newcomer, role)
     assert world.role(workspace_id, newcomer) is None
 
 
@@ -301,7 +302,7 @@ async def test_adding_an_existing_member_conflicts(world: World) -> None:
     workspace_id, owner = world.workspace()
     viewer = world.join(workspace_id, VIEWER)
     with pytest.raises(ConflictError):
-        await AddMember(world.uow(owner, workspace_id)).execute(viewer, ADMIN)
+        await AddMember(world.uow(owner, workspace_id), world.cache).execute(viewer, ADMIN)
     assert world.role(workspace_id, viewer) is VIEWER
 
 
@@ -309,7 +310,7 @@ async def test_adding_a_user_who_never_signed_in_is_not_found(world: World) -> N
     workspace_id, owner = world.workspace()
     stranger = uuid.uuid4()
     with pytest.raises(NotFoundError, match="no such user"):
-        await AddMember(world.uow(owner, workspace_id)).execute(stranger, VIEWER)
+        await AddMember(world.uow(owner, workspace_id), world.cache).execute(stranger, VIEWER)
     assert world.role(workspace_id, stranger) is None
 
 
@@ -319,7 +320,7 @@ async def test_a_non_member_cannot_add_and_does_not_learn_the_workspace_exists(
     workspace_id, _ = world.workspace()
     outsider, newcomer = world.user(), world.user()
     with pytest.raises(NotFoundError, match="workspace not found"):
-        await AddMember(world.uow(outsider, workspace_id)).execute(newcomer, VIEWER)
+        await AddMember(world.uow(outsider, workspace_id), world.cache).execute(newcomer, VIEWER)
     assert world.role(workspace_id, newcomer) is None
 
 
@@ -330,7 +331,9 @@ async def test_a_non_member_cannot_add_and_does_not_learn_the_workspace_exists(
 async def test_an_owner_changes_any_role(world: World, current: Role, new: Role) -> None:
     workspace_id, owner = world.workspace()
     target = world.join(workspace_id, current)
-    changed = await ChangeMemberRole(world.uow(owner, workspace_id)).execute(target, new)
+    changed = await ChangeMemberRole(world.uow(owner, workspace_id), world.cache).execute(
+        target, new
+    )
     assert (changed.user_id, changed.role) == (target, new)
     assert changed.email == world.db.users[target].email
     assert world.role(workspace_id, target) is new
@@ -339,7 +342,7 @@ async def test_an_owner_changes_any_role(world: World, current: Role, new: Role)
 async def test_an_owner_demotes_another_owner(world: World) -> None:
     workspace_id, owner = world.workspace()
     other_owner = world.join(workspace_id, OWNER)
-    await ChangeMemberRole(world.uow(owner, workspace_id)).execute(other_owner, MEMBER)
+    await ChangeMemberRole(world.uow(owner, workspace_id), world.cache).execute(other_owner, MEMBER)
     assert world.role(workspace_id, other_owner) is MEMBER
 
 
@@ -347,7 +350,9 @@ async def test_an_owner_demotes_another_owner(world: World) -> None:
 async def test_an_admin_changes_roles_below_owner(world: World, current: Role, new: Role) -> None:
     workspace_id, _ = world.workspace()
     admin, target = world.join(workspace_id, ADMIN), world.join(workspace_id, current)
-    changed = await ChangeMemberRole(world.uow(admin, workspace_id)).execute(target, new)
+    changed = await ChangeMemberRole(world.uow(admin, workspace_id), world.cache).execute(
+        target, new
+    )
     assert changed.role is new
     assert world.role(workspace_id, target) is new
 
@@ -356,7 +361,7 @@ async def test_an_admin_cannot_promote_to_owner(world: World) -> None:
     workspace_id, _ = world.workspace()
     admin, target = world.join(workspace_id, ADMIN), world.join(workspace_id, MEMBER)
     with pytest.raises(PermissionDeniedError, match="only an owner"):
-        await ChangeMemberRole(world.uow(admin, workspace_id)).execute(target, OWNER)
+        await ChangeMemberRole(world.uow(admin, workspace_id), world.cache).execute(target, OWNER)
     assert world.role(workspace_id, target) is MEMBER
 
 
@@ -364,7 +369,7 @@ async def test_an_admin_cannot_promote_themselves_to_owner(world: World) -> None
     workspace_id, _ = world.workspace()
     admin = world.join(workspace_id, ADMIN)
     with pytest.raises(PermissionDeniedError):
-        await ChangeMemberRole(world.uow(admin, workspace_id)).execute(admin, OWNER)
+        await ChangeMemberRole(world.uow(admin, workspace_id), world.cache).execute(admin, OWNER)
     assert world.role(workspace_id, admin) is ADMIN
 
 
@@ -373,7 +378,7 @@ async def test_an_admin_cannot_demote_an_owner(world: World) -> None:
     world.join(workspace_id, OWNER)  # so that only the rule, not the last owner, stops it
     admin = world.join(workspace_id, ADMIN)
     with pytest.raises(PermissionDeniedError, match="only an owner"):
-        await ChangeMemberRole(world.uow(admin, workspace_id)).execute(owner, VIEWER)
+        await ChangeMemberRole(world.uow(admin, workspace_id), world.cache).execute(owner, VIEWER)
     assert world.role(workspace_id, owner) is OWNER
 
 
@@ -382,9 +387,13 @@ async def test_members_and_viewers_cannot_change_roles(world: World, actor: Role
     workspace_id, _ = world.workspace()
     user_id, target = world.join(workspace_id, actor), world.join(workspace_id, VIEWER)
     with pytest.raises(PermissionDeniedError, match="needs the admin role"):
-        await ChangeMemberRole(world.uow(user_id, workspace_id)).execute(target, MEMBER)
+        await ChangeMemberRole(world.uow(user_id, workspace_id), world.cache).execute(
+            target, MEMBER
+        )
     with pytest.raises(PermissionDeniedError):
-        await ChangeMemberRole(world.uow(user_id, workspace_id)).execute(user_id, ADMIN)
+        await ChangeMemberRole(world.uow(user_id, workspace_id), world.cache).execute(
+            user_id, ADMIN
+        )
     assert world.role(workspace_id, target) is VIEWER
     assert world.role(workspace_id, user_id) is actor
 
@@ -393,7 +402,7 @@ async def test_the_last_owner_cannot_step_down(world: World) -> None:
     workspace_id, owner = world.workspace()
     uow = world.uow(owner, workspace_id)
     with pytest.raises(LastOwnerError):
-        await ChangeMemberRole(uow).execute(owner, ADMIN)
+        await ChangeMemberRole(uow, world.cache).execute(owner, ADMIN)
     assert world.role(workspace_id, owner) is OWNER
     assert uow.commits == 0
 
@@ -401,7 +410,7 @@ async def test_the_last_owner_cannot_step_down(world: World) -> None:
 async def test_an_owner_steps_down_when_another_owner_remains(world: World) -> None:
     workspace_id, owner = world.workspace()
     world.join(workspace_id, OWNER)
-    await ChangeMemberRole(world.uow(owner, workspace_id)).execute(owner, ADMIN)
+    await ChangeMemberRole(world.uow(owner, workspace_id), world.cache).execute(owner, ADMIN)
     assert world.role(workspace_id, owner) is ADMIN
 
 
@@ -409,7 +418,9 @@ async def test_changing_a_non_member_is_not_found(world: World) -> None:
     workspace_id, owner = world.workspace()
     outsider = world.user()
     with pytest.raises(NotFoundError, match="member not found"):
-        await ChangeMemberRole(world.uow(owner, workspace_id)).execute(outsider, VIEWER)
+        await ChangeMemberRole(world.uow(owner, workspace_id), world.cache).execute(
+            outsider, VIEWER
+        )
     assert world.role(workspace_id, outsider) is None
 
 
@@ -427,14 +438,14 @@ async def test_a_non_member_cannot_change_roles(world: World) -> None:
 async def test_anyone_may_leave(world: World, role: Role) -> None:
     workspace_id, _ = world.workspace()
     user_id = world.join(workspace_id, role)
-    await RemoveMember(world.uow(user_id, workspace_id)).execute(user_id)
+    await RemoveMember(world.uow(user_id, workspace_id), world.cache).execute(user_id)
     assert world.role(workspace_id, user_id) is None
 
 
 async def test_an_owner_may_leave_when_another_owner_remains(world: World) -> None:
     workspace_id, owner = world.workspace()
     other_owner = world.join(workspace_id, OWNER)
-    await RemoveMember(world.uow(owner, workspace_id)).execute(owner)
+    await RemoveMember(world.uow(owner, workspace_id), world.cache).execute(owner)
     assert world.role(workspace_id, owner) is None
     assert world.role(workspace_id, other_owner) is OWNER
 
@@ -443,7 +454,7 @@ async def test_the_last_owner_cannot_leave(world: World) -> None:
     workspace_id, owner = world.workspace()
     world.join(workspace_id, ADMIN)
     with pytest.raises(LastOwnerError):
-        await RemoveMember(world.uow(owner, workspace_id)).execute(owner)
+        await RemoveMember(world.uow(owner, workspace_id), world.cache).execute(owner)
     assert world.role(workspace_id, owner) is OWNER
 
 
@@ -451,7 +462,7 @@ async def test_the_last_owner_cannot_leave(world: World) -> None:
 async def test_an_owner_removes_anyone(world: World, target: Role) -> None:
     workspace_id, owner = world.workspace()
     user_id = world.join(workspace_id, target)
-    await RemoveMember(world.uow(owner, workspace_id)).execute(user_id)
+    await RemoveMember(world.uow(owner, workspace_id), world.cache).execute(user_id)
     assert world.role(workspace_id, user_id) is None
     assert world.role(workspace_id, owner) is OWNER
 
@@ -460,7 +471,7 @@ async def test_an_owner_removes_anyone(world: World, target: Role) -> None:
 async def test_an_admin_removes_non_owners(world: World, target: Role) -> None:
     workspace_id, _ = world.workspace()
     admin, user_id = world.join(workspace_id, ADMIN), world.join(workspace_id, target)
-    await RemoveMember(world.uow(admin, workspace_id)).execute(user_id)
+    await RemoveMember(world.uow(admin, workspace_id), world.cache).execute(user_id)
     assert world.role(workspace_id, user_id) is None
 
 
@@ -469,7 +480,7 @@ async def test_an_admin_cannot_remove_an_owner(world: World) -> None:
     world.join(workspace_id, OWNER)
     admin = world.join(workspace_id, ADMIN)
     with pytest.raises(PermissionDeniedError, match="only an owner"):
-        await RemoveMember(world.uow(admin, workspace_id)).execute(owner)
+        await RemoveMember(world.uow(admin, workspace_id), world.cache).execute(owner)
     assert world.role(workspace_id, owner) is OWNER
 
 
@@ -478,14 +489,14 @@ async def test_members_and_viewers_cannot_remove_others(world: World, actor: Rol
     workspace_id, _ = world.workspace()
     user_id, target = world.join(workspace_id, actor), world.join(workspace_id, VIEWER)
     with pytest.raises(PermissionDeniedError):
-        await RemoveMember(world.uow(user_id, workspace_id)).execute(target)
+        await RemoveMember(world.uow(user_id, workspace_id), world.cache).execute(target)
     assert world.role(workspace_id, target) is VIEWER
 
 
 async def test_removing_a_non_member_is_not_found(world: World) -> None:
     workspace_id, owner = world.workspace()
     with pytest.raises(NotFoundError, match="member not found"):
-        await RemoveMember(world.uow(owner, workspace_id)).execute(world.user())
+        await RemoveMember(world.uow(owner, workspace_id), world.cache).execute(world.user())
 
 
 async def test_a_non_member_cannot_remove_anyone(world: World) -> None:
@@ -494,7 +505,7 @@ async def test_a_non_member_cannot_remove_anyone(world: World) -> None:
     outsider = world.user()
     for target in (viewer, outsider):
         with pytest.raises(NotFoundError, match="workspace not found"):
-            await RemoveMember(world.uow(outsider, workspace_id)).execute(target)
+            await RemoveMember(world.uow(outsider, workspace_id), world.cache).execute(target)
     assert world.role(workspace_id, viewer) is VIEWER
     assert world.role(workspace_id, owner) is OWNER
 

@@ -1,0 +1,237 @@
+"""Cache-aside on Redis, per tenant, with no stale read after a write.
+
+Written by hand because the libraries we looked at (cashews, aiocache) have
+no compare-on-set against an invalidation generation, and that is what makes
+the "slow loader writes an old value after the invalidation" race impossible.
+They also key by free-form strings; here a key cannot exist without its
+workspace.
+
+Layout (the `{ws:<uuid>}` hash tag keeps a workspace's keys in one Redis
+Cluster slot, so the multi-key reads and scripts below work there too):
+
+    keel:{ws:<uuid>}:gen:<namespace>         invalidation generation (INCR)
+    keel:{ws:<uuid>}:v:<namespace>:<name>    msgpack [generation, payload | nil]
+    keel:{ws:<uuid>}:lock:<namespace>:<name> fill lock across processes
+
+A read is one MGET of the generation and the value: a value written under an
+older generation is a miss. A fill writes only if the generation is still
+the one read before loading (a Lua compare-and-set). `invalidate` INCRs the
+generation, so everything cached before it becomes unreachable at once.
+
+Stampedes: concurrent misses of one key in a process share one load; across
+processes a short Redis lock lets one process load while the others poll
+for its value, for a bounded time, then load themselves.
+
+Redis down or slow (the client's timeout, 50 ms by default) never fails a
+read: the loader's value is returned uncached, counted and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+from uuid import UUID
+
+import msgspec
+from prometheus_client import Counter, Histogram
+from redis.asyncio import Redis
+from redis.exceptions import LockError, RedisError
+
+from domain.cache import CacheKey
+
+T = TypeVar("T")
+logger = logging.getLogger("keel.cache")
+
+REQUESTS = Counter(
+    "keel_cache_requests", "Cache reads by namespace and result", ["namespace", "result"]
+)
+ERRORS = Counter("keel_cache_errors", "Cache operations that failed on Redis", ["operation"])
+LOADER_SECONDS = Histogram(
+    "keel_cache_loader_seconds", "Time spent in cache loaders (the miss path)", ["namespace"]
+)
+
+_SET_IF_CURRENT = """
+local current = redis.call('GET', KEYS[1]) or '0'
+if current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+if current ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+return 1
+"""
+
+_ENVELOPE = msgspec.msgpack.Decoder(tuple[str, msgspec.Raw | None])
+_ENCODER = msgspec.msgpack.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    generation: str
+    value: str
+    lock: str
+    namespace: str
+
+
+class RedisCache:
+    GENERATION_TTL_MS = 24 * 3600 * 1000
+    LOCK_TTL_S = 5.0
+    LOCK_WAIT_S = 0.5
+    POLL_S = 0.01
+    JITTER = 0.1
+    LOG_EVERY_S = 10.0
+
+    def __init__(self, redis: Redis, prefix: str = "keel") -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._set_if_current = redis.register_script(_SET_IF_CURRENT)
+        self._flights: dict[str, asyncio.Task[Any]] = {}
+        self._decoders: dict[Any, msgspec.msgpack.Decoder[Any]] = {}
+        self._last_log = 0.0
+
+    def _keys(self, key: CacheKey) -> _Keys:
+        base = f"{self._prefix}:{{ws:{key.workspace_id}}}"
+        return _Keys(
+            generation=f"{base}:gen:{key.namespace}",
+            value=f"{base}:v:{key.namespace}:{key.name}",
+            lock=f"{base}:lock:{key.namespace}:{key.name}",
+            namespace=key.namespace,
+        )
+
+    async def get_or_set(
+        self,
+        key: CacheKey,
+        loader: Callable[[], Awaitable[T | None]],
+        *,
+        type_: type[T],
+        ttl_s: float,
+        negative_ttl_s: float | None = None,
+    ) -> T | None:
+        keys = self._keys(key)
+        flight = self._flights.get(keys.value)
+        if flight is None:
+            flight = asyncio.ensure_future(self._fetch(keys, loader, type_, ttl_s, negative_ttl_s))
+            self._flights[keys.value] = flight
+            flight.add_done_callback(lambda _: self._flights.pop(keys.value, None))
+        result: T | None = await asyncio.shield(flight)
+        return result
+
+    async def invalidate(self, workspace_id: UUID, *namespaces: str) -> None:
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for namespace in namespaces:
+                    generation = self._keys(CacheKey(workspace_id, namespace, "x")).generation
+                    pipe.incr(generation)
+                    pipe.pexpire(generation, self.GENERATION_TTL_MS)
+                await pipe.execute()
+        except (RedisError, OSError) as error:
+            # The values stay reachable until their TTL: say so loudly.
+            ERRORS.labels("invalidate").inc()
+            logger.error("cache invalidation failed for %s %s: %r", workspace_id, namespaces, error)
+
+    async def _fetch(
+        self,
+        keys: _Keys,
+        loader: Callable[[], Awaitable[T | None]],
+        type_: type[T],
+        ttl_s: float,
+        negative_ttl_s: float | None,
+    ) -> T | None:
+        try:
+            generation, hit, value = await self._read(keys, type_)
+        except (RedisError, OSError) as error:
+            self._unavailable("read", keys, error)
+            return await self._load(keys, loader)
+        if hit:
+            REQUESTS.labels(keys.namespace, "hit").inc()
+            return value
+        REQUESTS.labels(keys.namespace, "miss").inc()
+        lock = self._redis.lock(keys.lock, timeout=self.LOCK_TTL_S, blocking=False)
+        try:
+            locked = await lock.acquire()
+        except (RedisError, OSError) as error:
+            self._unavailable("lock", keys, error)
+            return await self._load(keys, loader)
+        if not locked:
+            found = await self._wait_for_fill(keys, type_)
+            if found is not None:
+                return found[0]
+        try:
+            value = await self._load(keys, loader)
+            ttl = negative_ttl_s if value is None else ttl_s
+            if ttl is not None:
+                await self._store(keys, generation, value, ttl)
+            return value
+        finally:
+            if locked:
+                await self._release(lock, keys)
+
+    async def _read(self, keys: _Keys, type_: type[T]) -> tuple[str, bool, T | None]:
+        raw_generation, raw_value = cast(
+            "list[bytes | None]", await self._redis.mget(keys.generation, keys.value)
+        )
+        generation = raw_generation.decode() if raw_generation else "0"
+        if raw_value is None:
+            return generation, False, None
+        stored_generation, payload = _ENVELOPE.decode(raw_value)
+        if stored_generation != generation:
+            return generation, False, None
+        return generation, True, None if payload is None else self._decoder(type_).decode(payload)
+
+    async def _wait_for_fill(self, keys: _Keys, type_: type[T]) -> tuple[T | None] | None:
+        """Another process is loading: poll for its value, for a bounded time."""
+        deadline = time.monotonic() + self.LOCK_WAIT_S
+        while time.monotonic() < deadline:
+            await asyncio.sleep(self.POLL_S)
+            try:
+                _, hit, value = await self._read(keys, type_)
+            except (RedisError, OSError) as error:
+                self._unavailable("read", keys, error)
+                return None
+            if hit:
+                return (value,)
+        return None
+
+    async def _load(self, keys: _Keys, loader: Callable[[], Awaitable[T | None]]) -> T | None:
+        started = time.perf_counter()
+        try:
+            return await loader()
+        finally:
+            LOADER_SECONDS.labels(keys.namespace).observe(time.perf_counter() - started)
+
+    async def _store(self, keys: _Keys, generation: str, value: object, ttl_s: float) -> None:
+        payload = None if value is None else msgspec.Raw(_ENCODER.encode(value))
+        envelope = _ENCODER.encode((generation, payload))
+        ttl_ms = int(ttl_s * 1000 * random.uniform(1 - self.JITTER, 1 + self.JITTER))  # noqa: S311
+        try:
+            await self._set_if_current(
+                keys=[keys.generation, keys.value],
+                args=[generation, envelope, max(ttl_ms, 1), self.GENERATION_TTL_MS],
+            )
+        except (RedisError, OSError) as error:
+            self._unavailable("write", keys, error)
+
+    async def _release(self, lock: Any, keys: _Keys) -> None:
+        try:
+            await lock.release()
+        except (LockError, RedisError, OSError) as error:
+            self._unavailable("unlock", keys, error)
+
+    def _decoder(self, type_: Any) -> msgspec.msgpack.Decoder[Any]:
+        decoder = self._decoders.get(type_)
+        if decoder is None:
+            decoder = self._decoders[type_] = msgspec.msgpack.Decoder(type_)
+        return decoder
+
+    def _unavailable(self, operation: str, keys: _Keys, error: BaseException) -> None:
+        ERRORS.labels(operation).inc()
+        if operation == "read":
+            REQUESTS.labels(keys.namespace, "error").inc()
+        now = time.monotonic()
+        if now - self._last_log >= self.LOG_EVERY_S:
+            self._last_log = now
+            logger.warning(
+                "cache unavailable (%s %s): %r; serving from Postgres", operation, keys.value, error
+            )

@@ -1,0 +1,59 @@
+"""Rules for foundation documents: what a valid kind, title, content and tag set is."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from domain.entities import FoundationChanges
+from domain.errors import InvalidInputError
+
+MAX_CONTENT_BYTES = 256 * 1024
+MAX_TAGS = 50
+MAX_TAG_LENGTH = 64
+MAX_TITLE_LENGTH = 300
+KIND = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+
+
+def check_kind(kind: str) -> str:
+    if not KIND.match(kind):
+        raise InvalidInputError(
+            "kind must be 1 to 64 characters: a lower-case letter, then letters, digits, . _ -"
+        )
+    return kind
+
+
+def check_title(title: str) -> str:
+    title = title.strip()
+    if not 1 <= len(title) <= MAX_TITLE_LENGTH:
+        raise InvalidInputError(f"title must be 1 to {MAX_TITLE_LENGTH} characters")
+    return title
+
+
+def check_content(content: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_CONTENT_BYTES:
+        raise InvalidInputError(f"content is {size} bytes; at most {MAX_CONTENT_BYTES} are allowed")
+    return content
+
+
+def check_tags(tags: list[str]) -> list[str]:
+    """Tags trimmed, de-duplicated (first occurrence wins), and bounded."""
+    cleaned = list(dict.fromkeys(tag.strip() for tag in tags))
+    if len(cleaned) > MAX_TAGS:
+        raise InvalidInputError(f"at most {MAX_TAGS} tags are allowed")
+    if any(not 1 <= len(tag) <= MAX_TAG_LENGTH for tag in cleaned):
+        raise InvalidInputError(f"each tag must be 1 to {MAX_TAG_LENGTH} characters")
+    return cleaned
+
+
+def check_changes(changes: FoundationChanges) -> FoundationChanges:
+    if not changes.as_dict():
+        raise InvalidInputError("nothing to change: give kind, title, content or tags")
+    return FoundationChanges(
+        kind=None if changes.kind is None else check_kind(changes.kind),
+        title=None if changes.title is None else check_title(changes.title),
+        content=None if changes.content is None else check_content(changes.content),
+        tags=None if changes.tags is None else check_tags(changes.tags),
+    )
