@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from uuid6 import uuid7
 
 from adapters.postgres.repositories import Repository
@@ -30,6 +31,10 @@ def _document(row: sa.Row[Any]) -> FoundationDocument:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def _ids(function: sa.Function[Any]) -> sa.Select[Any]:
+    return sa.select(function.table_valued("id").render_derived().c.id)
 
 
 class PgFoundationRepository(Repository):
@@ -122,10 +127,25 @@ class PgFoundationRepository(Repository):
         )
         if where.kind is not None:
             query = query.where(documents.c.kind == where.kind)
+        # Tag and containment matches come from SECURITY DEFINER functions that
+        # can use the GIN indexes, which row-level security forbids here (@> is
+        # not LEAKPROOF). They return ids of the caller's workspace only.
         if where.tag is not None:
-            query = query.where(documents.c.tags.contains([where.tag]))
+            query = query.where(
+                documents.c.id.in_(
+                    _ids(sa.func.keel_private.foundation_ids_tagged(sa.cast(where.tag, sa.Text)))
+                )
+            )
         if where.contains is not None:
-            query = query.where(documents.c.content.contains(where.contains))
+            query = query.where(
+                documents.c.id.in_(
+                    _ids(
+                        sa.func.keel_private.foundation_ids_containing(
+                            sa.cast(where.contains, JSONB)
+                        )
+                    )
+                )
+            )
         if after is not None:
             query = query.where(documents.c.id > after)
         return [_document(row) for row in await self._execute(query)]

@@ -10,7 +10,7 @@ Layout (the `{ws:<uuid>}` hash tag keeps a workspace's keys in one Redis
 Cluster slot, so the multi-key reads and scripts below work there too):
 
     keel:{ws:<uuid>}:gen:<namespace>         invalidation generation (INCR)
-    keel:{ws:<uuid>}:v:<namespace>:<name>    msgpack [generation, payload | nil]
+    keel:{ws:<uuid>}:v:<namespace>:<name>    msgpack [generation, payload (nil: not found)]
     keel:{ws:<uuid>}:lock:<namespace>:<name> fill lock across processes
 
 A read is one MGET of the generation and the value: a value written under an
@@ -63,8 +63,9 @@ if current ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
 return 1
 """
 
-_ENVELOPE = msgspec.msgpack.Decoder(tuple[str, msgspec.Raw | None])
+_ENVELOPE = msgspec.msgpack.Decoder(tuple[str, msgspec.Raw])
 _ENCODER = msgspec.msgpack.Encoder()
+_NIL = _ENCODER.encode(None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +179,9 @@ class RedisCache:
         stored_generation, payload = _ENVELOPE.decode(raw_value)
         if stored_generation != generation:
             return generation, False, None
-        return generation, True, None if payload is None else self._decoder(type_).decode(payload)
+        if bytes(payload) == _NIL:
+            return generation, True, None
+        return generation, True, self._decoder(type_).decode(payload)
 
     async def _wait_for_fill(self, keys: _Keys, type_: type[T]) -> tuple[T | None] | None:
         """Another process is loading: poll for its value, for a bounded time."""
@@ -202,8 +205,7 @@ class RedisCache:
             LOADER_SECONDS.labels(keys.namespace).observe(time.perf_counter() - started)
 
     async def _store(self, keys: _Keys, generation: str, value: object, ttl_s: float) -> None:
-        payload = None if value is None else msgspec.Raw(_ENCODER.encode(value))
-        envelope = _ENCODER.encode((generation, payload))
+        envelope = _ENCODER.encode((generation, msgspec.Raw(_ENCODER.encode(value))))
         ttl_ms = int(ttl_s * 1000 * random.uniform(1 - self.JITTER, 1 + self.JITTER))  # noqa: S311
         try:
             await self._set_if_current(

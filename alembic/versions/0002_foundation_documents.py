@@ -8,6 +8,12 @@ Documents are keyed (workspace_id, id); a revision row is written in the
 same transaction as every change. Revisions have no foreign key to their
 document, so that history outlives a deleted document; they go with their
 workspace.
+
+The tag and containment filters go through two SECURITY DEFINER functions:
+under row-level security Postgres may not use an index for an operator that
+is not LEAKPROOF (`@>` on arrays and jsonb is not), so a filtered list would
+read the whole table. The functions read only the caller's current
+workspace, after checking the caller's membership there, and return ids.
 """
 
 from collections.abc import Sequence
@@ -129,6 +135,32 @@ def upgrade() -> None:
 
     op.execute("grant select, insert, update, delete on foundation_documents to keel_app")
     op.execute("grant select, insert on foundation_revisions to keel_app")
+    op.execute("grant select on foundation_documents to keel_guard")
+    op.execute(
+        "create policy foundation_documents_guard_read on foundation_documents"
+        " for select to keel_guard using (true)"
+    )
+    for name, argument, condition in (
+        ("foundation_ids_tagged", "tag text", "d.tags @> array[tag]"),
+        ("foundation_ids_containing", "probe jsonb", "d.content @> probe"),
+    ):
+        op.execute(
+            f"""
+            create function keel_private.{name}({argument}) returns setof uuid
+            language sql stable security definer rows 50
+            set search_path = pg_catalog, pg_temp
+            as $$
+              select d.id from public.foundation_documents d
+               where d.workspace_id = keel_private.app_workspace_id()
+                 and keel_private.caller_role(keel_private.app_workspace_id()) is not null
+                 and {condition}
+            $$
+            """
+        )
+        signature = f"keel_private.{name}({argument.split()[1]})"
+        op.execute(f"alter function {signature} owner to keel_guard")
+        op.execute(f"revoke all on function {signature} from public")
+        op.execute(f"grant execute on function {signature} to keel_app")
     create_policies(
         "foundation_documents", select=READER, insert=WRITER, update=WRITER, delete=WRITER
     )
@@ -138,5 +170,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("drop function keel_private.foundation_ids_tagged(text)")
+    op.execute("drop function keel_private.foundation_ids_containing(jsonb)")
     op.drop_table("foundation_revisions")
     op.drop_table("foundation_documents")

@@ -24,9 +24,9 @@ from entrypoints.http.controllers import Cursor, Limit
 from entrypoints.http.schemas import DocumentIn, DocumentOut, DocumentPage, DocumentPatch
 
 IfMatch = Annotated[
-    str | None, HeaderParameter(header="If-Match", description='The ETag read before, e.g. "3"')
+    str | None, HeaderParameter(name="If-Match", description='The ETag read before, e.g. "3"')
 ]
-IfNoneMatch = Annotated[str | None, HeaderParameter(header="If-None-Match")]
+IfNoneMatch = Annotated[str | None, HeaderParameter(name="If-None-Match")]
 
 
 def etag(document: FoundationDocument) -> str:

@@ -18,7 +18,13 @@ from tests.conftest import Database
 
 NOT_TENANT_DATA = {"alembic_version"}
 # SECURITY.md, "Functions that run with more rights than the caller".
-SECURITY_DEFINER_FUNCTIONS = {"caller_role", "keep_an_owner", "may_claim_ownership"}
+SECURITY_DEFINER_FUNCTIONS = {
+    "caller_role",
+    "keep_an_owner",
+    "may_claim_ownership",
+    "foundation_ids_tagged",
+    "foundation_ids_containing",
+}
 COMMANDS = {"SELECT", "INSERT", "UPDATE", "DELETE"}
 
 

@@ -260,3 +260,26 @@ async def test_a_workspace_cannot_be_created_in_someone_elses_name(
             == "42501"
         )
         assert await _refused(conn, "insert into users (id) values (:x)", x=uuid.uuid4()) == "42501"
+
+
+async def test_the_search_functions_answer_only_inside_ones_own_workspace(
+    engine: AsyncEngine, client, two_tenants
+) -> None:
+    owner_a, workspace_a, owner_b, workspace_b, _ = two_tenants
+    created = await client.post(
+        f"/v1/workspaces/{workspace_a}/foundation",
+        json={"kind": "brand", "title": "t", "content": {"secret": 1}, "tags": ["x"]},
+        headers=owner_a.headers,
+    )
+    assert created.status_code == 201
+    searches = (
+        "select count(*) from keel_private.foundation_ids_tagged('x')",
+        """select count(*) from keel_private.foundation_ids_containing('{"secret": 1}')""",
+    )
+    async with tenant(engine, owner_a.id, workspace_a) as conn:
+        for search in searches:
+            assert await _count(conn, search) == 1
+    for context in (workspace_a, workspace_b, None):
+        async with tenant(engine, owner_b.id, context) as conn:
+            for search in searches:
+                assert await _count(conn, search) == 0, (context, search)

@@ -427,7 +427,9 @@ async def test_changing_a_non_member_is_not_found(world: World) -> None:
 async def test_a_non_member_cannot_change_roles(world: World) -> None:
     workspace_id, owner = world.workspace()
     with pytest.raises(NotFoundError, match="workspace not found"):
-        await ChangeMemberRole(world.uow(world.user(), workspace_id)).execute(owner, VIEWER)
+        await ChangeMemberRole(world.uow(world.user(), workspace_id), world.cache).execute(
+            owner, VIEWER
+        )
     assert world.role(workspace_id, owner) is OWNER
 
 

@@ -1,0 +1,183 @@
+"""RedisCache against a real Redis: hits, misses, invalidation, stampedes,
+the slow-loader race, negative caching, tenants, and a Redis that stalls."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from prometheus_client import REGISTRY
+from redis.asyncio import Redis
+
+from adapters.redis.cache import RedisCache
+from adapters.redis.client import create_redis
+from domain.cache import CacheKey
+from tests.services import Services
+
+
+def _key(workspace: uuid.UUID | None = None, name: str = "doc") -> CacheKey:
+    return CacheKey(workspace or uuid.uuid4(), "test", name)
+
+
+class Loader:
+    """Counts its calls; optionally waits for `gate` before answering."""
+
+    def __init__(self, value: object, gate: asyncio.Event | None = None) -> None:
+        self.value, self.gate, self.calls = value, gate, 0
+        self.started = asyncio.Event()
+
+    async def __call__(self) -> object:
+        self.calls += 1
+        self.started.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        return self.value
+
+
+@pytest.fixture
+async def second_process(services: Services) -> AsyncIterator[RedisCache]:
+    """Another RedisCache on its own connection pool, as another process would have."""
+    client = create_redis(services.redis_url, timeout_s=0.05, retries=0)
+    yield RedisCache(client)
+    await client.aclose()
+
+
+async def test_miss_then_hit_then_invalidated(cache: RedisCache) -> None:
+    key, loader = _key(), Loader({"v": 1})
+    for _ in range(3):
+        assert await cache.get_or_set(key, loader, type_=dict, ttl_s=60) == {"v": 1}
+    assert loader.calls == 1
+    await cache.invalidate(key.workspace_id, key.namespace)
+    loader.value = {"v": 2}
+    assert await cache.get_or_set(key, loader, type_=dict, ttl_s=60) == {"v": 2}
+    assert loader.calls == 2
+
+
+async def test_invalidation_is_per_workspace_and_namespace(cache: RedisCache) -> None:
+    workspace = uuid.uuid4()
+    mine, other_namespace = _key(workspace), CacheKey(workspace, "other", "doc")
+    elsewhere = _key(uuid.uuid4())
+    loaders = {k: Loader(str(k)) for k in (mine, other_namespace, elsewhere)}
+    for key, loader in loaders.items():
+        await cache.get_or_set(key, loader, type_=str, ttl_s=60)
+    await cache.invalidate(workspace, "test")
+    for key, loader in loaders.items():
+        assert await cache.get_or_set(key, loader, type_=str, ttl_s=60) == str(key)
+    assert [loaders[k].calls for k in (mine, other_namespace, elsewhere)] == [2, 1, 1]
+
+
+async def test_same_name_in_two_workspaces_never_mixes(cache: RedisCache) -> None:
+    name = str(uuid.uuid4())
+    first, second = _key(uuid.uuid4(), name), _key(uuid.uuid4(), name)
+    await cache.get_or_set(first, Loader("first"), type_=str, ttl_s=60)
+    await cache.get_or_set(second, Loader("second"), type_=str, ttl_s=60)
+    assert await cache.get_or_set(first, Loader("wrong"), type_=str, ttl_s=60) == "first"
+    assert await cache.get_or_set(second, Loader("wrong"), type_=str, ttl_s=60) == "second"
+
+
+async def test_fifty_concurrent_misses_load_once(cache: RedisCache) -> None:
+    key, gate = _key(), asyncio.Event()
+    loader = Loader("value", gate)
+    reads = [
+        asyncio.create_task(cache.get_or_set(key, loader, type_=str, ttl_s=60)) for _ in range(50)
+    ]
+    await loader.started.wait()
+    await asyncio.sleep(0.05)
+    gate.set()
+    assert await asyncio.gather(*reads) == ["value"] * 50
+    assert loader.calls == 1
+
+
+async def test_another_process_waits_for_the_fill(
+    cache: RedisCache, second_process: RedisCache
+) -> None:
+    key, gate = _key(), asyncio.Event()
+    first, second = Loader("value", gate), Loader("value")
+    filling = asyncio.create_task(cache.get_or_set(key, first, type_=str, ttl_s=60))
+    await first.started.wait()
+    waiting = asyncio.create_task(second_process.get_or_set(key, second, type_=str, ttl_s=60))
+    await asyncio.sleep(0.05)
+    gate.set()
+    assert await asyncio.gather(filling, waiting) == ["value", "value"]
+    assert (first.calls, second.calls) == (1, 0)
+
+
+async def test_the_other_process_gives_up_waiting_and_loads(
+    cache: RedisCache, second_process: RedisCache
+) -> None:
+    key, gate = _key(), asyncio.Event()
+    stuck, second = Loader("late", gate), Loader("value")
+    filling = asyncio.create_task(cache.get_or_set(key, stuck, type_=str, ttl_s=60))
+    await stuck.started.wait()
+    result = await second_process.get_or_set(key, second, type_=str, ttl_s=60)
+    assert (result, second.calls) == ("value", 1)
+    gate.set()
+    await filling
+
+
+async def test_a_slow_loader_cannot_store_a_value_older_than_an_invalidation(
+    cache: RedisCache,
+) -> None:
+    """The loader reads v1, a write commits v2 and invalidates, then the loader
+    finishes: v1 must not be served afterwards."""
+    key, gate = _key(), asyncio.Event()
+    slow = Loader("v1", gate)
+    reading = asyncio.create_task(cache.get_or_set(key, slow, type_=str, ttl_s=60))
+    await slow.started.wait()
+    await cache.invalidate(key.workspace_id, key.namespace)
+    gate.set()
+    assert await reading == "v1"  # that reader began before the write: v1 is fine for it
+    fresh = Loader("v2")
+    assert await cache.get_or_set(key, fresh, type_=str, ttl_s=60) == "v2"
+    assert fresh.calls == 1
+
+
+async def test_missing_values_are_cached_only_when_asked(cache: RedisCache) -> None:
+    key, nothing = _key(), Loader(None)
+    for _ in range(2):
+        assert await cache.get_or_set(key, nothing, type_=str, ttl_s=60) is None
+    assert nothing.calls == 2
+    other = _key()
+    for _ in range(2):
+        assert await cache.get_or_set(other, nothing, type_=str, ttl_s=60, negative_ttl_s=5) is None
+    assert nothing.calls == 3
+
+
+async def test_ttl_has_jitter_and_keys_carry_the_tenant(cache: RedisCache, redis: Redis) -> None:
+    workspace = uuid.uuid4()
+    ttls = []
+    for i in range(20):
+        await cache.get_or_set(_key(workspace, f"k{i}"), Loader(i), type_=int, ttl_s=100)
+    keys = [key async for key in redis.scan_iter(match=f"keel:{{ws:{workspace}}}:v:*")]
+    assert len(keys) == 20
+    ttls = [await redis.pttl(key) for key in keys]
+    assert all(89_000 <= ttl <= 110_000 for ttl in ttls), ttls
+    assert len(set(ttls)) > 1
+
+
+async def test_a_stalled_redis_falls_through_to_the_loader(cache: RedisCache, redis: Redis) -> None:
+    key, loader = _key(), Loader("from postgres")
+    errors_before = (
+        REGISTRY.get_sample_value(
+            "keel_cache_requests_total", {"namespace": "test", "result": "error"}
+        )
+        or 0
+    )
+    await redis.execute_command("CLIENT", "PAUSE", "1000", "ALL")
+    try:
+        assert await cache.get_or_set(key, loader, type_=str, ttl_s=60) == "from postgres"
+    finally:
+        await redis.execute_command("CLIENT", "UNPAUSE")
+    errors_after = REGISTRY.get_sample_value(
+        "keel_cache_requests_total", {"namespace": "test", "result": "error"}
+    )
+    assert errors_after == errors_before + 1
+
+
+def test_a_key_cannot_be_built_without_a_workspace() -> None:
+    with pytest.raises(TypeError):
+        CacheKey("not-a-uuid", "test", "doc")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="must match"):
+        CacheKey(uuid.uuid4(), "test", "a}b:{c")
