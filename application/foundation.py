@@ -8,7 +8,7 @@ from uuid import UUID
 from application.access import caller_role, current_workspace
 from application.caching import FOUNDATION_TTL_S, MISSING_TTL_S, cached_role, forget
 from application.pagination import check_limit, decode_cursor, make_page
-from domain.cache import FOUNDATION, bundle_key, document_key
+from domain.cache import FOUNDATION, bundle_key, document_key, member_key
 from domain.entities import (
     FoundationBundle,
     FoundationChanges,
@@ -71,19 +71,29 @@ class GetDocument:
         self._uow, self._cache = uow, cache
 
     async def execute(self, document_id: UUID) -> FoundationDocument:
-        await cached_role(self._uow, self._cache)
-        workspace_id = current_workspace(self._uow)
+        workspace_id, user_id = current_workspace(self._uow), self._uow.caller.user_id
+        key = document_key(workspace_id, document_id)
+        # One round trip on the hot path: the membership and the document together.
+        member, cached = await self._cache.peek(
+            (member_key(workspace_id, user_id), Role), (key, FoundationDocument)
+        )
+        if member is None or member.value is None:
+            await cached_role(self._uow, self._cache)
 
         async def load() -> FoundationDocument | None:
             async with self._uow as uow:
                 return await uow.foundation.get(workspace_id, document_id)
 
-        document = await self._cache.get_or_set(
-            document_key(workspace_id, document_id),
-            load,
-            type_=FoundationDocument,
-            ttl_s=FOUNDATION_TTL_S,
-            negative_ttl_s=MISSING_TTL_S,
+        document = (
+            cached.value
+            if cached is not None
+            else await self._cache.get_or_set(
+                key,
+                load,
+                type_=FoundationDocument,
+                ttl_s=FOUNDATION_TTL_S,
+                negative_ttl_s=MISSING_TTL_S,
+            )
         )
         if document is None:
             raise NotFoundError("foundation document not found")

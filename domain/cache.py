@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 from uuid import UUID
+
+T = TypeVar("T")
 
 _PART = re.compile(r"^[a-z0-9-]{1,64}$")
 
@@ -42,3 +45,10 @@ def bundle_key(workspace_id: UUID) -> CacheKey:
 
 MEMBERS = "members"
 FOUNDATION = "foundation"
+
+
+@dataclass(frozen=True, slots=True)
+class Hit(Generic[T]):
+    """A value found in the cache; `value` None is a cached "not found"."""
+
+    value: T | None

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Protocol, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 from uuid import UUID
 
-from domain.cache import CacheKey
+from domain.cache import CacheKey, Hit
 from domain.entities import (
     Caller,
     FoundationChanges,
@@ -169,6 +169,14 @@ class Cache(Protocol):
         """The cached value of `key`, or the loader's (then cached for about `ttl_s`).
 
         A None from the loader is cached for `negative_ttl_s` when given.
+        """
+        ...
+
+    async def peek(self, *reads: tuple[CacheKey, type[Any]]) -> list[Hit[Any] | None]:
+        """Current cached values of several keys in one round trip; None for a miss.
+
+        Loads nothing: on a miss, call `get_or_set` (in the order that access
+        checks require).
         """
         ...
 

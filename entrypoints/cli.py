@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import sys
 import uuid
@@ -51,7 +50,6 @@ def _api(settings: Settings, _args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
-    gc.freeze()
     server.run()
     return 0 if server.started else 1
 

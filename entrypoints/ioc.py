@@ -27,7 +27,7 @@ from uuid6 import uuid7
 
 from adapters.postgres.database import create_engine
 from adapters.postgres.uow import PgUnitOfWorkFactory
-from adapters.redis.cache import RedisCache
+from adapters.redis.cache import PassThroughCache, RedisCache
 from adapters.redis.client import create_redis
 from application.foundation import (
     CreateDocument,
@@ -75,6 +75,9 @@ class InfrastructureProvider(Provider):
 
     @provide
     async def cache(self, settings: Settings) -> AsyncIterator[Cache]:
+        if not settings.cache:
+            yield PassThroughCache()
+            return
         assert settings.redis_url is not None
         client = create_redis(
             settings.redis_url, timeout_s=settings.cache_timeout_ms / 1000, retries=0

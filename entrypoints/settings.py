@@ -56,6 +56,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             description="asyncpg prepared-statement cache; false behind a transaction-mode pooler"
         ),
     ] = True
+    cache: Annotated[
+        bool, Meta(description="Serve cached reads from Redis; false reads Postgres every time")
+    ] = True
     cache_timeout_ms: Annotated[
         int,
         Meta(ge=1, le=5000, description="Redis timeout for cache reads before Postgres answers"),

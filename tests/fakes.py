@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self, TypeVar, cast
+from typing import Any, Self, TypeVar, cast
 from uuid import UUID
 
-from domain.cache import CacheKey
+from domain.cache import CacheKey, Hit
 from domain.entities import (
     Caller,
     FoundationChanges,
@@ -283,6 +283,14 @@ class InMemoryCache:
         if value is not None or negative_ttl_s is not None:
             self.values[key] = (generation, value)
         return value
+
+    async def peek(self, *reads: tuple[CacheKey, type[Any]]) -> list[Hit[Any] | None]:
+        found: list[Hit[Any] | None] = []
+        for key, _ in reads:
+            cached = self.values.get(key)
+            current = self.generations.get((key.workspace_id, key.namespace), 0)
+            found.append(Hit(cached[1]) if cached and cached[0] == current else None)
+        return found
 
     async def invalidate(self, workspace_id: UUID, *namespaces: str) -> None:
         for namespace in namespaces:

@@ -28,7 +28,9 @@ def create_engine(url: str, *, pool_size: int = 10, statement_cache: bool = True
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=5,
-        pool_pre_ping=True,
+        # No pre-ping: it would add a round trip to every transaction. After a
+        # server restart, SQLAlchemy invalidates the pool on the first
+        # disconnect error, so one request fails (503) and the rest reconnect.
         connect_args=connect_args,
     )
 

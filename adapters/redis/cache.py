@@ -42,7 +42,7 @@ from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
 from redis.exceptions import LockError, RedisError
 
-from domain.cache import CacheKey
+from domain.cache import CacheKey, Hit
 
 T = TypeVar("T")
 logger = logging.getLogger("keel.cache")
@@ -119,6 +119,21 @@ class RedisCache:
         result: T | None = await asyncio.shield(flight)
         return result
 
+    async def peek(self, *reads: tuple[CacheKey, type[Any]]) -> list[Hit[Any] | None]:
+        keys = [self._keys(key) for key, _ in reads]
+        try:
+            raw = await self._mget(*(name for k in keys for name in (k.generation, k.value)))
+        except (RedisError, OSError) as error:
+            self._unavailable("read", keys[0], error)
+            return [None] * len(reads)
+        found: list[Hit[Any] | None] = []
+        for index, (k, (_, type_)) in enumerate(zip(keys, reads, strict=True)):
+            hit, value = self._decode(raw[2 * index], raw[2 * index + 1], type_)
+            if hit:
+                REQUESTS.labels(k.namespace, "hit").inc()
+            found.append(Hit(value) if hit else None)
+        return found
+
     async def invalidate(self, workspace_id: UUID, *namespaces: str) -> None:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -170,18 +185,25 @@ class RedisCache:
                 await self._release(lock, keys)
 
     async def _read(self, keys: _Keys, type_: type[T]) -> tuple[str, bool, T | None]:
-        raw_generation, raw_value = cast(
-            "list[bytes | None]", await self._redis.mget(keys.generation, keys.value)
-        )
-        generation = raw_generation.decode() if raw_generation else "0"
+        raw_generation, raw_value = await self._mget(keys.generation, keys.value)
+        hit, value = self._decode(raw_generation, raw_value, type_)
+        return (raw_generation.decode() if raw_generation else "0"), hit, value
+
+    async def _mget(self, *names: str) -> list[bytes | None]:
+        return cast("list[bytes | None]", await self._redis.mget(names))
+
+    def _decode(
+        self, raw_generation: bytes | None, raw_value: bytes | None, type_: type[T]
+    ) -> tuple[bool, T | None]:
+        """(hit, value) of a stored envelope read with its namespace's generation."""
         if raw_value is None:
-            return generation, False, None
+            return False, None
         stored_generation, payload = _ENVELOPE.decode(raw_value)
-        if stored_generation != generation:
-            return generation, False, None
+        if stored_generation != (raw_generation.decode() if raw_generation else "0"):
+            return False, None
         if bytes(payload) == _NIL:
-            return generation, True, None
-        return generation, True, self._decoder(type_).decode(payload)
+            return True, None
+        return True, self._decoder(type_).decode(payload)
 
     async def _wait_for_fill(self, keys: _Keys, type_: type[T]) -> tuple[T | None] | None:
         """Another process is loading: poll for its value, for a bounded time."""
@@ -237,3 +259,24 @@ class RedisCache:
             logger.warning(
                 "cache unavailable (%s %s): %r; serving from Postgres", operation, keys.value, error
             )
+
+
+class PassThroughCache:
+    """The Cache port with caching switched off (KEEL_CACHE=false): every read loads."""
+
+    async def get_or_set(
+        self,
+        key: CacheKey,
+        loader: Callable[[], Awaitable[T | None]],
+        *,
+        type_: type[T],
+        ttl_s: float,
+        negative_ttl_s: float | None = None,
+    ) -> T | None:
+        return await loader()
+
+    async def peek(self, *reads: tuple[CacheKey, type[Any]]) -> list[Hit[Any] | None]:
+        return [None] * len(reads)
+
+    async def invalidate(self, workspace_id: UUID, *namespaces: str) -> None:
+        return None

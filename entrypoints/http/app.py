@@ -6,6 +6,7 @@ their own container to override providers.
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from dishka import AsyncContainer
@@ -56,6 +57,12 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
     async def check_role_on_startup() -> None:
         await check_database_role(await container.get(AsyncEngine))
 
+    def freeze_startup_objects() -> None:
+        # Objects made at start-up live forever: keep them out of the
+        # collector's generations, or full collections show in p99 latency.
+        gc.collect()
+        gc.freeze()
+
     async def close_container() -> None:
         await container.close()
 
@@ -74,7 +81,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
     app = Litestar(
         route_handlers=[routes],
         on_app_init=[jwt_auth(settings.jwt_secret, settings.jwt_audience).on_app_init],
-        on_startup=[check_role_on_startup],
+        on_startup=[check_role_on_startup, freeze_startup_objects],
         on_shutdown=[close_container],
         middleware=[METRICS.middleware],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -11,7 +11,9 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from litestar.exceptions import NotAuthorizedException
 
+from entrypoints.http.auth import RememberedToken
 from tests.conftest import AUDIENCE, JWT_SECRET
 
 
@@ -89,3 +91,28 @@ async def test_a_supabase_shaped_token_works_and_registers_the_profile(
     claims["email"] = "b@example.test"
     headers = {"Authorization": f"Bearer {jwt.encode(claims, JWT_SECRET, algorithm='HS256')}"}
     assert (await client.get("/v1/me", headers=headers)).json()["email"] == "b@example.test"
+
+
+def test_a_remembered_token_is_still_refused_once_expired() -> None:
+    encoded = jwt.encode(
+        _claims(exp=datetime.now(UTC) - timedelta(seconds=1)), JWT_SECRET, algorithm="HS256"
+    )
+    args = (encoded, JWT_SECRET, "HS256", [AUDIENCE])
+    remembered = RememberedToken(
+        sub=str(uuid.uuid4()), exp=datetime.now(UTC) + timedelta(seconds=30)
+    )
+    RememberedToken._verified[(*args[:3], repr((args[3],)), repr([]))] = remembered
+    # While the remembered copy has not expired, it is what decode returns…
+    assert RememberedToken.decode(*args) is remembered
+    # …and once it has, the token is verified afresh, and refused.
+    object.__setattr__(remembered, "exp", datetime.now(UTC) - timedelta(seconds=1))
+    with pytest.raises(NotAuthorizedException):
+        RememberedToken.decode(*args)
+
+
+def test_a_changed_signature_is_verified_afresh() -> None:
+    good = jwt.encode(_claims(), JWT_SECRET, algorithm="HS256")
+    assert RememberedToken.decode(good, JWT_SECRET, "HS256", [AUDIENCE]).sub
+    forged = good[:-2] + ("AA" if not good.endswith("AA") else "BB")
+    with pytest.raises(NotAuthorizedException):
+        RememberedToken.decode(forged, JWT_SECRET, "HS256", [AUDIENCE])
