@@ -170,3 +170,18 @@ async def test_reads_keep_answering_while_redis_is_stopped(
             assert (await client.get("/v1/me", headers=bearer(owner.id))).status_code == 200
     finally:
         redis.stop()
+
+
+async def test_metrics_are_exposed(client: httpx.AsyncClient, people: People) -> None:
+    owner = await people.new()
+    workspace = await people.workspace(owner)
+    url = f"/v1/workspaces/{workspace}/foundation/{await people.document(workspace, owner, BRAND)}"
+    await client.get(url, headers=owner.headers)
+    metrics = (await client.get("/metrics")).text
+    for name in (
+        "keel_cache_requests_total",
+        "keel_cache_loader_seconds_bucket",
+        "keel_request_duration_seconds_bucket",
+        'path="/v1/workspaces/{workspace_id}/foundation/{document_id}"',
+    ):
+        assert name in metrics, name
