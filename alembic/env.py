@@ -7,6 +7,7 @@ a migration wait seconds, not forever, behind a long transaction.
 
 import asyncio
 import os
+from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import pool, text
@@ -17,6 +18,10 @@ from adapters.postgres.database import async_url
 from adapters.postgres.tables import metadata
 
 LOCK_TIMEOUT = os.environ.get("KEEL_MIGRATION_LOCK_TIMEOUT", "5s")
+
+if context.config.config_file_name and context.config.attributes.get("log", True):
+    # Progress: one "Running upgrade A -> B" line per migration, on stderr.
+    fileConfig(context.config.config_file_name, disable_existing_loggers=False)
 
 
 def _url() -> str:

@@ -15,8 +15,12 @@ import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from entrypoints.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
@@ -38,7 +42,9 @@ def _api(settings: Settings, _args: argparse.Namespace) -> int:
     import uvicorn
 
     from entrypoints.http.app import check_database_role, create_app
+    from entrypoints.logging import configure_logging
 
+    configure_logging(settings.log_level)
     app = create_app(settings)
     asyncio.run(_with_engine(settings, check_database_role))
     config = uvicorn.Config(
@@ -47,6 +53,7 @@ def _api(settings: Settings, _args: argparse.Namespace) -> int:
         port=settings.port,
         lifespan="on",
         access_log=False,
+        log_config=None,
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
@@ -73,9 +80,13 @@ def _migration_url(settings: Settings) -> str:
 
 def _db(settings: Settings, args: argparse.Namespace) -> int:
     from alembic import command
+    from alembic.util import CommandError as AlembicCommandError
+    from sqlalchemy.exc import DBAPIError
 
     from entrypoints.migrations import alembic_config
 
+    if args.action == "slow-queries":
+        return _slow_queries(_migration_url(settings))
     if args.action == "login-role":
         from adapters.postgres.provisioning import ensure_login_role
 
@@ -83,16 +94,81 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
         asyncio.run(ensure_login_role(_migration_url(settings), args.name, password))
         print(f"login role {args.name} is ready (LOGIN NOINHERIT, member of keel_app)")
         return 0
-    config = alembic_config(_migration_url(settings))
+    url = _migration_url(settings)
+    config = alembic_config(url)
     actions: dict[str, Callable[[], None]] = {
         "upgrade": lambda: command.upgrade(config, args.revision or "head"),
         "downgrade": lambda: command.downgrade(config, args.revision),
         "current": lambda: command.current(config, verbose=True),
         "history": lambda: command.history(config, indicate_current=True),
-        "check": lambda: command.check(config),
         "sql": lambda: command.upgrade(config, args.revision or "head", sql=True),
     }
-    actions[args.action]()
+    try:
+        if args.action == "check":
+            return _check(config, url)
+        actions[args.action]()
+        return 0
+    except AlembicCommandError as error:
+        print(f"keel db {args.action}: {error}", file=sys.stderr)
+        return 1
+    except DBAPIError as error:
+        # Each migration runs in its own transaction: the failed one was rolled
+        # back, and the database stays at the last revision that succeeded.
+        print(
+            f"keel db {args.action}: a migration failed and was rolled back; the database"
+            f" is at the last revision that succeeded (see `keel db current`).\n"
+            f"{error.orig}",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _slow_queries(url: str) -> int:
+    from adapters.postgres.database import create_engine
+    from adapters.postgres.statements import StatementsUnavailableError, top_statements
+
+    async def read() -> list[Any]:
+        engine = create_engine(url, pool_size=1)
+        try:
+            return await top_statements(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        statements = asyncio.run(read())
+    except StatementsUnavailableError as error:
+        print(f"keel db slow-queries: {error}", file=sys.stderr)
+        return 1
+    print(f"{'calls':>8} {'total ms':>12} {'mean ms':>10} {'rows':>8}  query")
+    for s in statements:
+        query = " ".join(s.query.split())[:120]
+        print(f"{s.calls:>8} {s.total_ms:>12.1f} {s.mean_ms:>10.2f} {s.rows:>8}  {query}")
+    return 0
+
+
+def _check(config: Config, url: str) -> int:
+    """Models vs migrations (Alembic's check), then RLS in the live catalog."""
+    from alembic import command
+
+    from adapters.postgres.catalog import rls_problems
+    from adapters.postgres.database import create_engine
+
+    command.check(config)
+    print("keel db check: the migrations match the models")
+
+    async def inspect() -> list[str]:
+        engine = create_engine(url, pool_size=1)
+        try:
+            return await rls_problems(engine)
+        finally:
+            await engine.dispose()
+
+    problems = asyncio.run(inspect())
+    for problem in problems:
+        print(f"keel db check: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print("keel db check: every table forces row-level security with a policy per command")
     return 0
 
 
@@ -111,7 +187,16 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="migrations and database roles")
     db.add_argument(
         "action",
-        choices=["upgrade", "downgrade", "current", "history", "check", "sql", "login-role"],
+        choices=[
+            "upgrade",
+            "downgrade",
+            "current",
+            "history",
+            "check",
+            "sql",
+            "slow-queries",
+            "login-role",
+        ],
     )
     db.add_argument("revision", nargs="?", help="target revision (login-role: the role name)")
     db.add_argument("--password-env", help="login-role: read the password from this variable")

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid6 import uuid7
 
 from adapters.postgres.database import create_engine
+from adapters.postgres.observability import instrument
 from adapters.postgres.uow import PgUnitOfWorkFactory
 from adapters.redis.cache import PassThroughCache, RedisCache
 from adapters.redis.client import create_redis
@@ -63,6 +64,7 @@ class InfrastructureProvider(Provider):
             pool_size=settings.db_pool_size,
             statement_cache=settings.db_statement_cache,
         )
+        instrument(engine, settings.slow_query_ms)
         yield engine
         await engine.dispose()
 

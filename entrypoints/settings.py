@@ -63,6 +63,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         int,
         Meta(ge=1, le=5000, description="Redis timeout for cache reads before Postgres answers"),
     ] = 50
+    slow_query_ms: Annotated[
+        int, Meta(ge=0, description="Log statements slower than this (normalised SQL, no values)")
+    ] = 100
+    log_level: Annotated[str, Meta(pattern="^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
     max_body_bytes: Annotated[int, Meta(ge=1024, description="Request body limit")] = 1024 * 1024
 
     @property

@@ -61,7 +61,7 @@ async def database(services: Services) -> AsyncIterator[Database]:
     await ensure_database(services.postgres_url, name)
     owner = with_database(services.postgres_url, name)
     try:
-        await asyncio.to_thread(upgrade, owner)
+        await asyncio.to_thread(upgrade, owner, log=False)
         password = secrets.token_hex(16)
         await ensure_login_role(owner, role, password)
         yield Database(services.postgres_url, owner, with_user(owner, role, password), role)

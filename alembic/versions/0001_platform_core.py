@@ -213,6 +213,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # These policies read memberships: they go first.
+    op.execute("drop policy users_select on users")
+    op.execute("drop policy workspaces_select on workspaces")
     op.drop_table("memberships")
     op.drop_table("workspaces")
     op.drop_table("users")

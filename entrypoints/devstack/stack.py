@@ -23,12 +23,14 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+from adapters.postgres.database import create_engine
 from adapters.postgres.provisioning import (
     ensure_database,
     ensure_login_role,
     with_database,
     with_user,
 )
+from adapters.postgres.statements import install_statement_stats
 from entrypoints.devstack.postgres import EmbeddedPostgres
 from entrypoints.devstack.process import spawn, stop
 from entrypoints.devstack.redis import EmbeddedRedis
@@ -150,6 +152,7 @@ def _databases(
     _say("applying migrations")
     upgrade(owner)
     asyncio.run(ensure_login_role(owner, RUNTIME_ROLE))
+    asyncio.run(_install_statement_stats(owner))
     return {
         "KEEL_DATABASE_URL": with_user(owner, RUNTIME_ROLE),
         "KEEL_MIGRATION_DATABASE_URL": owner,
@@ -167,6 +170,14 @@ def _watch(api: subprocess.Popen[bytes], services: list[EmbeddedPostgres | Embed
                 _say(f"{type(service).__name__} exited with {code}")
                 return 1
         time.sleep(0.5)
+
+
+async def _install_statement_stats(url: str) -> None:
+    engine = create_engine(url, pool_size=1)
+    try:
+        await install_statement_stats(engine)
+    finally:
+        await engine.dispose()
 
 
 def _wait_ready(api: subprocess.Popen[bytes], url: str, timeout: float = 60) -> bool:

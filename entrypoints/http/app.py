@@ -22,6 +22,7 @@ from entrypoints.http.controllers import MeController, MemberController, Workspa
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.foundation import FoundationController
 from entrypoints.http.health import healthz, readyz
+from entrypoints.http.observability import bind_route, request_context
 from entrypoints.ioc import make_container
 from entrypoints.settings import ConfigError, Settings
 
@@ -83,7 +84,8 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
         on_app_init=[jwt_auth(settings.jwt_secret, settings.jwt_audience).on_app_init],
         on_startup=[check_role_on_startup, freeze_startup_objects],
         on_shutdown=[close_container],
-        middleware=[METRICS.middleware],
+        middleware=[request_context, METRICS.middleware],
+        before_request=bind_route,
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Keel", version="1.0.0", path="/schema"),
