@@ -114,13 +114,29 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
     except DBAPIError as error:
         # Each migration runs in its own transaction: the failed one was rolled
         # back, and the database stays at the last revision that succeeded.
+        current = asyncio.run(_current_revision(url)) or "base"
         print(
-            f"keel db {args.action}: a migration failed and was rolled back; the database"
-            f" is at the last revision that succeeded (see `keel db current`).\n"
-            f"{error.orig}",
+            f"keel db {args.action}: the migration after revision {current} failed"
+            f" and was rolled back; the database is still at {current}.\n{error.orig}",
             file=sys.stderr,
         )
         return 1
+
+
+async def _current_revision(url: str) -> str | None:
+    import sqlalchemy as sa
+
+    from adapters.postgres.database import create_engine
+
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            if await conn.scalar(sa.text("select to_regclass('alembic_version')")) is None:
+                return None
+            revision = await conn.scalar(sa.text("select version_num from alembic_version"))
+            return str(revision) if revision else None
+    finally:
+        await engine.dispose()
 
 
 def _slow_queries(url: str) -> int:

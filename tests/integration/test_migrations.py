@@ -4,20 +4,25 @@ revision, and `keel db check` clean on head and loud on drift."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import inspect
+import re
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.database import create_engine
 from adapters.postgres.provisioning import drop_database, ensure_database, with_database
 from entrypoints.cli import main
-from entrypoints.migrations import alembic_config, downgrade, upgrade
+from entrypoints.migrations import REPO_ROOT, alembic_config, downgrade, upgrade
 from tests.services import Services
 
 USER, WORKSPACE, DOCUMENT = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -160,3 +165,88 @@ async def test_keel_db_slow_queries_reads_pg_stat_statements(
     assert out.splitlines()[0].split() == ["calls", "total", "ms", "mean", "ms", "rows", "query"]
     assert "keel_probe" not in out  # constants are normalised away by Postgres
     assert "pg_class" in out
+
+
+FAILING = '''"""A migration that fails half-way.
+
+Revision ID: 9999
+Revises: {head}
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "9999"
+down_revision = "{head}"
+
+
+def upgrade() -> None:
+    op.create_table("half_made", sa.Column("id", sa.Integer, primary_key=True))
+    op.execute("select 1 / 0")
+
+
+def downgrade() -> None:
+    op.drop_table("half_made")
+'''
+
+
+async def test_a_failed_migration_is_rolled_back_and_named(
+    empty_database,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    url, engine = empty_database
+    head = _revisions()[-1]
+    versions = tmp_path / "versions"
+    shutil.copytree(REPO_ROOT / "alembic" / "versions", versions)
+    (versions / "9999_failing.py").write_text(FAILING.replace("{head}", head))
+    original = alembic_config
+
+    def with_failing_step(*args: object, **kwargs: object) -> Config:
+        config = original(*args, **kwargs)  # type: ignore[arg-type]
+        config.set_main_option("version_locations", str(versions))
+        return config
+
+    monkeypatch.setattr("entrypoints.migrations.alembic_config", with_failing_step)
+    monkeypatch.setenv("KEEL_MIGRATION_DATABASE_URL", url)
+    assert await asyncio.to_thread(main, ["db", "upgrade"]) == 1
+    error = capsys.readouterr().err
+    assert f"the migration after revision {head} failed" in error
+    assert "division by zero" in error
+    assert "half_made" not in await _tables(engine)
+    async with engine.connect() as conn:
+        assert await conn.scalar(sa.text("select version_num from alembic_version")) == head
+
+
+def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == name
+    ]
+
+
+def _literal(node: ast.expr) -> object:
+    return node.value if isinstance(node, ast.Constant) else None
+
+
+def test_indexes_on_existing_tables_are_built_concurrently() -> None:
+    """A table that may already be large is indexed CONCURRENTLY (in Alembic's
+    autocommit block), so that a deploy never locks it for the whole build."""
+    for path in sorted((REPO_ROOT / "alembic" / "versions").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        created = {_literal(call.args[0]) for call in _calls(tree, "create_table")}
+        for call in _calls(tree, "create_index"):
+            table = _literal(call.args[1])
+            concurrently = any(
+                k.arg == "postgresql_concurrently" and _literal(k.value) is True
+                for k in call.keywords
+            )
+            assert table in created or concurrently, f"{path.name}: index on {table}"
+        for call in _calls(tree, "execute"):
+            sql = str(_literal(call.args[0]) or "").lower()
+            for table in re.findall(r"create (?:unique )?index (?!concurrently)\S* on (\w+)", sql):
+                assert table in created, f"{path.name}: index on {table} needs CONCURRENTLY"
