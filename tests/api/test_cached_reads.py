@@ -182,6 +182,9 @@ async def test_metrics_are_exposed(client: httpx.AsyncClient, people: People) ->
         "keel_cache_requests_total",
         "keel_cache_loader_seconds_bucket",
         "keel_request_duration_seconds_bucket",
+        "keel_requests_total",
+        "keel_requests_in_progress",
+        "keel_db_query_seconds_bucket",
         'path="/v1/workspaces/{workspace_id}/foundation/{document_id}"',
     ):
         assert name in metrics, name
