@@ -126,3 +126,71 @@ class FoundationBundle:
 
     workspace_id: UUID
     documents: list[FoundationDocument]
+
+
+class TaskStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+class TaskKind(enum.StrEnum):
+    GENERATE = "generate"
+    SUMMARIZE = "summarize"
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    workspace_id: UUID
+    id: UUID
+    kind: TaskKind
+    status: TaskStatus
+    input: dict[str, Any]
+    created_by: UUID
+    attempts: int = 0
+    max_attempts: int = 5
+    priority: int = 0
+    progress: int = 0
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    cached: bool = False
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRef:
+    """What a queue entry carries: enough to open the task's own tenant context."""
+
+    workspace_id: UUID
+    task_id: UUID
+    created_by: UUID
+
+    @property
+    def caller(self) -> Caller:
+        return Caller(self.created_by, self.workspace_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A task this worker now runs: attempt `attempt` of `max_attempts`."""
+
+    task: Task
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """A task to put on the queue: attempt `attempt`, after `delay_ms`."""
+
+    ref: TaskRef
+    attempt: int
+    priority: int
+    delay_ms: int

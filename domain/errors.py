@@ -7,7 +7,10 @@ DomainError
 ├── ConflictError            409  a duplicate, or a rule about other rows
 │   └── LastOwnerError       409  the change would leave a workspace without an owner
 ├── PreconditionFailedError  412  an If-Match version that is no longer current
-└── UnavailableError         503  a dependency (Postgres, Redis) cannot be reached
+├── UnavailableError         503  a dependency (Postgres, Redis) cannot be reached
+├── TaskCancelledError            a running task was cancelled (worker-internal)
+└── ModelError                    a model provider refused for good (worker-internal)
+    └── TransientModelError       … or failed in a way worth retrying
 """
 
 
@@ -47,3 +50,25 @@ class PreconditionFailedError(DomainError):
 
 class UnavailableError(DomainError):
     title = "Service unavailable"
+
+
+class ModelError(DomainError):
+    """The model provider refused the request for good (bad input, auth): no retry."""
+
+    title = "Model error"
+
+
+class TransientModelError(ModelError):
+    """The provider failed in a way worth retrying (429, 5xx, timeout, connection)."""
+
+    title = "Model temporarily unavailable"
+
+    def __init__(self, detail: str, retry_after_s: float | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class TaskCancelledError(DomainError):
+    """The task was cancelled while it ran; the worker stops at its next step."""
+
+    title = "Task cancelled"

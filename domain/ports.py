@@ -8,7 +8,8 @@ again with row-level security.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
 from uuid import UUID
@@ -16,11 +17,17 @@ from uuid import UUID
 from domain.cache import CacheKey, Hit
 from domain.entities import (
     Caller,
+    Claim,
+    Dispatch,
     FoundationChanges,
     FoundationDocument,
     FoundationFilter,
     Membership,
     Role,
+    Task,
+    TaskKind,
+    TaskRef,
+    TaskStatus,
     User,
     Workspace,
     WorkspaceAccess,
@@ -118,6 +125,72 @@ class FoundationRepository(Protocol):
         ...
 
 
+class TaskRepository(Protocol):
+    """Tasks and their state machine. Every state change a worker makes is
+    guarded by (status, attempt), so a late or duplicate delivery can never
+    write a second result."""
+
+    async def add(
+        self, task: Task, idempotency_key: str | None, request_hash: str | None
+    ) -> Task | None:
+        """Insert a queued task (its enqueue intent commits with it); None if the
+        idempotency key is taken."""
+        ...
+
+    async def find_by_key(self, workspace_id: UUID, key: str) -> tuple[Task, str | None] | None:
+        """The task created with this idempotency key, and its request hash."""
+        ...
+
+    async def get(self, workspace_id: UUID, task_id: UUID) -> Task | None: ...
+
+    async def list(
+        self,
+        workspace_id: UUID,
+        status: TaskStatus | None,
+        kind: TaskKind | None,
+        before: UUID | None,
+        limit: int,
+    ) -> list[Task]:
+        """Newest first, starting before the id `before`."""
+        ...
+
+    async def cancel(self, workspace_id: UUID, task_id: UUID) -> Task | None:
+        """Cancel a queued task at once; ask a running one to stop. None if absent."""
+        ...
+
+    async def claim(self, ref: TaskRef, max_running: int, lease_s: float) -> Claim | bool:
+        """Start the next attempt: the Claim; True when the workspace already runs
+        `max_running` tasks (try again later); False when there is nothing to run."""
+        ...
+
+    async def heartbeat(
+        self, ref: TaskRef, attempt: int, lease_s: float, progress: int
+    ) -> bool | None:
+        """Extend the lease and record progress: whether cancel was asked, or None
+        when this attempt no longer owns the task."""
+        ...
+
+    async def finish(
+        self,
+        ref: TaskRef,
+        attempt: int,
+        status: TaskStatus,
+        result: dict[str, object] | None = None,
+        error: str | None = None,
+        cached: bool = False,
+    ) -> bool:
+        """Record the final state; False when this attempt no longer owns the task."""
+        ...
+
+    async def retry_later(self, ref: TaskRef, attempt: int, delay_ms: int, error: str) -> bool:
+        """Back to queued, available after `delay_ms`; False when no longer ours."""
+        ...
+
+    async def postpone(self, ref: TaskRef, delay_ms: int) -> None:
+        """Dispatch again after `delay_ms` without running (the workspace is busy)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One database transaction in one tenant context.
 
@@ -130,6 +203,7 @@ class UnitOfWork(Protocol):
     workspaces: WorkspaceRepository
     memberships: MembershipRepository
     foundation: FoundationRepository
+    tasks: TaskRepository
 
     async def __aenter__(self) -> Self: ...
 
@@ -183,3 +257,42 @@ class Cache(Protocol):
     async def invalidate(self, workspace_id: UUID, *namespaces: str) -> None:
         """Make every value cached so far in these namespaces of the workspace unreachable."""
         ...
+
+
+class JobQueue(Protocol):
+    """Where dispatched tasks wait for a worker. At-least-once: a task may be
+    delivered twice, and the guarded state changes make that harmless."""
+
+    async def enqueue(self, ref: TaskRef, attempt: int, priority: int, delay_ms: int) -> None:
+        """Idempotent per (task, attempt): a second enqueue of the same attempt is a no-op."""
+        ...
+
+
+class TaskDispatcher(Protocol):
+    """The outbox side of the queue: tasks whose enqueue intent committed."""
+
+    def batch(self, size: int) -> AbstractAsyncContextManager[list[Dispatch]]:
+        """Up to `size` undispatched tasks, marked dispatched if the block exits
+        cleanly; left for the next batch if it raises."""
+        ...
+
+    async def recover(self, redispatch_after_s: float) -> int:
+        """Requeue tasks whose worker lost its lease, and dispatch again those
+        dispatched long ago but never claimed. Returns how many."""
+        ...
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        """Return when a task may be waiting (a commit notified it), or after `timeout_s`."""
+        ...
+
+
+class LanguageModel(Protocol):
+    """A chat model that streams its answer.
+
+    Raises TransientModelError (worth retrying, maybe with `retry_after_s`) or
+    ModelError (not).
+    """
+
+    name: str
+
+    def stream(self, system: str, prompt: str) -> AsyncIterator[str]: ...

@@ -2,8 +2,9 @@
 
 keel dev                          everything, with embedded services when no URLs are set
 keel api                          the HTTP API (production)
+keel worker [--concurrency N]     the task worker (production)
 keel token --sub UUID             a signed development token
-keel db upgrade|downgrade|current|history|check|sql
+keel db upgrade|downgrade|current|history|check|sql|slow-queries
 keel db login-role NAME           create/update a runtime login role (password from env)
 """
 
@@ -70,6 +71,14 @@ async def _with_engine(settings: Settings, check: Callable[..., Awaitable[None]]
         await check(engine)
     finally:
         await engine.dispose()
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from entrypoints.logging import configure_logging
+    from entrypoints.worker import main as run
+
+    configure_logging(settings.log_level)
+    return run(settings, args.concurrency)
 
 
 def _migration_url(settings: Settings) -> str:
@@ -195,6 +204,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("dev", help="run everything locally").set_defaults(run=_dev)
     commands.add_parser("api", help="serve the HTTP API").set_defaults(run=_api)
+    worker = commands.add_parser("worker", help="run AI tasks from the queue")
+    worker.add_argument("--concurrency", type=int, default=8, help="tasks run at once")
+    worker.set_defaults(run=_worker)
     token = commands.add_parser("token", help="print a signed development token")
     token.add_argument("--sub", type=uuid.UUID, required=True, help="the user's UUID")
     token.add_argument("--email", default=None)

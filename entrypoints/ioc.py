@@ -25,11 +25,16 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid6 import uuid7
 
+from adapters.models.openai import OpenAICompatibleModel
+from adapters.models.simulated import SimulatedModel
 from adapters.postgres.database import create_engine
+from adapters.postgres.dispatch import PgTaskDispatcher
 from adapters.postgres.observability import instrument
 from adapters.postgres.uow import PgUnitOfWorkFactory
 from adapters.redis.cache import PassThroughCache, RedisCache
 from adapters.redis.client import create_redis
+from adapters.redis.queue import BullMQJobQueue
+from application.dispatch import RecoverTasks, RelayTasks
 from application.foundation import (
     CreateDocument,
     DeleteDocument,
@@ -40,6 +45,8 @@ from application.foundation import (
 )
 from application.members import AddMember, ChangeMemberRole, ListMembers, RemoveMember
 from application.profiles import GetMe, RegisterCaller
+from application.run_task import RunnerSettings, RunTask
+from application.tasks import CancelTask, CreateTask, GetTask, ListTasks
 from application.workspaces import (
     CreateWorkspace,
     DeleteWorkspace,
@@ -48,7 +55,16 @@ from application.workspaces import (
     RenameWorkspace,
 )
 from domain.entities import Caller
-from domain.ports import Cache, IdGenerator, UnitOfWork, UnitOfWorkFactory
+from domain.ports import (
+    Cache,
+    IdGenerator,
+    JobQueue,
+    LanguageModel,
+    TaskDispatcher,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+from domain.retry import Backoff
 from entrypoints.settings import Settings
 
 
@@ -98,7 +114,9 @@ class InfrastructureProvider(Provider):
     register_caller = provide(RegisterCaller)
 
 
-class RequestProvider(Provider):
+class HttpCallerProvider(Provider):
+    """The caller of an HTTP request: the token's user, the path's workspace."""
+
     scope = Scope.REQUEST
 
     @provide
@@ -108,6 +126,10 @@ class RequestProvider(Provider):
             user_id=request.user.user_id,
             workspace_id=workspace if isinstance(workspace, UUID) else None,
         )
+
+
+class RequestProvider(Provider):
+    scope = Scope.REQUEST
 
     @provide
     def uow(self, factory: UnitOfWorkFactory, caller: Caller) -> UnitOfWork:
@@ -130,14 +152,74 @@ class RequestProvider(Provider):
         GetFoundationBundle,
         UpdateDocument,
         DeleteDocument,
+        CreateTask,
+        ListTasks,
+        GetTask,
+        CancelTask,
     )
+
+
+class WorkerProvider(Provider):
+    """What a worker process adds: the model, the queue, the outbox, the runner."""
+
+    scope = Scope.APP
+
+    @provide
+    async def model(self, settings: Settings) -> AsyncIterator[LanguageModel]:
+        if settings.model_provider == "openai":
+            settings.require("openai_base_url", "openai_model")
+            model = OpenAICompatibleModel(
+                str(settings.openai_base_url), settings.openai_api_key, str(settings.openai_model)
+            )
+            yield model
+            await model.aclose()
+            return
+        yield SimulatedModel(settings.sim_token_delay_ms, settings.sim_fail_rate)
+
+    @provide
+    async def queue(self, settings: Settings) -> AsyncIterator[JobQueue]:
+        assert settings.redis_url is not None
+        queue = BullMQJobQueue(settings.redis_url)
+        yield queue
+        await queue.close()
+
+    @provide
+    async def dispatcher(
+        self, settings: Settings, engine: AsyncEngine
+    ) -> AsyncIterator[TaskDispatcher]:
+        assert settings.database_url is not None
+        dispatcher = PgTaskDispatcher(engine, settings.database_url)
+        yield dispatcher
+        await dispatcher.close()
+
+    @provide
+    def runner_settings(self, settings: Settings) -> RunnerSettings:
+        return RunnerSettings(
+            max_running_per_workspace=settings.workspace_max_running,
+            lease_s=settings.task_lease_s,
+            backoff=Backoff(settings.retry_base_ms, settings.retry_cap_ms),
+        )
+
+    @provide
+    def recover(self, settings: Settings, dispatcher: TaskDispatcher) -> RecoverTasks:
+        return RecoverTasks(dispatcher, settings.task_redispatch_s)
+
+    run_task = provide(RunTask)
+    relay = provide(RelayTasks)
 
 
 def make_container(settings: Settings, *extra: Provider) -> AsyncContainer:
     return make_async_container(
         InfrastructureProvider(),
         RequestProvider(),
+        HttpCallerProvider(),
         LitestarProvider(),
         *extra,
         context={Settings: settings},
+    )
+
+
+def make_worker_container(settings: Settings) -> AsyncContainer:
+    return make_async_container(
+        InfrastructureProvider(), WorkerProvider(), context={Settings: settings}
     )

@@ -67,6 +67,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         int, Meta(ge=0, description="Log statements slower than this (normalised SQL, no values)")
     ] = 100
     log_level: Annotated[str, Meta(pattern="^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
+    model_provider: Annotated[str, Meta(pattern="^(simulated|openai)$")] = "simulated"
+    sim_token_delay_ms: Annotated[float, Meta(ge=0, le=10_000)] = 20
+    sim_fail_rate: Annotated[float, Meta(ge=0, le=1)] = 0
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    openai_model: str | None = None
+    workspace_max_running: Annotated[int, Meta(ge=1, le=1000)] = 4
+    task_lease_s: Annotated[float, Meta(ge=1, le=3600)] = 30
+    task_redispatch_s: Annotated[float, Meta(ge=1, le=3600)] = 30
+    retry_base_ms: Annotated[int, Meta(ge=1)] = 1000
+    retry_cap_ms: Annotated[int, Meta(ge=1)] = 60_000
     max_body_bytes: Annotated[int, Meta(ge=1024, description="Request body limit")] = 1024 * 1024
 
     @property
@@ -108,4 +119,5 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
 
 
 def _shown(name: str, raw: object) -> object:
-    return "<hidden>" if "secret" in name or "url" in name else raw
+    hidden = ("secret", "url", "key")
+    return "<hidden>" if any(word in name for word in hidden) else raw

@@ -133,6 +133,10 @@ class People:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
 
+    @property
+    def client(self) -> httpx.AsyncClient:
+        return self._client
+
     async def new(self) -> Person:
         user_id = uuid.uuid4()
         person = Person(user_id, bearer(user_id, f"{user_id.hex[:8]}@example.test"))

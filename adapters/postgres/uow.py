@@ -21,10 +21,12 @@ from adapters.postgres.repositories import (
     PgUserRepository,
     PgWorkspaceRepository,
 )
+from adapters.postgres.tasks import PgTaskRepository
 from domain.entities import Caller
 from domain.ports import (
     FoundationRepository,
     MembershipRepository,
+    TaskRepository,
     UserRepository,
     WorkspaceRepository,
 )
@@ -55,6 +57,7 @@ class PgUnitOfWork:
     workspaces: WorkspaceRepository
     memberships: MembershipRepository
     foundation: FoundationRepository
+    tasks: TaskRepository
 
     def __init__(self, engine: AsyncEngine, caller: Caller) -> None:
         self._engine = engine
@@ -76,6 +79,7 @@ class PgUnitOfWork:
         self.workspaces = PgWorkspaceRepository(conn)
         self.memberships = PgMembershipRepository(conn)
         self.foundation = PgFoundationRepository(conn)
+        self.tasks = PgTaskRepository(conn)
         return self
 
     async def commit(self) -> None:

@@ -23,6 +23,7 @@ from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.foundation import FoundationController
 from entrypoints.http.health import healthz, readyz
 from entrypoints.http.observability import bind_route, request_context
+from entrypoints.http.tasks import TaskController
 from entrypoints.ioc import make_container
 from entrypoints.settings import ConfigError, Settings
 
@@ -76,6 +77,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
             WorkspaceController,
             MemberController,
             FoundationController,
+            TaskController,
             PrometheusController,
         ],
     )

@@ -9,7 +9,15 @@ from uuid import UUID
 
 import msgspec
 
-from domain.entities import FoundationDocument, Membership, Role, WorkspaceAccess
+from domain.entities import (
+    FoundationDocument,
+    Membership,
+    Role,
+    Task,
+    TaskKind,
+    TaskStatus,
+    WorkspaceAccess,
+)
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True):
@@ -134,4 +142,56 @@ class DocumentOut(msgspec.Struct, frozen=True):
 
 class DocumentPage(msgspec.Struct, frozen=True):
     items: list[DocumentOut]
+    next_cursor: str | None
+
+
+class TaskIn(Body):
+    kind: TaskKind
+    input: dict[str, Any]
+    priority: int = 0
+    max_attempts: int = 5
+
+
+class TaskOut(msgspec.Struct, frozen=True):
+    id: UUID
+    workspace_id: UUID
+    kind: TaskKind
+    status: TaskStatus
+    input: dict[str, Any]
+    result: dict[str, Any] | None
+    error: str | None
+    attempts: int
+    max_attempts: int
+    priority: int
+    progress: int
+    cached: bool
+    created_by: UUID
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, task: Task) -> TaskOut:
+        return cls(
+            id=task.id,
+            workspace_id=task.workspace_id,
+            kind=task.kind,
+            status=task.status,
+            input=task.input,
+            result=task.result,
+            error=task.error,
+            attempts=task.attempts,
+            max_attempts=task.max_attempts,
+            priority=task.priority,
+            progress=task.progress,
+            cached=task.cached,
+            created_by=task.created_by,
+            created_at=task.created_at,
+            started_at=task.started_at,
+            finished_at=task.finished_at,
+        )
+
+
+class TaskPage(msgspec.Struct, frozen=True):
+    items: list[TaskOut]
     next_cursor: str | None

@@ -25,7 +25,7 @@ from entrypoints.cli import main
 from entrypoints.migrations import REPO_ROOT, alembic_config, downgrade, upgrade
 from tests.services import Services
 
-USER, WORKSPACE, DOCUMENT = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+USER, WORKSPACE, DOCUMENT, TASK = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
 
 async def _seed_0001(conn: sa.Connection) -> None:
@@ -53,9 +53,20 @@ async def _seed_0002(conn: sa.Connection) -> None:
 
 # One seed per revision: a new migration must add its own, so that the next
 # one is always applied over real data.
+async def _seed_0003(conn: sa.Connection) -> None:
+    await conn.execute(
+        sa.text(
+            "insert into tasks (workspace_id, id, kind, input, created_by)"
+            " values (:w, :t, 'summarize', '{\"text\": \"x\"}', :u)"
+        ),
+        {"w": WORKSPACE, "t": TASK, "u": USER},
+    )
+
+
 SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0001": _seed_0001,
     "0002": _seed_0002,
+    "0003": _seed_0003,
 }
 
 
@@ -103,13 +114,14 @@ async def test_stairway_up_down_and_up_again(empty_database) -> None:
     async with engine.connect() as conn:
         read_back = await conn.execute(
             sa.text(
-                "select w.name, m.role, d.title, d.version from workspaces w"
+                "select w.name, m.role, d.title, d.version, t.status from workspaces w"
                 " join memberships m on m.workspace_id = w.id"
-                " join foundation_documents d on d.workspace_id = w.id where w.id = :w"
+                " join foundation_documents d on d.workspace_id = w.id"
+                " join tasks t on t.workspace_id = w.id where w.id = :w"
             ),
             {"w": WORKSPACE},
         )
-        assert tuple(read_back.one()) == ("stairs", "owner", "Voice", 1)
+        assert tuple(read_back.one()) == ("stairs", "owner", "Voice", 1, "queued")
 
     await asyncio.to_thread(downgrade, url, "base", log=False)
     assert await _tables(engine) == {"alembic_version"}

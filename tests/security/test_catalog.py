@@ -24,6 +24,8 @@ SECURITY_DEFINER_FUNCTIONS = {
     "may_claim_ownership",
     "foundation_ids_tagged",
     "foundation_ids_containing",
+    "dispatch_tasks",
+    "recover_tasks",
 }
 COMMANDS = {"SELECT", "INSERT", "UPDATE", "DELETE"}
 

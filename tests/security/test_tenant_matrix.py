@@ -19,6 +19,8 @@ ROLES = ["viewer", "member", "admin", "owner"]
 WS = "/v1/workspaces/{workspace_id}"
 MEMBER = WS + "/members/{user_id}"
 DOCUMENT = WS + "/foundation/{document_id}"
+TASK = WS + "/tasks/{task_id}"
+NEW_TASK = {"kind": "summarize", "input": {"text": "a long text"}}
 NEW_DOCUMENT = {"kind": "brand", "title": "Voice", "content": {"tone": "warm"}, "tags": ["a"]}
 
 
@@ -43,6 +45,10 @@ MATRIX = [
     Route("GET", DOCUMENT, "viewer"),
     Route("PATCH", DOCUMENT, "member", {"title": "Voice 2"}),
     Route("DELETE", DOCUMENT, "member"),
+    Route("GET", WS + "/tasks", "viewer"),
+    Route("POST", WS + "/tasks", "member", NEW_TASK),
+    Route("GET", TASK, "viewer"),
+    Route("POST", TASK + "/cancel", "member"),
 ]
 
 
@@ -65,6 +71,7 @@ class Cast:
     newcomer: Person
     outsider: Person
     document: str
+    task: str
 
 
 async def _cast(people: People) -> Cast:
@@ -77,12 +84,21 @@ async def _cast(people: People) -> Cast:
     outsider = await people.new()
     await people.workspace(outsider, "their own")
     document = await people.document(workspace, owner, NEW_DOCUMENT)
-    return Cast(workspace, by_role, target, await people.new(), outsider, document)
+    task = await people.client.post(
+        f"/v1/workspaces/{workspace}/tasks", json=NEW_TASK, headers=owner.headers
+    )
+    assert task.status_code == 202, task.text
+    return Cast(
+        workspace, by_role, target, await people.new(), outsider, document, task.json()["id"]
+    )
 
 
 def _request(route: Route, cast: Cast) -> dict[str, Any]:
     path = route.path.format(
-        workspace_id=cast.workspace, user_id=cast.target.id, document_id=cast.document
+        workspace_id=cast.workspace,
+        user_id=cast.target.id,
+        document_id=cast.document,
+        task_id=cast.task,
     )
     body = None
     if route.body is not None:

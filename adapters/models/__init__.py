@@ -1,0 +1,1 @@
+"""Language-model providers: an OpenAI-compatible one and an offline simulation."""

@@ -1,0 +1,71 @@
+"""The task outbox, read across workspaces through the two SECURITY DEFINER
+functions the migration created (dispatch_tasks, recover_tasks), and woken
+by LISTEN on the channel that task writes notify on commit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.postgres.tasks import CHANNEL
+from adapters.postgres.uow import APP_ROLE
+from domain.entities import Dispatch, TaskRef
+
+_AS_APP = sa.text("select set_config('role', :role, true)")
+_TAKE = sa.text("select * from keel_private.dispatch_tasks(:size)")
+_RECOVER = sa.text("select keel_private.recover_tasks(make_interval(secs => :after))")
+
+
+class PgTaskDispatcher:
+    def __init__(self, engine: AsyncEngine, listen_url: str) -> None:
+        self._engine = engine
+        self._listen_url = listen_url
+        self._listener: asyncpg.Connection | None = None
+        self._wake = asyncio.Event()
+
+    @asynccontextmanager
+    async def batch(self, size: int) -> AsyncIterator[list[Dispatch]]:
+        async with self._engine.connect() as conn, conn.begin():
+            await conn.execute(_AS_APP, {"role": APP_ROLE})
+            rows = (await conn.execute(_TAKE, {"size": size})).all()
+            yield [
+                Dispatch(
+                    ref=TaskRef(row.workspace_id, row.id, row.created_by),
+                    attempt=row.attempts + 1,
+                    priority=row.priority,
+                    delay_ms=row.delay_ms,
+                )
+                for row in rows
+            ]
+
+    async def recover(self, redispatch_after_s: float) -> int:
+        async with self._engine.connect() as conn, conn.begin():
+            await conn.execute(_AS_APP, {"role": APP_ROLE})
+            return int(await conn.scalar(_RECOVER, {"after": redispatch_after_s}) or 0)
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        await self._listen()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout_s)
+        self._wake.clear()
+
+    async def _listen(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        with contextlib.suppress(OSError, asyncpg.PostgresError):
+            self._listener = await asyncpg.connect(self._listen_url)
+            await self._listener.add_listener(CHANNEL, self._notified)
+
+    def _notified(self, *_args: Any) -> None:
+        self._wake.set()
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()

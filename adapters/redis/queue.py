@@ -1,0 +1,62 @@
+"""The job queue on BullMQ (the official `bullmq` package: the same Lua
+scripts as the Node library, so its dashboards read these queues).
+
+BullMQ gives at-least-once delivery, lock renewal while a job runs, recovery
+of jobs held by a dead worker (stalled checks), delayed jobs, priorities and
+a failed set (our dead letters, replayable with `job.retry()`). Keys share
+one hash tag (`{keel}`) so the queue also works on Redis Cluster.
+
+What it cannot do, Keel does around it: Postgres holds the task's state, so
+a job carries only (workspace, task, creator) and the job id `<task>.<n>`
+makes enqueueing attempt n idempotent; per-workspace fairness is a cap
+checked when a worker claims (BullMQ's groups are a Pro feature).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bullmq import Queue
+
+from domain.entities import TaskRef
+
+QUEUE = "tasks"
+PREFIX = "{keel}"
+
+
+def job_id(ref: TaskRef, attempt: int) -> str:
+    return f"{ref.task_id}.{attempt}"
+
+
+def job_data(ref: TaskRef) -> dict[str, str]:
+    return {
+        "workspace_id": str(ref.workspace_id),
+        "task_id": str(ref.task_id),
+        "created_by": str(ref.created_by),
+    }
+
+
+class BullMQJobQueue:
+    def __init__(self, redis_url: str) -> None:
+        self._queue = Queue(QUEUE, {"connection": redis_url, "prefix": PREFIX})
+
+    @property
+    def queue(self) -> Queue:
+        return self._queue
+
+    async def enqueue(self, ref: TaskRef, attempt: int, priority: int, delay_ms: int) -> None:
+        options: dict[str, Any] = {
+            "jobId": job_id(ref, attempt),
+            "removeOnComplete": True,
+            "removeOnFail": False,
+            "attempts": 1,
+        }
+        if priority:
+            # BullMQ: 1 is the highest priority; Keel: 10 is.
+            options["priority"] = 11 - priority
+        if delay_ms > 0:
+            options["delay"] = delay_ms
+        await self._queue.add("run", job_data(ref), options)
+
+    async def close(self) -> None:
+        await self._queue.close()

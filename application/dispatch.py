@@ -1,0 +1,39 @@
+"""The relay (outbox → queue) and the reconciler (lost leases, lost queue entries)."""
+
+from __future__ import annotations
+
+import logging
+
+from domain.ports import JobQueue, TaskDispatcher
+
+logger = logging.getLogger("keel.dispatch")
+
+
+class RelayTasks:
+    """Move committed, undispatched tasks to the queue; returns how many moved."""
+
+    BATCH = 200
+
+    def __init__(self, dispatcher: TaskDispatcher, queue: JobQueue) -> None:
+        self._dispatcher, self._queue = dispatcher, queue
+
+    async def execute(self) -> int:
+        moved = 0
+        while True:
+            async with self._dispatcher.batch(self.BATCH) as items:
+                for item in items:
+                    await self._queue.enqueue(item.ref, item.attempt, item.priority, item.delay_ms)
+            moved += len(items)
+            if len(items) < self.BATCH:
+                return moved
+
+
+class RecoverTasks:
+    def __init__(self, dispatcher: TaskDispatcher, redispatch_after_s: float) -> None:
+        self._dispatcher, self._after = dispatcher, redispatch_after_s
+
+    async def execute(self) -> int:
+        recovered = await self._dispatcher.recover(self._after)
+        if recovered:
+            logger.warning("recovered %s task(s): lost leases or lost queue entries", recovered)
+        return recovered

@@ -1,0 +1,191 @@
+"""The agent that runs one attempt of a task, in the task's own tenant context.
+
+It claims the task (a guarded state change), loads its context (the cached
+foundation bundle), streams the model's answer while a heartbeat keeps the
+lease and notices cancellation, and records the outcome, guarded by the
+attempt number so that a worker that lost its lease can never write a
+second result. Identical requests (kind, input, foundation, model) are
+answered from the AI-result cache without calling the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from application.foundation import GetFoundationBundle
+from domain.cache import CacheKey
+from domain.entities import Claim, FoundationBundle, TaskKind, TaskRef, TaskStatus
+from domain.errors import ModelError, NotFoundError, TaskCancelledError, TransientModelError
+from domain.ports import Cache, LanguageModel, UnitOfWorkFactory
+from domain.retry import Backoff
+
+logger = logging.getLogger("keel.tasks")
+AI_RESULTS = "ai-results"
+AI_RESULT_TTL_S = 24 * 3600.0
+
+
+class Outcome(enum.Enum):
+    SUCCEEDED = "succeeded"
+    CANCELLED = "cancelled"
+    RETRYING = "retrying"
+    FAILED = "failed"  # for good: the queue keeps it in its dead-letter set
+    POSTPONED = "postponed"  # the workspace runs its maximum already
+    SKIPPED = "skipped"  # nothing to run: cancelled, finished, or another worker's
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerSettings:
+    max_running_per_workspace: int = 4
+    lease_s: float = 30.0
+    postpone_ms: int = 250
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+class _LeaseLostError(Exception):
+    pass
+
+
+class RunTask:
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        cache: Cache,
+        model: LanguageModel,
+        settings: RunnerSettings,
+    ) -> None:
+        self._uows, self._cache, self._model, self._settings = uow_factory, cache, model, settings
+
+    async def execute(self, ref: TaskRef) -> Outcome:
+        async with self._uows(ref.caller) as uow:
+            claim = await uow.tasks.claim(
+                ref, self._settings.max_running_per_workspace, self._settings.lease_s
+            )
+            await uow.commit()
+        if claim is True:
+            async with self._uows(ref.caller) as uow:
+                await uow.tasks.postpone(ref, self._settings.postpone_ms)
+                await uow.commit()
+            return Outcome.POSTPONED
+        if claim is False:
+            return Outcome.SKIPPED
+        assert isinstance(claim, Claim)
+        try:
+            result, cached = await self._attempt(ref, claim)
+        except _LeaseLostError:
+            return Outcome.SKIPPED
+        except TaskCancelledError:
+            await self._finish(ref, claim, TaskStatus.CANCELLED)
+            return Outcome.CANCELLED
+        except TransientModelError as error:
+            if claim.attempt < claim.task.max_attempts:
+                delay = self._settings.backoff.delay_ms(claim.attempt, error.retry_after_s)
+                async with self._uows(ref.caller) as uow:
+                    await uow.tasks.retry_later(ref, claim.attempt, delay, error.detail)
+                    await uow.commit()
+                logger.info(
+                    "task.retrying %s attempt=%s delay_ms=%s", ref.task_id, claim.attempt, delay
+                )
+                return Outcome.RETRYING
+            await self._finish(ref, claim, TaskStatus.FAILED, error=error.detail)
+            return Outcome.FAILED
+        except (ModelError, NotFoundError) as error:
+            await self._finish(ref, claim, TaskStatus.FAILED, error=error.detail)
+            return Outcome.FAILED
+        await self._finish(ref, claim, TaskStatus.SUCCEEDED, result=result, cached=cached)
+        return Outcome.SUCCEEDED
+
+    async def _finish(self, ref: TaskRef, claim: Claim, status: TaskStatus, **fields: Any) -> None:
+        async with self._uows(ref.caller) as uow:
+            await uow.tasks.finish(ref, claim.attempt, status, **fields)
+            await uow.commit()
+
+    async def _attempt(self, ref: TaskRef, claim: Claim) -> tuple[dict[str, Any], bool]:
+        task = claim.task
+        system, prompt = await self._messages(ref, task.kind, task.input)
+        fingerprint = hashlib.sha256(
+            json.dumps(
+                [task.kind.value, task.input, system, self._model.name], sort_keys=True
+            ).encode()
+        ).hexdigest()
+        called = False
+
+        async def call_model() -> dict[str, Any]:
+            nonlocal called
+            called = True
+            text = await self._stream(ref, claim, system, prompt)
+            return {"summary": text} if task.kind is TaskKind.SUMMARIZE else {"text": text}
+
+        result = await self._cache.get_or_set(
+            CacheKey(ref.workspace_id, AI_RESULTS, fingerprint[:64]),
+            call_model,
+            type_=dict,
+            ttl_s=AI_RESULT_TTL_S,
+        )
+        assert result is not None
+        return result, not called
+
+    async def _messages(
+        self, ref: TaskRef, kind: TaskKind, data: dict[str, Any]
+    ) -> tuple[str, str]:
+        if kind is TaskKind.SUMMARIZE:
+            return "Summarize the user's text in a few sentences.", str(data["text"])
+        system = "You write for this workspace."
+        if data.get("use_foundation", True):
+            bundle = await GetFoundationBundle(self._uows(ref.caller), self._cache).execute()
+            system += "\n\n" + _context(bundle)
+        return system, str(data["prompt"])
+
+    async def _stream(self, ref: TaskRef, claim: Claim, system: str, prompt: str) -> str:
+        tokens: list[str] = []
+        state = {"cancel": False, "lost": False}
+
+        async def keep_lease() -> None:
+            while True:
+                await asyncio.sleep(self._settings.lease_s / 3)
+                async with self._uows(ref.caller) as uow:
+                    asked = await uow.tasks.heartbeat(
+                        ref, claim.attempt, self._settings.lease_s, _progress(len(tokens))
+                    )
+                    await uow.commit()
+                state["lost"], state["cancel"] = asked is None, bool(asked)
+
+        lease = asyncio.create_task(keep_lease())
+        try:
+            await self._check_in(ref, claim, state, 0)
+            async for token in self._model.stream(system, prompt):
+                tokens.append(token)
+                if len(tokens) % 20 == 0:
+                    await self._check_in(ref, claim, state, len(tokens))
+        finally:
+            lease.cancel()
+        return "".join(tokens)
+
+    async def _check_in(self, ref: TaskRef, claim: Claim, state: dict[str, bool], n: int) -> None:
+        """Record progress at a step; stop if cancelled or no longer ours."""
+        async with self._uows(ref.caller) as uow:
+            asked = await uow.tasks.heartbeat(
+                ref, claim.attempt, self._settings.lease_s, _progress(n)
+            )
+            await uow.commit()
+        if asked is None or state["lost"]:
+            raise _LeaseLostError
+        if asked or state["cancel"]:
+            raise TaskCancelledError("cancelled while running")
+
+
+def _progress(tokens: int) -> int:
+    """An estimate that approaches but never reaches 100 before the end."""
+    return min(99, int(100 * tokens / (tokens + 50)))
+
+
+def _context(bundle: FoundationBundle) -> str:
+    return "\n".join(
+        f"## {document.kind}: {document.title}\n{json.dumps(document.content, sort_keys=True)}"
+        for document in bundle.documents
+    )

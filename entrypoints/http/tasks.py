@@ -1,0 +1,64 @@
+"""AI tasks over HTTP (API.md): 202 on creation, Idempotency-Key honoured."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from dishka.integrations.litestar import FromDishka
+from litestar import Controller, Response, get, post
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+
+from application.pagination import DEFAULT_LIMIT
+from application.tasks import CancelTask, CreateTask, GetTask, ListTasks
+from domain.entities import TaskKind, TaskStatus
+from entrypoints.http.controllers import Cursor, Limit
+from entrypoints.http.schemas import TaskIn, TaskOut, TaskPage
+
+IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key")]
+
+
+class TaskController(Controller):
+    path = "/v1/workspaces/{workspace_id:uuid}/tasks"
+    tags = ["tasks"]
+
+    @post()
+    async def create(
+        self,
+        workspace_id: FromPath[UUID],
+        data: JSONBody[TaskIn],
+        use_case: FromDishka[CreateTask],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[TaskOut]:
+        accepted = await use_case.execute(
+            data.kind, data.input, data.priority, data.max_attempts, idempotency_key
+        )
+        return Response(TaskOut.of(accepted.task), status_code=202 if accepted.created else 200)
+
+    @get()
+    async def list_tasks(
+        self,
+        workspace_id: FromPath[UUID],
+        use_case: FromDishka[ListTasks],
+        status: Annotated[TaskStatus | None, QueryParameter()] = None,
+        kind: Annotated[TaskKind | None, QueryParameter()] = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> TaskPage:
+        page = await use_case.execute(status, kind, limit, cursor)
+        return TaskPage([TaskOut.of(task) for task in page.items], page.next_cursor)
+
+    @get("/{task_id:uuid}")
+    async def read(
+        self, workspace_id: FromPath[UUID], task_id: FromPath[UUID], use_case: FromDishka[GetTask]
+    ) -> TaskOut:
+        return TaskOut.of(await use_case.execute(task_id))
+
+    @post("/{task_id:uuid}/cancel", status_code=202)
+    async def cancel(
+        self,
+        workspace_id: FromPath[UUID],
+        task_id: FromPath[UUID],
+        use_case: FromDishka[CancelTask],
+    ) -> TaskOut:
+        return TaskOut.of(await use_case.execute(task_id))

@@ -1,0 +1,121 @@
+"""`keel worker`: runs tasks from the queue, relays the outbox, recovers tasks.
+
+Each job runs RunTask in the task's own tenant context (its workspace and its
+creator: row-level security applies to workers too). SIGTERM or SIGINT: stop
+taking work, let in-flight tasks finish within the grace period; a task still
+running after it keeps its lease until the lease expires and another worker
+takes it over (its attempt counts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import UUID
+
+import structlog
+from bullmq import UnrecoverableError, Worker
+
+from adapters.redis.queue import PREFIX, QUEUE
+from application.dispatch import RecoverTasks, RelayTasks
+from application.run_task import Outcome, RunTask
+from domain.entities import TaskRef
+from domain.ports import TaskDispatcher
+from entrypoints.ioc import make_worker_container
+from entrypoints.settings import Settings
+
+logger = logging.getLogger("keel.worker")
+RELAY_IDLE_S = 1.0
+RECOVER_EVERY_S = 5.0
+GRACE_S = 20.0
+
+
+async def _forever(name: str, step: Callable[[], Awaitable[Any]], pause_s: float) -> None:
+    """Run `step` again and again; a failure is logged and retried after a pause."""
+    while True:
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("%s failed; trying again in %.0f s", name, pause_s)
+            await asyncio.sleep(pause_s)
+
+
+async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) -> None:
+    settings.require("database_url", "redis_url")
+    container = make_worker_container(settings)
+    run_task = await container.get(RunTask)
+    relay = await container.get(RelayTasks)
+    recover = await container.get(RecoverTasks)
+    dispatcher = await container.get(TaskDispatcher)
+
+    async def process(job: Any, _token: str) -> str:
+        ref = TaskRef(
+            UUID(job.data["workspace_id"]),
+            UUID(job.data["task_id"]),
+            UUID(job.data["created_by"]),
+        )
+        with structlog.contextvars.bound_contextvars(
+            task_id=str(ref.task_id),
+            workspace_id=str(ref.workspace_id),
+            user_id=str(ref.created_by),
+        ):
+            outcome = await run_task.execute(ref)
+        if outcome is Outcome.FAILED:
+            raise UnrecoverableError(f"task {ref.task_id} failed for good")
+        return str(outcome.value)
+
+    async def relay_step() -> None:
+        await relay.execute()
+        await dispatcher.wait_for_work(RELAY_IDLE_S)
+
+    async def recover_step() -> None:
+        await recover.execute()
+        await asyncio.sleep(RECOVER_EVERY_S)
+
+    assert settings.redis_url is not None
+    worker = Worker(
+        QUEUE,
+        process,
+        {
+            "connection": settings.redis_url,
+            "prefix": PREFIX,
+            "concurrency": concurrency,
+            "lockDuration": int(settings.task_lease_s * 1000),
+            "stalledInterval": int(settings.task_lease_s * 1000),
+            "maxStalledCount": 10,
+        },
+    )
+    loops = [
+        asyncio.create_task(_forever("relay", relay_step, RELAY_IDLE_S)),
+        asyncio.create_task(_forever("recovery", recover_step, RECOVER_EVERY_S)),
+    ]
+    logger.info("worker started: concurrency %s", concurrency)
+    try:
+        await stop.wait()
+        logger.info("stopping: no new tasks; in-flight ones get %.0f s", GRACE_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(worker.close(), GRACE_S)
+    finally:
+        for loop in loops:
+            loop.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        await worker.close(force=True)
+        await container.close()
+
+
+def main(settings: Settings, concurrency: int) -> int:
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, concurrency, stop)
+
+    asyncio.run(run())
+    return 0
