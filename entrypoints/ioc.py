@@ -179,7 +179,7 @@ class WorkerProvider(Provider):
     @provide
     async def queue(self, settings: Settings) -> AsyncIterator[JobQueue]:
         assert settings.redis_url is not None
-        queue = BullMQJobQueue(settings.redis_url)
+        queue = BullMQJobQueue(settings.redis_url, settings.queue_prefix)
         yield queue
         await queue.close()
 

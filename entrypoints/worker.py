@@ -20,7 +20,7 @@ from uuid import UUID
 import structlog
 from bullmq import UnrecoverableError, Worker
 
-from adapters.redis.queue import PREFIX, QUEUE
+from adapters.redis.queue import QUEUE
 from application.dispatch import RecoverTasks, RelayTasks
 from application.run_task import Outcome, RunTask
 from domain.entities import TaskRef
@@ -65,7 +65,14 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
             workspace_id=str(ref.workspace_id),
             user_id=str(ref.created_by),
         ):
-            outcome = await run_task.execute(ref)
+            try:
+                outcome = await run_task.execute(ref)
+            except Exception:
+                # Postgres or Redis failed under us. The task is still queued (or
+                # running on a lease that will expire): recovery dispatches it
+                # again, so the job itself ends here rather than in the dead letters.
+                logger.exception("task %s interrupted; it will be dispatched again", ref.task_id)
+                return "interrupted"
         if outcome is Outcome.FAILED:
             raise UnrecoverableError(f"task {ref.task_id} failed for good")
         return str(outcome.value)
@@ -84,13 +91,15 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
         process,
         {
             "connection": settings.redis_url,
-            "prefix": PREFIX,
+            "prefix": settings.queue_prefix,
             "concurrency": concurrency,
             "lockDuration": int(settings.task_lease_s * 1000),
             "stalledInterval": int(settings.task_lease_s * 1000),
             "maxStalledCount": 10,
         },
     )
+    worker.on("failed", lambda job, error: logger.error("job %s failed: %r", job.id, error))
+    worker.on("error", lambda error, *_: logger.error("queue error: %r", error))
     loops = [
         asyncio.create_task(_forever("relay", relay_step, RELAY_IDLE_S)),
         asyncio.create_task(_forever("recovery", recover_step, RECOVER_EVERY_S)),

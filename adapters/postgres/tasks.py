@@ -145,9 +145,7 @@ class PgTaskRepository(Repository):
         # One claim at a time per workspace, so the cap holds under concurrency.
         await self._execute(
             sa.select(
-                sa.func.pg_advisory_xact_lock(
-                    sa.func.hashtextextended(sa.cast(ref.workspace_id, sa.Text), 1)
-                )
+                sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(str(ref.workspace_id), 1))
             )
         )
         running = (

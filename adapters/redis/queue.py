@@ -37,8 +37,8 @@ def job_data(ref: TaskRef) -> dict[str, str]:
 
 
 class BullMQJobQueue:
-    def __init__(self, redis_url: str) -> None:
-        self._queue = Queue(QUEUE, {"connection": redis_url, "prefix": PREFIX})
+    def __init__(self, redis_url: str, prefix: str = PREFIX) -> None:
+        self._queue = Queue(QUEUE, {"connection": redis_url, "prefix": prefix})
 
     @property
     def queue(self) -> Queue:

@@ -1,0 +1,346 @@
+"""Tasks end to end: the API, the outbox relay, BullMQ and a worker running in
+this process, against real Postgres and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+import sqlalchemy as sa
+from bullmq import Queue
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.models.simulated import SimulatedModel
+from adapters.postgres.uow import PgUnitOfWorkFactory
+from adapters.redis.queue import QUEUE
+from application.run_task import Outcome, RunnerSettings, RunTask
+from domain.entities import TaskRef
+from domain.ports import Cache
+from entrypoints.settings import Settings
+from entrypoints.worker import run_worker
+from tests.conftest import People, Person
+
+SUMMARY = {"kind": "summarize", "input": {"text": "Keel runs agents for many workspaces."}}
+
+
+def _worker_settings(settings: Settings, **changes: Any) -> Settings:
+    defaults: dict[str, Any] = {
+        "queue_prefix": "{test-" + uuid.uuid4().hex[:12] + "}",
+        "sim_token_delay_ms": 1,
+        "retry_base_ms": 20,
+        "retry_cap_ms": 200,
+        "task_redispatch_s": 2,
+        "task_lease_s": 5,
+    }
+    return msgspec.structs.replace(settings, **{**defaults, **changes})
+
+
+@asynccontextmanager
+async def running_worker(settings: Settings, concurrency: int = 8) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(settings, concurrency, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, 60)
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def _start(
+    client: httpx.AsyncClient,
+    person: Person,
+    workspace: uuid.UUID,
+    body: dict[str, Any] = SUMMARY,
+    **headers: str,
+) -> httpx.Response:
+    return await client.post(
+        f"/v1/workspaces/{workspace}/tasks", json=body, headers={**person.headers, **headers}
+    )
+
+
+async def _task(
+    client: httpx.AsyncClient, person: Person, workspace: uuid.UUID, task_id: str
+) -> dict[str, Any]:
+    response = await client.get(
+        f"/v1/workspaces/{workspace}/tasks/{task_id}", headers=person.headers
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def _all_final(client, person, workspace, ids) -> bool:
+    states = [(await _task(client, person, workspace, i))["status"] for i in ids]
+    return all(s in ("succeeded", "failed", "cancelled") for s in states)
+
+
+async def test_a_generate_task_runs_with_the_foundation_as_context(
+    client: httpx.AsyncClient, people: People, settings: Settings, owner_engine: AsyncEngine
+) -> None:
+    owner = await people.new()
+    workspace = await people.workspace(owner)
+    await people.document(
+        workspace,
+        owner,
+        {"kind": "brand", "title": "Voice", "content": {"tone": "warm"}, "tags": []},
+    )
+    started = await _start(
+        client, owner, workspace, {"kind": "generate", "input": {"prompt": "Write a tagline"}}
+    )
+    assert started.status_code == 202
+    assert started.json()["status"] == "queued"
+    task_id = started.json()["id"]
+    async with running_worker(_worker_settings(settings)):
+        await wait_until(lambda: _all_final(client, owner, workspace, [task_id]))
+    task = await _task(client, owner, workspace, task_id)
+    assert (task["status"], task["attempts"], task["progress"]) == ("succeeded", 1, 100)
+    assert task["result"]["text"].startswith("Write-")
+    assert task["cached"] is False
+    async with owner_engine.connect() as conn:
+        history = await conn.execute(
+            sa.text("select attempt, outcome from task_attempts where task_id = :t order by at"),
+            {"t": task_id},
+        )
+        assert [tuple(row) for row in history] == [(1, "started"), (1, "succeeded")]
+
+
+async def test_committed_tasks_run_though_nothing_was_enqueued_yet(
+    client: httpx.AsyncClient, people: People, settings: Settings, services
+) -> None:
+    """The crash point between the commit and the enqueue: no worker, no relay
+    ran when these committed; they must all run once one starts."""
+    owner = await people.new()
+    workspace = await people.workspace(owner)
+    ids = [
+        (
+            await _start(
+                client, owner, workspace, {"kind": "summarize", "input": {"text": f"text {i}"}}
+            )
+        ).json()["id"]
+        for i in range(10)
+    ]
+    worker_settings = _worker_settings(settings)
+    queue = Queue(QUEUE, {"connection": services.redis_url, "prefix": worker_settings.queue_prefix})
+    try:
+        assert sum((await queue.getJobCounts()).values()) == 0
+    finally:
+        await queue.close()
+    async with running_worker(worker_settings):
+        await wait_until(lambda: _all_final(client, owner, workspace, ids))
+    for task_id in ids:
+        assert (await _task(client, owner, workspace, task_id))["status"] == "succeeded"
+
+
+async def test_an_identical_request_is_answered_from_the_ai_result_cache(
+    client: httpx.AsyncClient, people: People, settings: Settings
+) -> None:
+    owner = await people.new()
+    workspace = await people.workspace(owner)
+    async with running_worker(_worker_settings(settings)):
+        first = (await _start(client, owner, workspace)).json()["id"]
+        await wait_until(lambda: _all_final(client, owner, workspace, [first]))
+        second = (await _start(client, owner, workspace)).json()["id"]
+        await wait_until(lambda: _all_final(client, owner, workspace, [second]))
+    one, two = [await _task(client, owner, workspace, i) for i in (first, second)]
+    assert (one["cached"], two["cached"]) == (False, True)
+    assert one["result"] == two["result"]
+
+
+async def test_transient_failures_retry_within_the_policy_then_dead_letter(
+    client: httpx.AsyncClient,
+    people: People,
+    settings: Settings,
+    owner_engine: AsyncEngine,
+    services,
+) -> None:
+    owner = await people.new()
+    workspace = await people.workspace(owner)
+    worker_settings = _worker_settings(settings, sim_fail_rate=0.3)
+    ids = [
+        (
+            await _start(
+                client,
+                owner,
+                workspace,
+                {"kind": "summarize", "input": {"text": f"retry {i}"}, "max_attempts": 3},
+            )
+        ).json()["id"]
+        for i in range(30)
+    ]
+    async with running_worker(worker_settings):
+        await wait_until(lambda: _all_final(client, owner, workspace, ids), timeout_s=120)
+    tasks = [await _task(client, owner, workspace, i) for i in ids]
+    assert all(1 <= t["attempts"] <= 3 for t in tasks)
+    failed = [t for t in tasks if t["status"] == "failed"]
+    assert all(t["attempts"] == 3 for t in failed)
+    assert any(t["attempts"] > 1 for t in tasks), "30% failures must cause some retries"
+    async with owner_engine.connect() as conn:
+        delays = (
+            (
+                await conn.execute(
+                    sa.text(
+                        "select delay_ms from task_attempts where outcome = 'retrying'"
+                        " and task_id = any(cast(:ids as uuid[]))"
+                    ),
+                    {"ids": ids},
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert delays
+    assert all(0 <= d <= worker_settings.retry_cap_ms for d in delays)
+    queue = Queue(QUEUE, {"connection": services.redis_url, "prefix": worker_settings.queue_prefix})
+    try:
+        assert (await queue.getJobCounts("failed"))["failed"] == len(failed)
+    finally:
+        await queue.close()
+
+
+async def test_a_cancelled_queued_task_never_runs(
+    client: httpx.AsyncClient, people: People, settings: Settings
+) -> None:
+    owner = await people.new()
+    workspace = await people.workspace(owner)
+    task_id = (await _start(client, owner, workspace)).json()["id"]
+    cancelled = await client.post(
+        f"/v1/workspaces/{workspace}/tasks/{task_id}/cancel", headers=owner.headers
+    )
+    assert (cancelled.status_code, cancelled.json()["status"]) == (202, "cancelled")
+    canary = (
+        await _start(client, owner, workspace, {"kind": "summarize", "input": {"text": "canary"}})
+    ).json()["id"]
+    async with running_worker(_worker_settings(settings)):
+        await wait_until(lambda: _all_final(client, owner, workspace, [canary]))
+    task = await _task(client, owner, workspace, task_id)
+    assert (task["status"], task["attempts"], task["started_at"]) == ("cancelled", 0, None)
+
+
+async def test_a_running_task_stops_when_cancelled(
+    client: httpx.AsyncClient, people: People, settings: Settings
+) -> None:
+    owner = await people.new()
+    workspace = await people.workspace(owner)
+    task_id = (await _start(client, owner, workspace)).json()["id"]
+
+    async def running() -> bool:
+        return (await _task(client, owner, workspace, task_id))["status"] == "running"
+
+    async with running_worker(_worker_settings(settings, sim_token_delay_ms=200)):
+        await wait_until(running)
+        await client.post(
+            f"/v1/workspaces/{workspace}/tasks/{task_id}/cancel", headers=owner.headers
+        )
+        await wait_until(lambda: _all_final(client, owner, workspace, [task_id]))
+    task = await _task(client, owner, workspace, task_id)
+    assert (task["status"], task["result"]) == ("cancelled", None)
+
+
+async def test_idempotency_keys(client: httpx.AsyncClient, people: People) -> None:
+    owner = await people.new()
+    workspace, other = await people.workspace(owner), await people.workspace(owner)
+    first = await _start(client, owner, workspace, **{"Idempotency-Key": "k-1"})
+    again = await _start(client, owner, workspace, **{"Idempotency-Key": "k-1"})
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert first.json()["id"] == again.json()["id"]
+    changed = await _start(
+        client,
+        owner,
+        workspace,
+        {"kind": "summarize", "input": {"text": "other"}},
+        **{"Idempotency-Key": "k-1"},
+    )
+    assert changed.status_code == 409
+    elsewhere = await _start(client, owner, other, **{"Idempotency-Key": "k-1"})
+    assert elsewhere.status_code == 202
+    assert elsewhere.json()["id"] != first.json()["id"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"kind": "dance", "input": {}},
+        {"kind": "generate", "input": {}},
+        {"kind": "generate", "input": {"prompt": "x", "extra": 1}},
+        {"kind": "summarize", "input": {"text": ""}},
+        {"kind": "summarize", "input": {"text": "x"}, "priority": 11},
+        {"kind": "summarize", "input": {"text": "x"}, "max_attempts": 0},
+        {"kind": "summarize", "input": {"text": "x"}, "status": "succeeded"},
+    ],
+)
+async def test_invalid_task_requests(
+    client: httpx.AsyncClient, people: People, body: dict[str, Any]
+) -> None:
+    owner = await people.new()
+    workspace = await people.workspace(owner)
+    assert (await _start(client, owner, workspace, body)).status_code == 400
+
+
+async def test_a_worker_touches_only_the_workspace_of_the_task_it_holds(
+    client: httpx.AsyncClient, people: People, engine: AsyncEngine, cache: Cache
+) -> None:
+    """A forged queue entry naming workspace A and B's task changes nothing."""
+    owner_a, owner_b = await people.new(), await people.new()
+    workspace_a, workspace_b = await people.workspace(owner_a), await people.workspace(owner_b)
+    task_b = (await _start(client, owner_b, workspace_b)).json()["id"]
+    runner = RunTask(PgUnitOfWorkFactory(engine), cache, SimulatedModel(0), RunnerSettings())
+    for forged in (
+        TaskRef(workspace_a, uuid.UUID(task_b), owner_a.id),
+        TaskRef(workspace_b, uuid.UUID(task_b), owner_a.id),
+    ):
+        assert await runner.execute(forged) is Outcome.SKIPPED
+    task = await _task(client, owner_b, workspace_b, task_b)
+    assert (task["status"], task["attempts"]) == ("queued", 0)
+
+
+async def test_one_workspace_flooding_the_queue_does_not_starve_another(
+    client: httpx.AsyncClient, people: People, settings: Settings, owner_engine: AsyncEngine
+) -> None:
+    flooder, quiet = await people.new(), await people.new()
+    workspace_a, workspace_b = await people.workspace(flooder), await people.workspace(quiet)
+    many = [
+        (
+            await _start(
+                client, flooder, workspace_a, {"kind": "summarize", "input": {"text": f"flood {i}"}}
+            )
+        ).json()["id"]
+        for i in range(60)
+    ]
+    few = [
+        (
+            await _start(
+                client, quiet, workspace_b, {"kind": "summarize", "input": {"text": f"quiet {i}"}}
+            )
+        ).json()["id"]
+        for i in range(3)
+    ]
+    async with running_worker(
+        _worker_settings(settings, sim_token_delay_ms=5, workspace_max_running=2), concurrency=6
+    ):
+        await wait_until(lambda: _all_final(client, flooder, workspace_a, many), timeout_s=180)
+        await wait_until(lambda: _all_final(client, quiet, workspace_b, few))
+    async with owner_engine.connect() as conn:
+        finished = dict(
+            (
+                await conn.execute(
+                    sa.text(
+                        "select id::text, finished_at from tasks where id = any(cast(:ids as uuid[]))"
+                    ),
+                    {"ids": many + few},
+                )
+            ).all()
+        )
+    assert max(finished[i] for i in few) < sorted(finished[i] for i in many)[len(many) // 2]
