@@ -337,7 +337,8 @@ async def test_one_workspace_flooding_the_queue_does_not_starve_another(
             (
                 await conn.execute(
                     sa.text(
-                        "select id::text, finished_at from tasks where id = any(cast(:ids as uuid[]))"
+                        "select id::text, finished_at from tasks"
+                        " where id = any(cast(:ids as uuid[]))"
                     ),
                     {"ids": many + few},
                 )
