@@ -88,6 +88,7 @@ def run_dev(settings: Settings) -> int:
     env = dict(os.environ)
     services: list[EmbeddedPostgres | EmbeddedRedis] = []
     api: subprocess.Popen[bytes] | None = None
+    worker: subprocess.Popen[bytes] | None = None
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
@@ -105,6 +106,8 @@ def run_dev(settings: Settings) -> int:
         if not _wait_ready(api, f"{base}/readyz"):
             _say("the API did not become ready; see its output above")
             return 1
+        _say("starting the worker")
+        worker = spawn([sys.executable, "-m", "entrypoints.cli", "worker"], env=env)
         user = uuid.UUID(_kept(data_dir / "dev-user", str(uuid.uuid4())))
         token = issue_token(secret, settings.jwt_audience, user, "dev@keel.local", TOKEN_TTL_S)
         print(
@@ -117,15 +120,16 @@ def run_dev(settings: Settings) -> int:
             f"Press Ctrl-C to stop.\n",
             flush=True,
         )
-        return _watch(api, services)
+        return _watch({"the API": api, "the worker": worker}, services)
     except StopSignalError as stopped:
         _say(f"{stopped}: stopping")
         return 0
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if api is not None:
-            stop(api)
+        for child in (worker, api):
+            if child is not None:
+                stop(child)
         for service in reversed(services):
             service.stop()
         lock.close()
@@ -159,12 +163,15 @@ def _databases(
     }
 
 
-def _watch(api: subprocess.Popen[bytes], services: list[EmbeddedPostgres | EmbeddedRedis]) -> int:
+def _watch(
+    children: dict[str, subprocess.Popen[bytes]], services: list[EmbeddedPostgres | EmbeddedRedis]
+) -> int:
     """Wait until a child dies (a signal ends the wait sooner); say which."""
     while True:
-        if api.poll() is not None:
-            _say(f"the API exited with {api.returncode}")
-            return api.returncode or 1
+        for name, child in children.items():
+            if child.poll() is not None:
+                _say(f"{name} exited with {child.returncode}")
+                return child.returncode or 1
         for service in services:
             if (code := service.exit_code()) is not None:
                 _say(f"{type(service).__name__} exited with {code}")
