@@ -74,6 +74,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     openai_api_key: str | None = None
     openai_model: str | None = None
     queue_prefix: Annotated[str, Meta(pattern=r"^\{[a-z0-9_-]{1,40}\}$")] = "{keel}"
+    task_rate_per_minute: Annotated[int, Meta(ge=1, le=100_000)] = 120
     workspace_max_running: Annotated[int, Meta(ge=1, le=1000)] = 4
     task_lease_s: Annotated[float, Meta(ge=1, le=3600)] = 30
     task_redispatch_s: Annotated[float, Meta(ge=1, le=3600)] = 30

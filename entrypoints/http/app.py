@@ -17,12 +17,14 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.database import inspect_runtime_role
+from adapters.redis.client import create_redis
 from entrypoints.http.auth import jwt_auth
 from entrypoints.http.controllers import MeController, MemberController, WorkspaceController
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.foundation import FoundationController
 from entrypoints.http.health import healthz, readyz
 from entrypoints.http.observability import bind_route, request_context
+from entrypoints.http.rate_limit import STORE, FailOpenRedisStore, task_rate_limit
 from entrypoints.http.tasks import TaskController
 from entrypoints.ioc import make_container
 from entrypoints.settings import ConfigError, Settings
@@ -54,6 +56,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
     """Raises ConfigError when a required setting is missing."""
     settings.require("database_url", "redis_url", "jwt_secret")
     assert settings.jwt_secret is not None
+    assert settings.redis_url is not None
     container = container or make_container(settings)
 
     async def check_role_on_startup() -> None:
@@ -77,7 +80,11 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
             WorkspaceController,
             MemberController,
             FoundationController,
-            TaskController,
+            DishkaRouter(
+                "",
+                route_handlers=[TaskController],
+                middleware=[task_rate_limit(settings.task_rate_per_minute).middleware],
+            ),
             PrometheusController,
         ],
     )
@@ -89,6 +96,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
         middleware=[request_context, METRICS.middleware],
         before_request=bind_route,
         exception_handlers=EXCEPTION_HANDLERS,
+        stores={STORE: FailOpenRedisStore(create_redis(settings.redis_url), namespace="keel-rate")},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Keel", version="1.0.0", path="/schema"),
     )

@@ -73,14 +73,11 @@ def on_http_error(request: Request[Any, Any, Any], error: HTTPException) -> Resp
     if isinstance(error, ValidationException) and error.extra:
         extra = {"errors": error.extra}
     phrase = _phrase(error.status_code)
+    headers = dict(error.headers or {})
+    if error.status_code == 429 and "RateLimit-Reset" in headers:
+        headers["Retry-After"] = headers["RateLimit-Reset"]
     return problem(
-        request,
-        error.status_code,
-        phrase,
-        error.detail or phrase,
-        _slug(phrase),
-        extra,
-        headers=error.headers,
+        request, error.status_code, phrase, error.detail or phrase, _slug(phrase), extra, headers
     )
 
 

@@ -15,6 +15,7 @@ import msgspec
 import pytest
 import sqlalchemy as sa
 from bullmq import Queue
+from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.models.simulated import SimulatedModel
@@ -23,6 +24,7 @@ from adapters.redis.queue import QUEUE
 from application.run_task import Outcome, RunnerSettings, RunTask
 from domain.entities import TaskRef
 from domain.ports import Cache
+from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
 from entrypoints.worker import run_worker
 from tests.conftest import People, Person
@@ -345,3 +347,22 @@ async def test_one_workspace_flooding_the_queue_does_not_starve_another(
             ).all()
         )
     assert max(finished[i] for i in few) < sorted(finished[i] for i in many)[len(many) // 2]
+
+
+async def test_task_creation_is_rate_limited_per_user(settings: Settings, people: People) -> None:
+    limited = msgspec.structs.replace(settings, task_rate_per_minute=3)
+    async with AsyncTestClient(create_app(limited)) as client:
+        people = People(client)
+        owner, other = await people.new(), await people.new()
+        workspace = await people.workspace(owner)
+        for _ in range(3):
+            assert (await _start(client, owner, workspace)).status_code == 202
+        refused = await _start(client, owner, workspace)
+        assert refused.status_code == 429
+        assert int(refused.headers["Retry-After"]) > 0
+        assert refused.headers["content-type"] == "application/problem+json"
+        # Reads are not limited, and another user has a budget of their own.
+        listed = await client.get(f"/v1/workspaces/{workspace}/tasks", headers=owner.headers)
+        assert listed.status_code == 200
+        theirs = await people.workspace(other)
+        assert (await _start(client, other, theirs)).status_code == 202
