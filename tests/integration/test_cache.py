@@ -95,6 +95,7 @@ async def test_another_process_waits_for_the_fill(
 ) -> None:
     key, gate = _key(), asyncio.Event()
     first, second = Loader("value", gate), Loader("value")
+    second_process.LOCK_WAIT_S = 10  # generous on a loaded machine; the fill takes ~50 ms
     filling = asyncio.create_task(cache.get_or_set(key, first, type_=str, ttl_s=60))
     await first.started.wait()
     waiting = asyncio.create_task(second_process.get_or_set(key, second, type_=str, ttl_s=60))
