@@ -35,5 +35,5 @@ class RecoverTasks:
     async def execute(self) -> int:
         recovered = await self._dispatcher.recover(self._after)
         if recovered:
-            logger.warning("recovered %s task(s): lost leases or lost queue entries", recovered)
+            logger.info("requeued or re-dispatched %s task(s)", recovered)
         return recovered

@@ -187,7 +187,8 @@ class TaskRepository(Protocol):
         ...
 
     async def postpone(self, ref: TaskRef, delay_ms: int) -> None:
-        """Dispatch again after `delay_ms` without running (the workspace is busy)."""
+        """Note that the task waits `delay_ms` more (the workspace is busy); the
+        queue entry itself is delayed by the worker."""
         ...
 
 

@@ -13,16 +13,17 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
 import structlog
-from bullmq import UnrecoverableError, Worker
+from bullmq import DelayedError, UnrecoverableError, Worker
 
 from adapters.redis.queue import QUEUE
 from application.dispatch import RecoverTasks, RelayTasks
-from application.run_task import Outcome, RunTask
+from application.run_task import Outcome, RunnerSettings, RunTask
 from domain.entities import TaskRef
 from domain.ports import TaskDispatcher
 from entrypoints.ioc import make_worker_container
@@ -53,8 +54,9 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
     relay = await container.get(RelayTasks)
     recover = await container.get(RecoverTasks)
     dispatcher = await container.get(TaskDispatcher)
+    settings_postpone_ms = (await container.get(RunnerSettings)).postpone_ms
 
-    async def process(job: Any, _token: str) -> str:
+    async def process(job: Any, token: str) -> str:
         ref = TaskRef(
             UUID(job.data["workspace_id"]),
             UUID(job.data["task_id"]),
@@ -75,6 +77,10 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
                 return "interrupted"
         if outcome is Outcome.FAILED:
             raise UnrecoverableError(f"task {ref.task_id} failed for good")
+        if outcome is Outcome.POSTPONED:
+            # The workspace runs its maximum: the same job waits in the delayed set.
+            await job.moveToDelayed(int(time.time() * 1000) + settings_postpone_ms, token)
+            raise DelayedError
         return str(outcome.value)
 
     async def relay_step() -> None:
@@ -108,8 +114,19 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
     try:
         await stop.wait()
         logger.info("stopping: no new tasks; in-flight ones get %.0f s", GRACE_S)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(worker.close(), GRACE_S)
+        # bullmq's close() shields itself from cancellation, so wait_for would
+        # wait for the longest task: race it against the grace period instead.
+        graceful = asyncio.ensure_future(worker.close())
+        await asyncio.wait({graceful}, timeout=GRACE_S)
+        if not graceful.done():
+            logger.warning(
+                "grace period over: tasks still running keep their lease until it"
+                " expires, then another worker takes them over"
+            )
+            await worker.close(force=True)
+            graceful.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await graceful
     finally:
         for loop in loops:
             loop.cancel()

@@ -249,12 +249,13 @@ class PgTaskRepository(Repository):
         return True
 
     async def postpone(self, ref: TaskRef, delay_ms: int) -> None:
+        # The queue keeps the job (delayed); only the row's clock moves, so the
+        # reconciler does not take a waiting task for a lost one.
         await self._execute(
             sa.update(tasks)
             .where(*_mine(ref), tasks.c.status == TaskStatus.QUEUED.value)
-            .values(available_at=_later(delay_ms), dispatched_at=None)
+            .values(available_at=_later(delay_ms), dispatched_at=sa.func.now())
         )
-        await self._execute(_NOTIFY)
 
     async def _history(
         self,
