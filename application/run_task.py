@@ -28,6 +28,7 @@ from domain.retry import Backoff
 logger = logging.getLogger("keel.tasks")
 AI_RESULTS = "ai-results"
 AI_RESULT_TTL_S = 24 * 3600.0
+CHECK_IN_S = 0.5
 
 
 class Outcome(enum.Enum):
@@ -156,12 +157,16 @@ class RunTask:
                 state["lost"], state["cancel"] = asked is None, bool(asked)
 
         lease = asyncio.create_task(keep_lease())
+        loop = asyncio.get_running_loop()
+        last_check_in = loop.time()
         try:
-            await self._check_in(ref, claim, state, 0)
             async for token in self._model.stream(system, prompt):
                 tokens.append(token)
-                if len(tokens) % 20 == 0:
+                # A step: record progress and notice a cancel, at most every
+                # CHECK_IN_S (a fast task pays no extra transaction).
+                if loop.time() - last_check_in >= CHECK_IN_S:
                     await self._check_in(ref, claim, state, len(tokens))
+                    last_check_in = loop.time()
         finally:
             lease.cancel()
         return "".join(tokens)
