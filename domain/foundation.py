@@ -57,3 +57,10 @@ def check_changes(changes: FoundationChanges) -> FoundationChanges:
         content=None if changes.content is None else check_content(changes.content),
         tags=None if changes.tags is None else check_tags(changes.tags),
     )
+
+
+def check_filter_text(value: str, name: str) -> str:
+    """Text that goes into a query: Postgres text cannot hold NUL characters."""
+    if "\x00" in value:
+        raise InvalidInputError(f"{name} cannot contain NUL characters")
+    return value

@@ -100,8 +100,11 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
         from adapters.postgres.provisioning import ensure_login_role
 
         password = os.environ.get(args.password_env) if args.password_env else None
-        asyncio.run(ensure_login_role(_migration_url(settings), args.name, password))
-        print(f"login role {args.name} is ready (LOGIN NOINHERIT, member of keel_app)")
+        asyncio.run(
+            ensure_login_role(_migration_url(settings), args.name, password, worker=args.worker)
+        )
+        roles = "keel_app and keel_dispatcher" if args.worker else "keel_app"
+        print(f"login role {args.name} is ready (LOGIN NOINHERIT, member of {roles})")
         return 0
     url = _migration_url(settings)
     config = alembic_config(url)
@@ -228,6 +231,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     db.add_argument("revision", nargs="?", help="target revision (login-role: the role name)")
     db.add_argument("--password-env", help="login-role: read the password from this variable")
+    db.add_argument(
+        "--worker", action="store_true", help="login-role: for workers (may run the outbox)"
+    )
     db.set_defaults(run=_db)
     return parser
 

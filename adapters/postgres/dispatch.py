@@ -15,10 +15,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.tasks import CHANNEL
-from adapters.postgres.uow import APP_ROLE
 from domain.entities import Dispatch, TaskRef
 
-_AS_APP = sa.text("select set_config('role', :role, true)")
+DISPATCHER_ROLE = "keel_dispatcher"
+
+_AS_DISPATCHER = sa.text("select set_config('role', :role, true)")
 _TAKE = sa.text("select * from keel_private.dispatch_tasks(:size)")
 _RECOVER = sa.text("select keel_private.recover_tasks(make_interval(secs => :after))")
 
@@ -33,7 +34,7 @@ class PgTaskDispatcher:
     @asynccontextmanager
     async def batch(self, size: int) -> AsyncIterator[list[Dispatch]]:
         async with self._engine.connect() as conn, conn.begin():
-            await conn.execute(_AS_APP, {"role": APP_ROLE})
+            await conn.execute(_AS_DISPATCHER, {"role": DISPATCHER_ROLE})
             rows = (await conn.execute(_TAKE, {"size": size})).all()
             yield [
                 Dispatch(
@@ -47,7 +48,7 @@ class PgTaskDispatcher:
 
     async def recover(self, redispatch_after_s: float) -> int:
         async with self._engine.connect() as conn, conn.begin():
-            await conn.execute(_AS_APP, {"role": APP_ROLE})
+            await conn.execute(_AS_DISPATCHER, {"role": DISPATCHER_ROLE})
             return int(await conn.scalar(_RECOVER, {"after": redispatch_after_s}) or 0)
 
     async def wait_for_work(self, timeout_s: float) -> None:

@@ -61,12 +61,15 @@ async def drop_database(server_url: str, name: str) -> None:
         await engine.dispose()
 
 
-async def ensure_login_role(owner_url: str, name: str, password: str | None = None) -> None:
-    """A runtime login role: LOGIN, NOINHERIT, no superuser, no BYPASSRLS, in keel_app.
+async def ensure_login_role(
+    owner_url: str, name: str, password: str | None = None, *, worker: bool = True
+) -> None:
+    """A runtime login role: LOGIN, NOINHERIT, no superuser, no BYPASSRLS, in keel_app
+    (and, for workers, keel_dispatcher: the outbox functions that see every workspace).
 
     NOINHERIT: it holds no privilege until a transaction switches to keel_app,
     so a code path that forgot the tenant context can read no table at all.
-    Needs `keel db upgrade` first (it creates keel_app).
+    Needs `keel db upgrade` first (it creates the roles).
     """
     engine = _admin_engine(owner_url)
     try:
@@ -75,10 +78,11 @@ async def ensure_login_role(owner_url: str, name: str, password: str | None = No
                 sa.text(
                     """
                     select set_config('keel.login_role', :name, false),
-                           set_config('keel.login_password', coalesce(:password, ''), false)
+                           set_config('keel.login_password', coalesce(:password, ''), false),
+                           set_config('keel.login_worker', :worker, false)
                     """
                 ),
-                {"name": _checked(name), "password": password},
+                {"name": _checked(name), "password": password, "worker": str(worker).lower()},
             )
             await conn.execute(
                 sa.text(
@@ -94,6 +98,9 @@ async def ensure_login_role(owner_url: str, name: str, password: str | None = No
                       execute format('alter role %I login noinherit password %L',
                                      role_name, secret);
                       execute format('grant keel_app to %I', role_name);
+                      if current_setting('keel.login_worker')::boolean then
+                        execute format('grant keel_dispatcher to %I', role_name);
+                      end if;
                     end
                     $$
                     """

@@ -43,7 +43,13 @@ def _task(row: Any) -> Task:
 
 
 def _mine(ref: TaskRef) -> tuple[sa.ColumnElement[bool], ...]:
-    return (tasks.c.workspace_id == ref.workspace_id, tasks.c.id == ref.task_id)
+    """The task a queue entry names, only as its own creator: a forged entry naming
+    another member of the workspace matches nothing."""
+    return (
+        tasks.c.workspace_id == ref.workspace_id,
+        tasks.c.id == ref.task_id,
+        tasks.c.created_by == ref.created_by,
+    )
 
 
 def _owned(ref: TaskRef, attempt: int) -> tuple[sa.ColumnElement[bool], ...]:
@@ -174,16 +180,14 @@ class PgTaskRepository(Repository):
         if row is not None:
             await self._history(ref, row.attempts, "started")
             return Claim(_task(row), row.attempts)
-        current = await self.get(ref.workspace_id, ref.task_id)
-        return (
-            current is not None
-            and current.status is TaskStatus.QUEUED
-            and not (await self._cancel_requested(ref))
+        waiting = await self._execute(
+            sa.select(tasks.c.id).where(
+                *_mine(ref),
+                tasks.c.status == TaskStatus.QUEUED.value,
+                tasks.c.cancel_requested.is_(False),
+            )
         )
-
-    async def _cancel_requested(self, ref: TaskRef) -> bool:
-        flag = await self._execute(sa.select(tasks.c.cancel_requested).where(*_mine(ref)))
-        return bool(flag.scalar_one_or_none())
+        return waiting.first() is not None
 
     async def heartbeat(
         self, ref: TaskRef, attempt: int, lease_s: float, progress: int

@@ -115,7 +115,11 @@ class RedisCache:
         if flight is None:
             flight = asyncio.ensure_future(self._fetch(keys, loader, type_, ttl_s, negative_ttl_s))
             self._flights[keys.value] = flight
-            flight.add_done_callback(lambda _: self._flights.pop(keys.value, None))
+            flight.add_done_callback(
+                lambda done: (
+                    self._flights.pop(keys.value) if self._flights.get(keys.value) is done else None
+                )
+            )
         result: T | None = await asyncio.shield(flight)
         return result
 
@@ -135,6 +139,13 @@ class RedisCache:
         return found
 
     async def invalidate(self, workspace_id: UUID, *namespaces: str) -> None:
+        # A fill that began before this must not be joined by later readers.
+        stale = tuple(
+            self._keys(CacheKey(workspace_id, namespace, "x")).value[:-1]
+            for namespace in namespaces
+        )
+        for key in [key for key in self._flights if key.startswith(stale)]:
+            del self._flights[key]
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for namespace in namespaces:

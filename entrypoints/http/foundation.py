@@ -20,6 +20,7 @@ from application.foundation import (
 from application.pagination import DEFAULT_LIMIT
 from domain.entities import FoundationChanges, FoundationDocument, FoundationFilter
 from domain.errors import InvalidInputError, PreconditionFailedError
+from domain.foundation import check_filter_text
 from entrypoints.http.controllers import Cursor, Limit
 from entrypoints.http.schemas import DocumentIn, DocumentOut, DocumentPage, DocumentPatch
 
@@ -56,6 +57,7 @@ def _with_etag(document: FoundationDocument, status: int = 200) -> Response[Docu
 def _contains(raw: str | None) -> dict[str, Any] | None:
     if raw is None:
         return None
+    check_filter_text(raw.lower().replace("\\u0000", "\x00"), "contains")
     try:
         return msgspec.json.decode(raw, type=dict[str, Any])
     except msgspec.DecodeError:
@@ -89,7 +91,11 @@ class FoundationController(Controller):
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
     ) -> DocumentPage:
-        where = FoundationFilter(kind=kind, tag=tag, contains=_contains(contains))
+        where = FoundationFilter(
+            kind=kind if kind is None else check_filter_text(kind, "kind"),
+            tag=tag if tag is None else check_filter_text(tag, "tag"),
+            contains=_contains(contains),
+        )
         page = await use_case.execute(where, limit, cursor)
         return DocumentPage([DocumentOut.of(item) for item in page.items], page.next_cursor)
 

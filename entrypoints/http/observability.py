@@ -20,13 +20,13 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = b"x-request-id"
-_VALID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
+_VALID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 access_log = structlog.get_logger("keel.access")
 
 
 def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
-        if name == HEADER and _VALID.match(value):
+        if name == HEADER and _VALID.fullmatch(value):
             return value.decode()
     return uuid.uuid4().hex
 

@@ -18,6 +18,8 @@ async def test_request_ids_are_kept_or_made(client: httpx.AsyncClient) -> None:
     assert kept.headers["x-request-id"] == "abc-123"
     made = await client.get("/healthz")
     assert len(made.headers["x-request-id"]) == 32
+    trailing = await client.get("/healthz", headers={"X-Request-ID": "abc\n"})
+    assert trailing.headers["x-request-id"] != "abc\n"
     hostile = await client.get("/healthz", headers={"X-Request-ID": "a\\" * 10})
     assert hostile.headers["x-request-id"] != "a\\" * 10
     assert made.headers["x-request-id"] != hostile.headers["x-request-id"]

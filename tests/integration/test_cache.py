@@ -135,6 +135,21 @@ async def test_a_slow_loader_cannot_store_a_value_older_than_an_invalidation(
     assert fresh.calls == 1
 
 
+async def test_a_reader_after_an_invalidation_does_not_join_an_older_fill(
+    cache: RedisCache,
+) -> None:
+    key, gate = _key(), asyncio.Event()
+    old = Loader("before the write", gate)
+    filling = asyncio.create_task(cache.get_or_set(key, old, type_=str, ttl_s=60))
+    await old.started.wait()
+    await cache.invalidate(key.workspace_id, key.namespace)
+    fresh = Loader("after the write")
+    assert await cache.get_or_set(key, fresh, type_=str, ttl_s=60) == "after the write"
+    gate.set()
+    assert await filling == "before the write"
+    assert await cache.get_or_set(key, Loader("x"), type_=str, ttl_s=60) == "after the write"
+
+
 async def test_missing_values_are_cached_only_when_asked(cache: RedisCache) -> None:
     key, nothing = _key(), Loader(None)
     for _ in range(2):

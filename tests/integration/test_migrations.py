@@ -63,10 +63,21 @@ async def _seed_0003(conn: sa.Connection) -> None:
     )
 
 
+async def _seed_0004(conn: sa.Connection) -> None:
+    await conn.execute(
+        sa.text(
+            "insert into task_attempts (workspace_id, id, task_id, attempt, outcome)"
+            " values (:w, gen_random_uuid(), :t, 1, 'started')"
+        ),
+        {"w": WORKSPACE, "t": TASK},
+    )
+
+
 SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0001": _seed_0001,
     "0002": _seed_0002,
     "0003": _seed_0003,
+    "0004": _seed_0004,
 }
 
 

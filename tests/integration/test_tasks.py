@@ -297,11 +297,13 @@ async def test_a_worker_touches_only_the_workspace_of_the_task_it_holds(
     """A forged queue entry naming workspace A and B's task changes nothing."""
     owner_a, owner_b = await people.new(), await people.new()
     workspace_a, workspace_b = await people.workspace(owner_a), await people.workspace(owner_b)
+    colleague = await people.join(workspace_b, owner_b, "member")
     task_b = (await _start(client, owner_b, workspace_b)).json()["id"]
     runner = RunTask(PgUnitOfWorkFactory(engine), cache, SimulatedModel(0), RunnerSettings())
     for forged in (
         TaskRef(workspace_a, uuid.UUID(task_b), owner_a.id),
         TaskRef(workspace_b, uuid.UUID(task_b), owner_a.id),
+        TaskRef(workspace_b, uuid.UUID(task_b), colleague.id),
     ):
         assert await runner.execute(forged) is Outcome.SKIPPED
     task = await _task(client, owner_b, workspace_b, task_b)

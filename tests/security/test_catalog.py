@@ -200,3 +200,25 @@ async def test_the_app_refuses_a_superuser_or_an_owner(
         async with owner_engine.begin() as conn:
             await conn.execute(sa.text("drop table owned_by_runtime"))
             await conn.execute(sa.text(f"drop role {role}"))
+
+
+async def test_the_app_role_can_neither_shadow_tables_nor_run_the_outbox(
+    owner_engine: AsyncEngine,
+) -> None:
+    rows = await _rows(
+        owner_engine,
+        """
+        select r.rolname,
+               has_database_privilege(r.rolname, current_database(), 'TEMPORARY') as temp,
+               has_function_privilege(r.rolname, 'keel_private.dispatch_tasks(integer)',
+                                      'EXECUTE') as dispatch,
+               has_function_privilege(r.rolname, 'keel_private.recover_tasks(interval)',
+                                      'EXECUTE') as recover
+          from pg_roles r where r.rolname in ('keel_app', 'keel_dispatcher')
+         order by r.rolname
+        """,
+    )
+    assert [tuple(row) for row in rows] == [
+        ("keel_app", False, False, False),
+        ("keel_dispatcher", False, True, True),
+    ]

@@ -283,3 +283,18 @@ async def test_the_search_functions_answer_only_inside_ones_own_workspace(
         async with tenant(engine, owner_b.id, context) as conn:
             for search in searches:
                 assert await _count(conn, search) == 0, (context, search)
+
+
+async def test_a_tenant_session_cannot_plant_temporary_tables_or_drain_the_outbox(
+    engine: AsyncEngine, two_tenants
+) -> None:
+    owner_a, workspace_a, *_ = two_tenants
+    async with tenant(engine, owner_a.id, workspace_a) as conn:
+        assert (
+            await _refused(conn, "create temporary table foundation_documents (id uuid)") == "42501"
+        )
+        assert await _refused(conn, "select * from keel_private.dispatch_tasks(1000)") == "42501"
+        assert (
+            await _refused(conn, "select keel_private.recover_tasks(interval '-100 years')")
+            == "42501"
+        )
