@@ -9,14 +9,16 @@ workspace.
 Layout (the `{ws:<uuid>}` hash tag keeps a workspace's keys in one Redis
 Cluster slot, so the multi-key reads and scripts below work there too):
 
-    keel:{ws:<uuid>}:gen:<namespace>         invalidation generation (INCR)
+    keel:{ws:<uuid>}:gen:<namespace>         invalidation generation (a random token)
     keel:{ws:<uuid>}:v:<namespace>:<name>    msgpack [generation, payload (nil: not found)]
     keel:{ws:<uuid>}:lock:<namespace>:<name> fill lock across processes
 
 A read is one MGET of the generation and the value: a value written under an
 older generation is a miss. A fill writes only if the generation is still
-the one read before loading (a Lua compare-and-set). `invalidate` INCRs the
-generation, so everything cached before it becomes unreachable at once.
+the one read before loading (a Lua compare-and-set). `invalidate` sets a new
+random generation token, so everything cached before it becomes unreachable
+at once; a value is a hit only under the token it was stored with, so a
+generation key lost to eviction or failover cannot bring old values back.
 
 Stampedes: concurrent misses of one key in a process share one load; across
 processes a short Redis lock lets one process load while the others poll
@@ -35,7 +37,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import msgspec
 from prometheus_client import Counter, Histogram
@@ -55,11 +57,19 @@ LOADER_SECONDS = Histogram(
     "keel_cache_loader_seconds", "Time spent in cache loaders (the miss path)", ["namespace"]
 )
 
+# ARGV: generation read before loading ('' if none), envelope, value TTL ms,
+# generation TTL ms, the token the envelope carries (a fresh one if none was read).
 _SET_IF_CURRENT = """
-local current = redis.call('GET', KEYS[1]) or '0'
-if current ~= ARGV[1] then return 0 end
+local current = redis.call('GET', KEYS[1])
+if not current then
+  if ARGV[1] ~= '' then return 0 end
+  redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[4])
+elseif current ~= ARGV[1] then
+  return 0
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+end
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-if current ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
 return 1
 """
 
@@ -150,8 +160,7 @@ class RedisCache:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for namespace in namespaces:
                     generation = self._keys(CacheKey(workspace_id, namespace, "x")).generation
-                    pipe.incr(generation)
-                    pipe.pexpire(generation, self.GENERATION_TTL_MS)
+                    pipe.set(generation, uuid4().hex, px=self.GENERATION_TTL_MS)
                 await pipe.execute()
         except (RedisError, OSError) as error:
             # The values stay reachable until their TTL: say so loudly.
@@ -198,7 +207,7 @@ class RedisCache:
     async def _read(self, keys: _Keys, type_: type[T]) -> tuple[str, bool, T | None]:
         raw_generation, raw_value = await self._mget(keys.generation, keys.value)
         hit, value = self._decode(raw_generation, raw_value, type_)
-        return (raw_generation.decode() if raw_generation else "0"), hit, value
+        return (raw_generation.decode() if raw_generation else ""), hit, value
 
     async def _mget(self, *names: str) -> list[bytes | None]:
         return cast("list[bytes | None]", await self._redis.mget(names))
@@ -206,11 +215,16 @@ class RedisCache:
     def _decode(
         self, raw_generation: bytes | None, raw_value: bytes | None, type_: type[T]
     ) -> tuple[bool, T | None]:
-        """(hit, value) of a stored envelope read with its namespace's generation."""
-        if raw_value is None:
+        """(hit, value) of a stored envelope read with its namespace's generation.
+
+        No generation, no hit: a value can only match the random token that was
+        current when it was stored, so an evicted or lost generation key can
+        never bring an older value back.
+        """
+        if raw_value is None or raw_generation is None:
             return False, None
         stored_generation, payload = _ENVELOPE.decode(raw_value)
-        if stored_generation != (raw_generation.decode() if raw_generation else "0"):
+        if stored_generation != raw_generation.decode():
             return False, None
         if bytes(payload) == _NIL:
             return True, None
@@ -238,12 +252,13 @@ class RedisCache:
             LOADER_SECONDS.labels(keys.namespace).observe(time.perf_counter() - started)
 
     async def _store(self, keys: _Keys, generation: str, value: object, ttl_s: float) -> None:
-        envelope = _ENCODER.encode((generation, msgspec.Raw(_ENCODER.encode(value))))
+        token = generation or uuid4().hex
+        envelope = _ENCODER.encode((token, msgspec.Raw(_ENCODER.encode(value))))
         ttl_ms = int(ttl_s * 1000 * random.uniform(1 - self.JITTER, 1 + self.JITTER))  # noqa: S311
         try:
             await self._set_if_current(
                 keys=[keys.generation, keys.value],
-                args=[generation, envelope, max(ttl_ms, 1), self.GENERATION_TTL_MS],
+                args=[generation, envelope, max(ttl_ms, 1), self.GENERATION_TTL_MS, token],
             )
         except (RedisError, OSError) as error:
             self._unavailable("write", keys, error)

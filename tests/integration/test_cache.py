@@ -150,6 +150,25 @@ async def test_a_reader_after_an_invalidation_does_not_join_an_older_fill(
     assert await cache.get_or_set(key, Loader("x"), type_=str, ttl_s=60) == "after the write"
 
 
+async def test_a_lost_generation_key_never_brings_old_values_back(
+    cache: RedisCache, redis: Redis
+) -> None:
+    """Eviction or a failover may drop a generation key: what was cached under it
+    must stay unreachable, whatever the later invalidations."""
+    key = _key()
+    for _ in range(2):
+        await cache.invalidate(key.workspace_id, key.namespace)
+    await cache.get_or_set(key, Loader("old secret"), type_=str, ttl_s=60)
+    generation = f"keel:{{ws:{key.workspace_id}}}:gen:{key.namespace}"
+    await redis.delete(generation)
+    for _ in range(2):  # as many writes as before: a counter would be back where it was
+        await cache.invalidate(key.workspace_id, key.namespace)
+    assert await cache.peek((key, str)) == [None]
+    assert await cache.get_or_set(key, Loader("new"), type_=str, ttl_s=60) == "new"
+    await redis.delete(generation)
+    assert await cache.get_or_set(key, Loader("newer"), type_=str, ttl_s=60) == "newer"
+
+
 async def test_missing_values_are_cached_only_when_asked(cache: RedisCache) -> None:
     key, nothing = _key(), Loader(None)
     for _ in range(2):
