@@ -10,7 +10,10 @@ Create Date: 2026-11-26
   TEMPORARY is revoked from PUBLIC on this database.
 - dispatch_tasks and recover_tasks see every workspace: they move from keel_app
   (every HTTP request) to keel_dispatcher, a role only workers' login roles
-  get. recover_tasks no longer accepts a re-dispatch interval under a second.
+  get. recover_tasks no longer accepts a re-dispatch interval under a second,
+  and fails a waiting task whose creator may no longer write in its workspace
+  (no worker could claim it under row-level security: it would be dispatched
+  again forever).
 """
 
 from collections.abc import Sequence
@@ -63,6 +66,16 @@ def upgrade() -> None:
           insert into public.task_attempts (workspace_id, id, task_id, attempt, outcome, error)
           select l.workspace_id, gen_random_uuid(), l.id, l.attempts, 'lost', 'lease expired'
             from lost l;
+          get diagnostics n = row_count;
+          recovered := recovered + n;
+          update public.tasks t set
+                 status = 'failed', finished_at = now(), dispatched_at = null, updated_at = now(),
+                 error = 'its creator can no longer write in this workspace'
+           where t.status = 'queued' and t.dispatched_at < now() - redispatch_after
+             and not exists (
+                 select 1 from public.memberships m
+                  where m.workspace_id = t.workspace_id and m.user_id = t.created_by
+                    and m.role in ('owner', 'admin', 'member'));
           get diagnostics n = row_count;
           recovered := recovered + n;
           update public.tasks t set dispatched_at = null

@@ -19,6 +19,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.models.simulated import SimulatedModel
+from adapters.postgres.dispatch import PgTaskDispatcher
 from adapters.postgres.uow import PgUnitOfWorkFactory
 from adapters.redis.queue import QUEUE
 from application.run_task import Outcome, RunnerSettings, RunTask
@@ -368,3 +369,35 @@ async def test_task_creation_is_rate_limited_per_user(settings: Settings, people
         assert listed.status_code == 200
         theirs = await people.workspace(other)
         assert (await _start(client, other, theirs)).status_code == 202
+
+
+async def test_a_task_whose_creator_left_is_failed_not_dispatched_forever(
+    client: httpx.AsyncClient,
+    people: People,
+    engine: AsyncEngine,
+    owner_engine: AsyncEngine,
+    database,
+) -> None:
+    owner = await people.new()
+    workspace = await people.workspace(owner)
+    member = await people.join(workspace, owner, "member")
+    task_id = (await _start(client, member, workspace)).json()["id"]
+    removed = await client.delete(
+        f"/v1/workspaces/{workspace}/members/{member.id}", headers=owner.headers
+    )
+    assert removed.status_code == 204
+    async with owner_engine.begin() as conn:  # as if dispatched long ago and never claimed
+        await conn.execute(
+            sa.text("update tasks set dispatched_at = now() - interval '1 hour' where id = :t"),
+            {"t": task_id},
+        )
+    dispatcher = PgTaskDispatcher(engine, database.runtime_url)
+    try:
+        assert await dispatcher.recover(60) >= 1
+    finally:
+        await dispatcher.close()
+    task = await _task(client, owner, workspace, task_id)
+    assert (task["status"], task["error"]) == (
+        "failed",
+        "its creator can no longer write in this workspace",
+    )
