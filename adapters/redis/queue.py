@@ -40,10 +40,6 @@ class BullMQJobQueue:
     def __init__(self, redis_url: str, prefix: str = PREFIX) -> None:
         self._queue = Queue(QUEUE, {"connection": redis_url, "prefix": prefix})
 
-    @property
-    def queue(self) -> Queue:
-        return self._queue
-
     async def enqueue(self, ref: TaskRef, attempt: int, priority: int, delay_ms: int) -> None:
         options: dict[str, Any] = {
             "jobId": job_id(ref, attempt),
