@@ -8,6 +8,8 @@ DomainError
 │   └── LastOwnerError       409  the change would leave a workspace without an owner
 ├── PreconditionFailedError  412  an If-Match version that is no longer current
 ├── UnavailableError         503  a dependency (Postgres, Redis) cannot be reached
+├── RateLimitedError         429  too many at once (e.g. open event streams)
+├── SubscriptionClosedError       an event subscriber must reconnect (fell behind, shutdown)
 ├── TaskCancelledError            a running task was cancelled (worker-internal)
 └── ModelError                    a model provider refused for good (worker-internal)
     └── TransientModelError       … or failed in a way worth retrying
@@ -50,6 +52,20 @@ class PreconditionFailedError(DomainError):
 
 class UnavailableError(DomainError):
     title = "Service unavailable"
+
+
+class RateLimitedError(DomainError):
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class SubscriptionClosedError(DomainError):
+    """An event subscription ended early; the subscriber resumes from its last id."""
+
+    title = "Subscription closed"
 
 
 class ModelError(DomainError):

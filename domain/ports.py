@@ -32,6 +32,8 @@ from domain.entities import (
     Workspace,
     WorkspaceAccess,
 )
+from domain.events import StoredEvent, StreamGrant, StreamRef, TaskEvent
+from domain.ui_state import UIState
 
 T = TypeVar("T")
 
@@ -297,3 +299,74 @@ class LanguageModel(Protocol):
     name: str
 
     def stream(self, system: str, prompt: str) -> AsyncIterator[str]: ...
+
+
+class EventPublisher(Protocol):
+    """Appends task events to their task's and workspace's streams and wakes listeners."""
+
+    async def publish(self, *events: TaskEvent) -> None:
+        """Append `events` in order. A second terminal event of a task is dropped,
+        so a task's stream ends exactly once. Raises UnavailableError when the
+        bus cannot be reached."""
+        ...
+
+
+class Subscription(Protocol):
+    async def next(self, timeout_s: float) -> StoredEvent | None:
+        """The next event after the last one returned, or None when none came within
+        `timeout_s`. Raises SubscriptionClosedError when this subscriber fell too far
+        behind or the process is shutting down: resume from the last id returned."""
+        ...
+
+
+class EventBus(EventPublisher, Protocol):
+    def subscribe(
+        self, stream: StreamRef, after: str | None
+    ) -> AbstractAsyncContextManager[Subscription]:
+        """Events of `stream` after the position `after` (None: a task stream from its
+        start, a workspace stream from now on), then live ones, each exactly once. If
+        `after` is older than what is retained, the first event is a stream.reset."""
+        ...
+
+
+class StreamTickets(Protocol):
+    """Single-use, short-lived credentials for browsers' EventSource."""
+
+    async def issue(self, grant: StreamGrant) -> str:
+        """A ticket for `grant`, valid once until `grant.expires_at`."""
+        ...
+
+    async def redeem(self, ticket: str) -> StreamGrant | None:
+        """The grant of an unused, unexpired ticket (which is used up now); None otherwise."""
+        ...
+
+
+class OpenStreams(Protocol):
+    """How many event streams each user holds open, across every API process."""
+
+    async def acquire(self, user_id: UUID, limit: int, ttl_s: float) -> str | None:
+        """A slot for one more stream, held for `ttl_s` unless renewed; None at `limit`."""
+        ...
+
+    async def renew(self, user_id: UUID, slot: str, ttl_s: float) -> None: ...
+
+    async def release(self, user_id: UUID, slot: str) -> None: ...
+
+
+class UIStateStore(Protocol):
+    """Per-user transient UI state of each workspace, every entry with its own lifetime."""
+
+    async def get(self, workspace_id: UUID, user_id: UUID, key: str) -> UIState | None: ...
+
+    async def put(self, state: UIState, max_keys: int) -> bool:
+        """Store (or replace) the entry; False when the user already holds `max_keys`
+        other live keys in that workspace."""
+        ...
+
+    async def delete(self, workspace_id: UUID, user_id: UUID, key: str) -> bool:
+        """False when there was no live entry."""
+        ...
+
+    async def list(self, workspace_id: UUID, user_id: UUID) -> list[UIState]:
+        """The user's live entries in the workspace, ordered by key, values left empty."""
+        ...

@@ -24,6 +24,7 @@ from domain.errors import (
     NotFoundError,
     PermissionDeniedError,
     PreconditionFailedError,
+    RateLimitedError,
     UnavailableError,
 )
 
@@ -36,6 +37,7 @@ _STATUS: dict[type, int] = {
     NotFoundError: 404,
     ConflictError: 409,
     PreconditionFailedError: 412,
+    RateLimitedError: 429,
     UnavailableError: 503,
 }
 
@@ -65,7 +67,10 @@ def _slug(title: str) -> str:
 
 def on_domain_error(request: Request[Any, Any, Any], error: DomainError) -> Response[Any]:
     status = next(_STATUS[kind] for kind in type(error).__mro__ if kind in _STATUS)
-    return problem(request, status, error.title, error.detail, _slug(error.title))
+    headers = (
+        {"Retry-After": str(error.retry_after_s)} if isinstance(error, RateLimitedError) else None
+    )
+    return problem(request, status, error.title, error.detail, _slug(error.title), headers=headers)
 
 
 def on_http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
