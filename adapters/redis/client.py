@@ -18,3 +18,11 @@ def create_redis(url: str, *, timeout_s: float = 0.5, retries: int = 2) -> Redis
         health_check_interval=30,
         retry=retry,
     )
+
+
+def create_listener(url: str) -> Redis:
+    """A client for a pub/sub connection: no read timeout (it waits for messages),
+    no silent reconnect (the owner must know, to catch up), pinged when idle."""
+    return Redis.from_url(
+        url, socket_connect_timeout=1.0, health_check_interval=5, retry=Retry(NoBackoff(), 0)
+    )
