@@ -1,10 +1,28 @@
-"""Per-user transient UI state (open panels, drafts, filters): an entry."""
+"""Per-user transient UI state (open panels, drafts, filters): an entry, and its rules.
+
+A key is 1 to 128 characters of `A-Z a-z 0-9 . _ : -`, so it can never break
+out of the storage key it is placed in (no glob characters, hash-tag braces,
+spaces or control characters). A value is one JSON document of at most
+64 KiB, kept exactly as sent. Every entry lives from 1 second to 30 days
+(7 by default), and a user keeps at most 1000 live keys per workspace.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NoReturn
 from uuid import UUID
+
+from domain.errors import InvalidInputError
+
+KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+MAX_VALUE_BYTES = 64 * 1024
+DEFAULT_TTL_S = 7 * 24 * 3600
+MAX_TTL_S = 30 * 24 * 3600
+MAX_KEYS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,3 +32,40 @@ class UIState:
     key: str
     value: bytes  # the JSON document exactly as the client sent it
     expires_at: datetime
+
+
+def check_key(key: str) -> str:
+    # fullmatch: `$` in a `match` would also accept a trailing newline.
+    if not KEY.fullmatch(key):
+        raise InvalidInputError(
+            "a UI-state key is 1 to 128 characters: letters, digits and . _ : -"
+        )
+    return key
+
+
+def check_ttl(ttl_s: int | None) -> int:
+    """The lifetime in seconds: `ttl_s`, or the default when None."""
+    if ttl_s is None:
+        return DEFAULT_TTL_S
+    if not 1 <= ttl_s <= MAX_TTL_S:
+        raise InvalidInputError(f"ttl must be between 1 and {MAX_TTL_S} seconds (30 days)")
+    return ttl_s
+
+
+def _not_a_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def check_value(value: bytes) -> bytes:
+    """One JSON document in UTF-8 (NaN and Infinity are not JSON), at most 64 KiB."""
+    if len(value) > MAX_VALUE_BYTES:
+        raise InvalidInputError(
+            f"the value is {len(value)} bytes; at most {MAX_VALUE_BYTES} are allowed"
+        )
+    try:
+        json.loads(value.decode(), parse_constant=_not_a_constant)
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise InvalidInputError("the body must be one JSON value in UTF-8") from None
+    except RecursionError:
+        raise InvalidInputError("the JSON value is nested too deeply") from None
+    return value

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 from uuid import UUID
@@ -31,13 +31,14 @@ from domain.entities import (
     Workspace,
     WorkspaceAccess,
 )
-from domain.errors import ConflictError, LastOwnerError, NotFoundError
+from domain.errors import ConflictError, LastOwnerError, NotFoundError, UnavailableError
 from domain.ports import (
     FoundationRepository,
     MembershipRepository,
     UserRepository,
     WorkspaceRepository,
 )
+from domain.ui_state import UIState
 
 T = TypeVar("T")
 
@@ -355,3 +356,47 @@ class InMemoryUnitOfWorkFactory:
     def __call__(self, caller: Caller) -> InMemoryUnitOfWork:
         self.opened.append(caller)
         return InMemoryUnitOfWork(caller, self.committed)
+
+
+class InMemoryUIStateStore:
+    """The UIStateStore port in a dict, with expiry on a clock tests can move."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[UUID, UUID, str], UIState] = {}
+        self.offset = timedelta()
+        self.down = False
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+    def _live(self, workspace_id: UUID, user_id: UUID) -> dict[str, UIState]:
+        if self.down:
+            raise UnavailableError("UI state is unavailable: Redis cannot be reached")
+        now = _now() + self.offset
+        for name in [name for name, state in self.entries.items() if state.expires_at <= now]:
+            del self.entries[name]
+        return {
+            key: state
+            for (ws, user, key), state in self.entries.items()
+            if (ws, user) == (workspace_id, user_id)
+        }
+
+    async def get(self, workspace_id: UUID, user_id: UUID, key: str) -> UIState | None:
+        return self._live(workspace_id, user_id).get(key)
+
+    async def put(self, state: UIState, max_keys: int) -> bool:
+        live = self._live(state.workspace_id, state.user_id)
+        if state.key not in live and len(live) >= max_keys:
+            return False
+        self.entries[state.workspace_id, state.user_id, state.key] = state
+        return True
+
+    async def delete(self, workspace_id: UUID, user_id: UUID, key: str) -> bool:
+        if key not in self._live(workspace_id, user_id):
+            return False
+        del self.entries[workspace_id, user_id, key]
+        return True
+
+    async def list(self, workspace_id: UUID, user_id: UUID) -> list[UIState]:
+        live = self._live(workspace_id, user_id)
+        return [replace(live[key], value=b"") for key in sorted(live)]

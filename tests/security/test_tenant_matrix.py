@@ -20,6 +20,8 @@ WS = "/v1/workspaces/{workspace_id}"
 MEMBER = WS + "/members/{user_id}"
 DOCUMENT = WS + "/foundation/{document_id}"
 TASK = WS + "/tasks/{task_id}"
+UI_STATE = WS + "/ui-state/{key:str}"
+UI_KEY = "panel.left"
 NEW_TASK = {"kind": "summarize", "input": {"text": "a long text"}}
 NEW_DOCUMENT = {"kind": "brand", "title": "Voice", "content": {"tone": "warm"}, "tags": ["a"]}
 
@@ -49,6 +51,10 @@ MATRIX = [
     Route("POST", WS + "/tasks", "member", NEW_TASK),
     Route("GET", TASK, "viewer"),
     Route("POST", TASK + "/cancel", "member"),
+    Route("GET", WS + "/ui-state", "viewer"),
+    Route("GET", UI_STATE, "viewer"),
+    Route("PUT", UI_STATE, "member", {"open": True}),
+    Route("DELETE", UI_STATE, "member"),
 ]
 
 
@@ -80,6 +86,7 @@ async def _cast(people: People) -> Cast:
     by_role = {"owner": owner}
     for role in ROLES[:-1]:
         by_role[role] = await people.join(workspace, owner, role)
+    await _keep_ui_state(people, workspace, by_role)
     target = await people.join(workspace, owner, "viewer")
     outsider = await people.new()
     await people.workspace(outsider, "their own")
@@ -93,12 +100,25 @@ async def _cast(people: People) -> Cast:
     )
 
 
+async def _keep_ui_state(people: People, workspace: uuid.UUID, by_role: dict[str, Person]) -> None:
+    """Every role keeps UI state under UI_KEY, so that reading and deleting it can
+    succeed; a viewer can only have written it while it was a member."""
+    url = f"/v1/workspaces/{workspace}/ui-state/{UI_KEY}"
+    members = f"/v1/workspaces/{workspace}/members/{by_role['viewer'].id}"
+    owner = by_role["owner"].headers
+    assert (await people.client.patch(members, json={"role": "member"}, headers=owner)).is_success
+    for person in by_role.values():
+        assert (await people.client.put(url, json=1, headers=person.headers)).is_success
+    assert (await people.client.patch(members, json={"role": "viewer"}, headers=owner)).is_success
+
+
 def _request(route: Route, cast: Cast) -> dict[str, Any]:
-    path = route.path.format(
+    path = route.path.replace(":str", "").format(
         workspace_id=cast.workspace,
         user_id=cast.target.id,
         document_id=cast.document,
         task_id=cast.task,
+        key=UI_KEY,
     )
     body = None
     if route.body is not None:
