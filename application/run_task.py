@@ -6,6 +6,11 @@ lease and notices cancellation, and records the outcome, guarded by the
 attempt number so that a worker that lost its lease can never write a
 second result. Identical requests (kind, input, foundation, model) are
 answered from the AI-result cache without calling the model.
+
+Each step is published as a task event after its state change committed;
+tokens are sent in small batches (at most one event per TOKEN_BATCH_S). An
+event the bus cannot take is logged and skipped: the task itself goes on,
+and a stream that misses a terminal event ends from the database's state.
 """
 
 from __future__ import annotations
@@ -21,14 +26,22 @@ from typing import Any
 from application.foundation import GetFoundationBundle
 from domain.cache import CacheKey
 from domain.entities import Claim, FoundationBundle, TaskKind, TaskRef, TaskStatus
-from domain.errors import ModelError, NotFoundError, TaskCancelledError, TransientModelError
-from domain.ports import Cache, LanguageModel, UnitOfWorkFactory
+from domain.errors import (
+    ModelError,
+    NotFoundError,
+    TaskCancelledError,
+    TransientModelError,
+    UnavailableError,
+)
+from domain.events import EventType, TaskEvent
+from domain.ports import Cache, EventPublisher, LanguageModel, UnitOfWorkFactory
 from domain.retry import Backoff
 
 logger = logging.getLogger("keel.tasks")
 AI_RESULTS = "ai-results"
 AI_RESULT_TTL_S = 24 * 3600.0
 CHECK_IN_S = 0.5
+TOKEN_BATCH_S = 0.05
 
 
 class Outcome(enum.Enum):
@@ -58,9 +71,17 @@ class RunTask:
         uow_factory: UnitOfWorkFactory,
         cache: Cache,
         model: LanguageModel,
+        events: EventPublisher,
         settings: RunnerSettings,
     ) -> None:
         self._uows, self._cache, self._model, self._settings = uow_factory, cache, model, settings
+        self._events = events
+
+    async def _emit(self, ref: TaskRef, type_: EventType, **data: Any) -> None:
+        try:
+            await self._events.publish(TaskEvent(ref.workspace_id, ref.task_id, type_, data))
+        except UnavailableError as error:
+            logger.warning("%s of task %s not published: %s", type_, ref.task_id, error.detail)
 
     async def execute(self, ref: TaskRef) -> Outcome:
         async with self._uows(ref.caller) as uow:
@@ -76,12 +97,14 @@ class RunTask:
         if claim is False:
             return Outcome.SKIPPED
         assert isinstance(claim, Claim)
+        await self._emit(ref, EventType.STARTED, attempt=claim.attempt)
         try:
             result, cached = await self._attempt(ref, claim)
         except _LeaseLostError:
             return Outcome.SKIPPED
         except TaskCancelledError:
             await self._finish(ref, claim, TaskStatus.CANCELLED)
+            await self._emit(ref, EventType.CANCELLED)
             return Outcome.CANCELLED
         except TransientModelError as error:
             if claim.attempt < claim.task.max_attempts:
@@ -92,14 +115,26 @@ class RunTask:
                 logger.info(
                     "task.retrying %s attempt=%s delay_ms=%s", ref.task_id, claim.attempt, delay
                 )
+                await self._emit(
+                    ref,
+                    EventType.RETRYING,
+                    attempt=claim.attempt,
+                    delay_s=delay / 1000,
+                    error=error.detail,
+                )
                 return Outcome.RETRYING
-            await self._finish(ref, claim, TaskStatus.FAILED, error=error.detail)
+            await self._fail(ref, claim, error.detail)
             return Outcome.FAILED
         except (ModelError, NotFoundError) as error:
-            await self._finish(ref, claim, TaskStatus.FAILED, error=error.detail)
+            await self._fail(ref, claim, error.detail)
             return Outcome.FAILED
         await self._finish(ref, claim, TaskStatus.SUCCEEDED, result=result, cached=cached)
+        await self._emit(ref, EventType.SUCCEEDED, result=result, cached=cached)
         return Outcome.SUCCEEDED
+
+    async def _fail(self, ref: TaskRef, claim: Claim, error: str) -> None:
+        await self._finish(ref, claim, TaskStatus.FAILED, error=error)
+        await self._emit(ref, EventType.FAILED, error=error)
 
     async def _finish(self, ref: TaskRef, claim: Claim, status: TaskStatus, **fields: Any) -> None:
         async with self._uows(ref.caller) as uow:
@@ -158,17 +193,27 @@ class RunTask:
 
         lease = asyncio.create_task(keep_lease())
         loop = asyncio.get_running_loop()
-        last_check_in = loop.time()
+        last_check_in = last_batch = loop.time()
+        sent = 0
         try:
             async for token in self._model.stream(system, prompt):
                 tokens.append(token)
+                now = loop.time()
+                if now - last_batch >= TOKEN_BATCH_S:
+                    await self._emit(ref, EventType.TOKEN, text="".join(tokens[sent:]))
+                    sent, last_batch = len(tokens), now
                 # A step: record progress and notice a cancel, at most every
                 # CHECK_IN_S (a fast task pays no extra transaction).
-                if loop.time() - last_check_in >= CHECK_IN_S:
+                if now - last_check_in >= CHECK_IN_S:
                     await self._check_in(ref, claim, state, len(tokens))
+                    await self._emit(
+                        ref, EventType.PROGRESS, progress=_progress(len(tokens)), message="writing"
+                    )
                     last_check_in = loop.time()
         finally:
             lease.cancel()
+        if sent < len(tokens):
+            await self._emit(ref, EventType.TOKEN, text="".join(tokens[sent:]))
         return "".join(tokens)
 
     async def _check_in(self, ref: TaskRef, claim: Claim, state: dict[str, bool], n: int) -> None:

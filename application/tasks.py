@@ -1,7 +1,15 @@
-"""Use cases on tasks over HTTP: create (idempotent), list, read, cancel."""
+"""Use cases on tasks over HTTP: create (idempotent), list, read, cancel.
+
+Cancelling a queued task is published as a task event after it committed
+(`task.queued` comes from the relay, before the queue can hand the task to a
+worker, so it always precedes `task.started`). If the event bus is down the
+change stands and the event is logged as lost: streams end from the
+database's state.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -9,10 +17,21 @@ from uuid import UUID
 from application.access import caller_role, current_workspace
 from application.pagination import check_limit, decode_cursor, make_page
 from domain.entities import Page, Role, Task, TaskKind, TaskStatus
-from domain.errors import ConflictError, InvalidInputError, NotFoundError
-from domain.ports import IdGenerator, UnitOfWork
+from domain.errors import ConflictError, InvalidInputError, NotFoundError, UnavailableError
+from domain.events import EventType, TaskEvent
+from domain.ports import EventPublisher, IdGenerator, UnitOfWork
 from domain.rules import require_role
 from domain.tasks import check_input, check_key, request_hash
+
+logger = logging.getLogger("keel.tasks")
+
+
+async def publish(events: EventPublisher, *changes: TaskEvent) -> None:
+    """Publish state changes that already committed; a bus outage only loses the events."""
+    try:
+        await events.publish(*changes)
+    except UnavailableError as error:
+        logger.warning("%s task event(s) not published: %s", len(changes), error.detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +122,8 @@ class GetTask:
 class CancelTask:
     """A queued task never runs; a running one stops at its next step."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
+    def __init__(self, uow: UnitOfWork, events: EventPublisher) -> None:
+        self._uow, self._events = uow, events
 
     async def execute(self, task_id: UUID) -> Task:
         async with self._uow as uow:
@@ -113,4 +132,7 @@ class CancelTask:
             if task is None:
                 raise NotFoundError("task not found")
             await uow.commit()
+        if task.status is TaskStatus.CANCELLED:
+            # A second cancelled event (a repeated cancel) is dropped by the bus.
+            await publish(self._events, TaskEvent(task.workspace_id, task.id, EventType.CANCELLED))
         return task

@@ -8,10 +8,13 @@ client that reconnects with its last id misses nothing and sees nothing twice.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
+
+from domain.errors import InvalidInputError
 
 
 class EventType(enum.StrEnum):
@@ -31,6 +34,16 @@ class EventType(enum.StrEnum):
 
 
 _TERMINAL = frozenset({EventType.SUCCEEDED, EventType.FAILED, EventType.CANCELLED})
+
+
+_POSITION = re.compile(r"\d{1,20}-\d{1,20}")
+
+
+def check_position(position: str | None) -> str | None:
+    """A client's Last-Event-ID: a position this server sent (`<ms>-<seq>`)."""
+    if position is not None and not _POSITION.fullmatch(position):
+        raise InvalidInputError("Last-Event-ID must be an id this stream sent")
+    return position
 
 
 def _now() -> datetime:

@@ -328,6 +328,10 @@ class EventBus(EventPublisher, Protocol):
         `after` is older than what is retained, the first event is a stream.reset."""
         ...
 
+    def drain(self) -> None:
+        """Close every open subscription and refuse new ones: the process is stopping."""
+        ...
+
 
 class StreamTickets(Protocol):
     """Single-use, short-lived credentials for browsers' EventSource."""

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from entrypoints.settings import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from alembic.config import Config
 
 
@@ -42,8 +44,15 @@ def _dev(settings: Settings, _args: argparse.Namespace) -> int:
 def _api(settings: Settings, _args: argparse.Namespace) -> int:
     import uvicorn
 
-    from entrypoints.http.app import check_database_role, create_app
+    from entrypoints.http.app import check_database_role, create_app, drain_event_streams
     from entrypoints.logging import configure_logging
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # Open event streams would hold the shutdown until the timeout:
+            # close them now, each with a retry hint.
+            drain_event_streams(app)
+            super().handle_exit(sig, frame)
 
     configure_logging(settings.log_level)
     app = create_app(settings)
@@ -57,7 +66,7 @@ def _api(settings: Settings, _args: argparse.Namespace) -> int:
         log_config=None,
         timeout_graceful_shutdown=10,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     server.run()
     return 0 if server.started else 1
 

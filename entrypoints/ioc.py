@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from uuid import UUID
 
 from dishka import (
+    AnyOf,
     AsyncContainer,
     Provider,
     Scope,
@@ -32,9 +33,13 @@ from adapters.postgres.dispatch import PgTaskDispatcher
 from adapters.postgres.observability import instrument
 from adapters.postgres.uow import PgUnitOfWorkFactory
 from adapters.redis.cache import PassThroughCache, RedisCache
-from adapters.redis.client import create_redis
+from adapters.redis.client import create_listener, create_redis
+from adapters.redis.events import RedisEventBus
 from adapters.redis.queue import BullMQJobQueue
+from adapters.redis.streams import RedisOpenStreams, RedisStreamTickets
+from adapters.redis.ui_state import RedisUIStateStore
 from application.dispatch import RecoverTasks, RelayTasks
+from application.events import IssueStreamTicket, OpenEventStream, StreamLimits
 from application.foundation import (
     CreateDocument,
     DeleteDocument,
@@ -47,6 +52,7 @@ from application.members import AddMember, ChangeMemberRole, ListMembers, Remove
 from application.profiles import GetMe, RegisterCaller
 from application.run_task import RunnerSettings, RunTask
 from application.tasks import CancelTask, CreateTask, GetTask, ListTasks
+from application.ui_state import DeleteUIState, GetUIState, ListUIState, PutUIState
 from application.workspaces import (
     CreateWorkspace,
     DeleteWorkspace,
@@ -57,10 +63,15 @@ from application.workspaces import (
 from domain.entities import Caller
 from domain.ports import (
     Cache,
+    EventBus,
+    EventPublisher,
     IdGenerator,
     JobQueue,
     LanguageModel,
+    OpenStreams,
+    StreamTickets,
     TaskDispatcher,
+    UIStateStore,
     UnitOfWork,
     UnitOfWorkFactory,
 )
@@ -102,6 +113,35 @@ class InfrastructureProvider(Provider):
         )
         yield RedisCache(client)
         await client.aclose()
+
+    @provide
+    def ui_state(self, redis: Redis) -> UIStateStore:
+        return RedisUIStateStore(redis)
+
+    @provide
+    async def events(
+        self, settings: Settings, redis: Redis
+    ) -> AsyncIterator[AnyOf[EventBus, EventPublisher]]:
+        assert settings.redis_url is not None
+        listener = create_listener(settings.redis_url)
+        bus = RedisEventBus(redis, listener, buffer=settings.sse_buffer_events)
+        yield bus
+        await bus.close()
+        await listener.aclose()
+
+    @provide
+    def stream_tickets(self, redis: Redis) -> StreamTickets:
+        return RedisStreamTickets(redis)
+
+    @provide
+    def open_streams(self, redis: Redis) -> OpenStreams:
+        return RedisOpenStreams(redis)
+
+    @provide
+    def stream_limits(self, settings: Settings) -> StreamLimits:
+        return StreamLimits(
+            heartbeat_s=settings.sse_heartbeat_s, per_user=settings.sse_streams_per_user
+        )
 
     @provide
     def uow_factory(self, engine: AsyncEngine) -> UnitOfWorkFactory:
@@ -156,6 +196,12 @@ class RequestProvider(Provider):
         ListTasks,
         GetTask,
         CancelTask,
+        IssueStreamTicket,
+        OpenEventStream,
+        GetUIState,
+        PutUIState,
+        DeleteUIState,
+        ListUIState,
     )
 
 

@@ -80,6 +80,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     task_redispatch_s: Annotated[float, Meta(ge=1, le=3600)] = 30
     retry_base_ms: Annotated[int, Meta(ge=1)] = 1000
     retry_cap_ms: Annotated[int, Meta(ge=1)] = 60_000
+    sse_heartbeat_s: Annotated[
+        float, Meta(gt=0, le=15, description="Comment line on an idle event stream this often")
+    ] = 15
+    sse_streams_per_user: Annotated[
+        int, Meta(ge=1, le=10_000, description="Open event streams per user, across processes")
+    ] = 20
+    sse_buffer_events: Annotated[
+        int, Meta(ge=10, le=100_000, description="Events buffered per stream before it is closed")
+    ] = 1000
     max_body_bytes: Annotated[int, Meta(ge=1024, description="Request body limit")] = 1024 * 1024
 
     @property

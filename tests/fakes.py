@@ -32,6 +32,7 @@ from domain.entities import (
     WorkspaceAccess,
 )
 from domain.errors import ConflictError, LastOwnerError, NotFoundError, UnavailableError
+from domain.events import TaskEvent
 from domain.ports import (
     FoundationRepository,
     MembershipRepository,
@@ -400,3 +401,13 @@ class InMemoryUIStateStore:
     async def list(self, workspace_id: UUID, user_id: UUID) -> list[UIState]:
         live = self._live(workspace_id, user_id)
         return [replace(live[key], value=b"") for key in sorted(live)]
+
+
+class RecordedEvents:
+    """An EventPublisher that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.events: list[TaskEvent] = []
+
+    async def publish(self, *events: TaskEvent) -> None:
+        self.events.extend(events)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections import deque
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -48,8 +47,8 @@ from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from domain.errors import InvalidInputError, SubscriptionClosedError, UnavailableError
-from domain.events import EventType, StoredEvent, StreamRef, TaskEvent
+from domain.errors import SubscriptionClosedError, UnavailableError
+from domain.events import EventType, StoredEvent, StreamRef, TaskEvent, check_position
 
 logger = logging.getLogger("keel.events")
 
@@ -61,7 +60,6 @@ CLOSED = Counter("keel_event_subscriptions_closed", "Subscriptions closed early"
 HUB_CHANNEL = "keel:{events}:hub"  # always subscribed, so the connection is never idle-empty
 SWEEP_S = 5.0
 PAGE = 500
-_ID = re.compile(r"\d{1,20}-\d{1,20}")
 
 # KEYS: workspace stream, task stream, task's "ended" marker.
 # ARGV: event JSON, terminal ('1'/'0'), workspace maxlen, task maxlen, retention s,
@@ -162,9 +160,7 @@ class _Subscription:
             # A task's stream from its start; a workspace's from now on.
             self._backlog_from = "0-0" if self._stream.task_id is not None else None
             return
-        if not _ID.fullmatch(after):
-            raise InvalidInputError("Last-Event-ID must be an id this stream sent")
-        self._backlog_from = after
+        self._backlog_from = check_position(after)
         self._last = _position(after)
         oldest = await self._bus.oldest_id(self._key)
         if oldest is not None and _position(oldest) <= self._last:

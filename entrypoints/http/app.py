@@ -6,6 +6,7 @@ their own container to override providers.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 
@@ -18,14 +19,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.database import inspect_runtime_role
 from adapters.redis.client import create_redis
+from domain.ports import EventBus
 from entrypoints.http.auth import jwt_auth
 from entrypoints.http.controllers import MeController, MemberController, WorkspaceController
 from entrypoints.http.errors import EXCEPTION_HANDLERS
+from entrypoints.http.events import EventController
 from entrypoints.http.foundation import FoundationController
 from entrypoints.http.health import healthz, readyz
 from entrypoints.http.observability import bind_route, request_context
 from entrypoints.http.rate_limit import STORE, FailOpenRedisStore, task_rate_limit
 from entrypoints.http.tasks import TaskController
+from entrypoints.http.ui_state import UIStateController
 from entrypoints.ioc import make_container
 from entrypoints.settings import ConfigError, Settings
 
@@ -52,6 +56,15 @@ async def check_database_role(engine: AsyncEngine) -> None:
         )
 
 
+def drain_event_streams(app: Litestar) -> None:
+    """Close every open event stream with a retry hint (call it when shutdown starts:
+    the server waits for open responses before the app's own shutdown runs).
+    Safe to call from a signal handler."""
+    drain = app.state.get("drain_event_streams")
+    if drain is not None:
+        drain()
+
+
 def create_app(settings: Settings, container: AsyncContainer | None = None) -> Litestar:
     """Raises ConfigError when a required setting is missing."""
     settings.require("database_url", "redis_url", "jwt_secret")
@@ -68,6 +81,10 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
         gc.collect()
         gc.freeze()
 
+    async def keep_event_bus(app: Litestar) -> None:
+        bus, loop = await container.get(EventBus), asyncio.get_running_loop()
+        app.state.drain_event_streams = lambda: loop.call_soon_threadsafe(bus.drain)
+
     async def close_container() -> None:
         await container.close()
 
@@ -80,6 +97,8 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
             WorkspaceController,
             MemberController,
             FoundationController,
+            EventController,
+            UIStateController,
             DishkaRouter(
                 "",
                 route_handlers=[TaskController],
@@ -91,7 +110,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
     app = Litestar(
         route_handlers=[routes],
         on_app_init=[jwt_auth(settings.jwt_secret, settings.jwt_audience).on_app_init],
-        on_startup=[check_role_on_startup, freeze_startup_objects],
+        on_startup=[check_role_on_startup, keep_event_bus, freeze_startup_objects],
         on_shutdown=[close_container],
         middleware=[request_context, METRICS.middleware],
         before_request=bind_route,

@@ -7,6 +7,7 @@ The first request of a user upserts their profile (RegisterCaller).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -14,9 +15,13 @@ from uuid import UUID
 
 import jwt
 from litestar.connection import ASGIConnection
-from litestar.security.jwt import JWTAuth, Token
+from litestar.exceptions import NotAuthorizedException
+from litestar.middleware.authentication import AuthenticationResult
+from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 
 from application.profiles import RegisterCaller
+from domain.events import StreamGrant
+from domain.ports import StreamTickets
 
 ALGORITHM = "HS256"
 PUBLIC_PATHS = ["^/healthz$", "^/readyz$", "^/schema", "^/metrics$"]
@@ -59,6 +64,7 @@ class RememberedToken(Token):
 class Principal:
     user_id: UUID
     email: str | None
+    grant: StreamGrant | None = None  # set when a stream ticket authenticated the request
 
 
 async def _retrieve_principal(
@@ -75,8 +81,33 @@ async def _retrieve_principal(
     return principal
 
 
+STREAM_PATHS = re.compile(r"/v1/workspaces/[^/]+/(?:tasks/[^/]+/)?events")
+
+
+class TokenOrTicketMiddleware(JWTAuthenticationMiddleware):
+    """A bearer token, or on event-stream paths only, a single-use `?ticket=`
+    (EventSource cannot send headers). A request with a token never spends a ticket."""
+
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        ticket = connection.query_params.get("ticket")
+        if (
+            ticket is None
+            or connection.headers.get(self.auth_header)
+            or not STREAM_PATHS.fullmatch(connection.scope["path"])
+        ):
+            return await super().authenticate_request(connection)
+        tickets = await connection.state.dishka_container.get(StreamTickets)
+        grant = await tickets.redeem(ticket)
+        if grant is None:
+            raise NotAuthorizedException("the stream ticket is unknown, used or expired")
+        return AuthenticationResult(user=Principal(grant.user_id, None, grant), auth=grant)
+
+
 def jwt_auth(secret: str, audience: str) -> JWTAuth[Principal, RememberedToken]:
     return JWTAuth[Principal, RememberedToken](
+        authentication_middleware_class=TokenOrTicketMiddleware,
         token_secret=secret,
         token_cls=RememberedToken,
         algorithm=ALGORITHM,

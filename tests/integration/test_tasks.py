@@ -29,6 +29,7 @@ from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
 from entrypoints.worker import run_worker
 from tests.conftest import People, Person
+from tests.fakes import RecordedEvents
 
 SUMMARY = {"kind": "summarize", "input": {"text": "Keel runs agents for many workspaces."}}
 
@@ -300,7 +301,9 @@ async def test_a_worker_touches_only_the_workspace_of_the_task_it_holds(
     workspace_a, workspace_b = await people.workspace(owner_a), await people.workspace(owner_b)
     colleague = await people.join(workspace_b, owner_b, "member")
     task_b = (await _start(client, owner_b, workspace_b)).json()["id"]
-    runner = RunTask(PgUnitOfWorkFactory(engine), cache, SimulatedModel(0), RunnerSettings())
+    runner = RunTask(
+        PgUnitOfWorkFactory(engine), cache, SimulatedModel(0), RecordedEvents(), RunnerSettings()
+    )
     for forged in (
         TaskRef(workspace_a, uuid.UUID(task_b), owner_a.id),
         TaskRef(workspace_b, uuid.UUID(task_b), owner_a.id),

@@ -55,7 +55,11 @@ MATRIX = [
     Route("GET", UI_STATE, "viewer"),
     Route("PUT", UI_STATE, "member", {"open": True}),
     Route("DELETE", UI_STATE, "member"),
+    Route("POST", WS + "/stream-tickets", "viewer", {"task_id": "{task}"}),
 ]
+# Event streams never end, so tests/security/test_event_isolation.py checks
+# them through a real server.
+STREAMS = {("GET", WS + "/events"), ("GET", TASK + "/events")}
 
 
 def test_the_matrix_covers_every_workspace_route(client: httpx.AsyncClient) -> None:
@@ -66,7 +70,7 @@ def test_the_matrix_covers_every_workspace_route(client: httpx.AsyncClient) -> N
         if "{workspace_id" in route.path
         for method in route.methods - {"HEAD", "OPTIONS"}
     }
-    assert routes == {(r.method, r.path) for r in MATRIX}
+    assert routes == {(r.method, r.path) for r in MATRIX} | STREAMS
 
 
 @dataclass
@@ -122,9 +126,8 @@ def _request(route: Route, cast: Cast) -> dict[str, Any]:
     )
     body = None
     if route.body is not None:
-        body = {
-            k: (str(cast.newcomer.id) if v == "{newcomer}" else v) for k, v in route.body.items()
-        }
+        names = {"{newcomer}": str(cast.newcomer.id), "{task}": cast.task}
+        body = {k: names.get(v, v) if isinstance(v, str) else v for k, v in route.body.items()}
     return {"method": route.method, "url": path, "json": body}
 
 

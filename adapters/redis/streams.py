@@ -1,0 +1,120 @@
+"""Stream tickets and open-stream slots on Redis.
+
+Tickets: EventSource cannot send an Authorization header, so a browser
+trades its token for a random ticket (POST stream-tickets) and puts that in
+the stream's URL. Redis keeps only the ticket's SHA-256 (a leaked dump holds
+no usable ticket), with its grant, for at most 60 s; redeeming is one GETDEL,
+so a ticket opens one stream, once, even when two requests race.
+
+Slots: one sorted set per user (member: slot id, score: when it lapses),
+trimmed and counted in one script, so the per-user cap holds across every
+API process, and a process that dies leaves slots that lapse on their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import cast
+from uuid import UUID, uuid4
+
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from domain.errors import UnavailableError
+from domain.events import StreamGrant
+
+# KEYS: the user's slots. ARGV: now ms, limit, lapse ms, slot, key TTL ms.
+_ACQUIRE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+
+class _Grant(msgspec.Struct, array_like=True):
+    user_id: UUID
+    workspace_id: UUID
+    task_id: UUID | None
+    expires_at: datetime
+
+
+def _ticket_key(ticket: str) -> str:
+    return f"keel:ticket:{hashlib.sha256(ticket.encode()).hexdigest()}"
+
+
+def _slots_key(user_id: UUID) -> str:
+    return f"keel:streams:{user_id}"
+
+
+def _unavailable(error: Exception) -> UnavailableError:
+    return UnavailableError(f"Redis is unreachable: {error}")
+
+
+class RedisStreamTickets:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def issue(self, grant: StreamGrant) -> str:
+        ticket = secrets.token_urlsafe(32)
+        ttl_ms = math.ceil((grant.expires_at - datetime.now(UTC)).total_seconds() * 1000)
+        payload = msgspec.msgpack.encode(
+            _Grant(grant.user_id, grant.workspace_id, grant.task_id, grant.expires_at)
+        )
+        try:
+            await self._redis.set(_ticket_key(ticket), payload, px=max(ttl_ms, 1))
+        except (RedisError, OSError) as error:
+            raise _unavailable(error) from error
+        return ticket
+
+    async def redeem(self, ticket: str) -> StreamGrant | None:
+        if not 20 <= len(ticket) <= 100:
+            return None
+        try:
+            payload = await self._redis.getdel(_ticket_key(ticket))
+        except (RedisError, OSError) as error:
+            raise _unavailable(error) from error
+        if payload is None:
+            return None
+        grant = msgspec.msgpack.decode(cast(bytes, payload), type=_Grant)
+        if grant.expires_at <= datetime.now(UTC):
+            return None
+        return StreamGrant(grant.user_id, grant.workspace_id, grant.task_id, grant.expires_at)
+
+
+class RedisOpenStreams:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._acquire = redis.register_script(_ACQUIRE)
+
+    async def acquire(self, user_id: UUID, limit: int, ttl_s: float) -> str | None:
+        slot, now_ms, ttl_ms = uuid4().hex, int(time.time() * 1000), int(ttl_s * 1000)
+        try:
+            taken = await self._acquire(
+                keys=[_slots_key(user_id)], args=[now_ms, limit, now_ms + ttl_ms, slot, ttl_ms]
+            )
+        except (RedisError, OSError) as error:
+            raise _unavailable(error) from error
+        return slot if taken else None
+
+    async def renew(self, user_id: UUID, slot: str, ttl_s: float) -> None:
+        lapses = int((time.time() + ttl_s) * 1000)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(_slots_key(user_id), {slot: lapses}, xx=True)
+                pipe.pexpire(_slots_key(user_id), int(ttl_s * 1000))
+                await pipe.execute()
+        except (RedisError, OSError) as error:
+            raise _unavailable(error) from error
+
+    async def release(self, user_id: UUID, slot: str) -> None:
+        try:
+            await self._redis.zrem(_slots_key(user_id), slot)
+        except (RedisError, OSError) as error:
+            raise _unavailable(error) from error

@@ -1,0 +1,112 @@
+"""Live task events over Server-Sent Events (API.md), and stream tickets.
+
+Every message carries `id:` (its position in the stream), `event:` (the
+type) and `data:` (JSON). A comment line goes out whenever nothing happened
+for a heartbeat period. When the server closes a stream early (the client
+fell behind, the process is shutting down, Redis went away) the last message
+is a `retry:` hint: EventSource reconnects with Last-Event-ID and misses
+nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from dishka.integrations.litestar import FromDishka
+from litestar import Controller, Request, get, post
+from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from application.events import IssueStreamTicket, OpenEventStream
+from domain.errors import SubscriptionClosedError, UnavailableError
+from domain.events import StoredEvent
+from entrypoints.http.auth import Principal
+from entrypoints.http.schemas import Body
+
+RETRY_MS = 1000
+LastEventId = Annotated[str | None, HeaderParameter(name="Last-Event-ID")]
+
+
+class TicketIn(Body):
+    task_id: UUID | None = None
+
+
+class TicketOut(msgspec.Struct, frozen=True):
+    ticket: str
+    expires_at: datetime
+
+
+class _Data(msgspec.Struct, frozen=True):
+    task_id: UUID | None
+    workspace_id: UUID
+    type: str
+    at: datetime
+    data: dict[str, Any]
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _message(stored: StoredEvent) -> ServerSentEventMessage:
+    event = stored.event
+    data = _Data(event.task_id, event.workspace_id, event.type.value, event.at, event.data)
+    return ServerSentEventMessage(data=_encode(data), event=event.type.value, id=stored.id)
+
+
+async def _messages(
+    feed: AsyncIterator[StoredEvent | None],
+) -> AsyncIterator[ServerSentEventMessage]:
+    try:
+        async for event in feed:
+            yield ServerSentEventMessage(comment="keep-alive") if event is None else _message(event)
+    except SubscriptionClosedError as closed:
+        yield ServerSentEventMessage(data=None, comment=f"closed: {closed.detail}", retry=RETRY_MS)
+    except UnavailableError:
+        yield ServerSentEventMessage(data=None, comment="events unavailable", retry=RETRY_MS)
+
+
+def _grant(request: Request[Any, Any, Any]) -> Any:
+    user = request.user
+    return user.grant if isinstance(user, Principal) else None
+
+
+class EventController(Controller):
+    path = "/v1/workspaces/{workspace_id:uuid}"
+    tags = ["events"]
+
+    @post("/stream-tickets", status_code=201)
+    async def ticket(
+        self,
+        workspace_id: FromPath[UUID],
+        use_case: FromDishka[IssueStreamTicket],
+        data: JSONBody[TicketIn | None] = None,
+    ) -> TicketOut:
+        ticket, grant = await use_case.execute(data.task_id if data else None)
+        return TicketOut(ticket, grant.expires_at)
+
+    @get("/events")
+    async def workspace_events(
+        self,
+        workspace_id: FromPath[UUID],
+        request: Request[Any, Any, Any],
+        use_case: FromDishka[OpenEventStream],
+        last_event_id: LastEventId = None,
+    ) -> ServerSentEvent:
+        feed = await use_case.execute(None, last_event_id, _grant(request))
+        return ServerSentEvent(_messages(feed), headers={"X-Accel-Buffering": "no"})
+
+    @get("/tasks/{task_id:uuid}/events")
+    async def task_events(
+        self,
+        workspace_id: FromPath[UUID],
+        task_id: FromPath[UUID],
+        request: Request[Any, Any, Any],
+        use_case: FromDishka[OpenEventStream],
+        last_event_id: LastEventId = None,
+    ) -> ServerSentEvent:
+        feed = await use_case.execute(task_id, last_event_id, _grant(request))
+        return ServerSentEvent(_messages(feed), headers={"X-Accel-Buffering": "no"})
