@@ -18,7 +18,7 @@ from uuid import UUID
 import msgspec
 from dishka.integrations.litestar import FromDishka
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from application.events import IssueStreamTicket, OpenEventStream
@@ -29,6 +29,9 @@ from entrypoints.http.schemas import Body
 
 RETRY_MS = 1000
 LastEventId = Annotated[str | None, HeaderParameter(name="Last-Event-ID")]
+# A browser that opens a new EventSource (a new ticket after a drop) cannot
+# set the header, so the position may come in the query instead.
+ResumeAfter = Annotated[str | None, QueryParameter(name="last_event_id")]
 
 
 class TicketIn(Body):
@@ -95,8 +98,9 @@ class EventController(Controller):
         request: Request[Any, Any, Any],
         use_case: FromDishka[OpenEventStream],
         last_event_id: LastEventId = None,
+        resume_after: ResumeAfter = None,
     ) -> ServerSentEvent:
-        feed = await use_case.execute(None, last_event_id, _grant(request))
+        feed = await use_case.execute(None, last_event_id or resume_after, _grant(request))
         return ServerSentEvent(_messages(feed), headers={"X-Accel-Buffering": "no"})
 
     @get("/tasks/{task_id:uuid}/events")
@@ -107,6 +111,7 @@ class EventController(Controller):
         request: Request[Any, Any, Any],
         use_case: FromDishka[OpenEventStream],
         last_event_id: LastEventId = None,
+        resume_after: ResumeAfter = None,
     ) -> ServerSentEvent:
-        feed = await use_case.execute(task_id, last_event_id, _grant(request))
+        feed = await use_case.execute(task_id, last_event_id or resume_after, _grant(request))
         return ServerSentEvent(_messages(feed), headers={"X-Accel-Buffering": "no"})
