@@ -1,0 +1,147 @@
+"""Adversarial tests for event streams and stream tickets: no stream of
+another tenant, a ticket opens one stream once, only the one it names."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from redis.asyncio import Redis
+
+from entrypoints.settings import Settings
+from tests.conftest import People, Person
+from tests.live import serving
+
+NEW_TASK = {"kind": "summarize", "input": {"text": "isolation"}}
+
+
+@asynccontextmanager
+async def _live(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving(settings) as base, httpx.AsyncClient(base_url=base, timeout=10) as http:
+        yield http
+
+
+async def _status(http: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None) -> int:
+    """The status a stream opens with (then it is closed)."""
+    async with http.stream("GET", url, headers=headers or {}) as response:
+        return response.status_code
+
+
+async def _task(http: httpx.AsyncClient, person: Person, workspace: uuid.UUID) -> str:
+    response = await http.post(
+        f"/v1/workspaces/{workspace}/tasks", json=NEW_TASK, headers=person.headers
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+async def _ticket(
+    http: httpx.AsyncClient, person: Person, workspace: uuid.UUID, task: str | None = None
+) -> httpx.Response:
+    body = {"task_id": task} if task else None
+    return await http.post(
+        f"/v1/workspaces/{workspace}/stream-tickets", json=body, headers=person.headers
+    )
+
+
+async def test_no_stream_of_another_workspace(settings: Settings, people: People) -> None:
+    alice, mallory = await people.new(), await people.new()
+    theirs, mine = await people.workspace(alice), await people.workspace(mallory)
+    async with _live(settings) as http:
+        task = await _task(http, alice, theirs)
+        for url in (
+            f"/v1/workspaces/{theirs}/events",
+            f"/v1/workspaces/{theirs}/tasks/{task}/events",
+            f"/v1/workspaces/{mine}/tasks/{task}/events",  # her task through my workspace
+            f"/v1/workspaces/{uuid.uuid4()}/events",
+        ):
+            assert await _status(http, url, mallory.headers) == 404, url
+        assert (await _ticket(http, mallory, theirs)).status_code == 404
+        assert (await _ticket(http, mallory, theirs, task)).status_code == 404
+        assert (await _ticket(http, mallory, mine, task)).status_code == 404
+        assert await _status(http, f"/v1/workspaces/{theirs}/events", alice.headers) == 200
+
+
+async def test_a_ticket_opens_one_stream_once(settings: Settings, people: People) -> None:
+    alice = await people.new()
+    workspace = await people.workspace(alice)
+    url = f"/v1/workspaces/{workspace}/events"
+    async with _live(settings) as http:
+        issued = await _ticket(http, alice, workspace)
+        assert issued.status_code == 201, issued.text
+        ticket = issued.json()["ticket"]
+        assert issued.json()["expires_at"]
+        first, second = await asyncio.gather(
+            _status(http, f"{url}?ticket={ticket}"), _status(http, f"{url}?ticket={ticket}")
+        )
+        assert sorted([first, second]) == [200, 401]
+        assert await _status(http, f"{url}?ticket={ticket}") == 401
+        assert await _status(http, f"{url}?ticket={'x' * 43}") == 401
+        assert await _status(http, f"{url}?ticket=") == 401
+
+
+async def test_an_expired_ticket_opens_nothing(
+    settings: Settings, people: People, redis: Redis
+) -> None:
+    alice = await people.new()
+    workspace = await people.workspace(alice)
+    async with _live(settings) as http:
+        ticket = (await _ticket(http, alice, workspace)).json()["ticket"]
+        key = f"keel:ticket:{hashlib.sha256(ticket.encode()).hexdigest()}"
+        assert 0 < await redis.pttl(key) <= 60_000, "a ticket lives at most 60 s"
+        await redis.pexpire(key, 1)
+        await asyncio.sleep(0.05)
+        assert await _status(http, f"/v1/workspaces/{workspace}/events?ticket={ticket}") == 401
+
+
+async def test_a_ticket_opens_only_what_it_names(settings: Settings, people: People) -> None:
+    alice = await people.new()
+    workspace, other = await people.workspace(alice), await people.workspace(alice, "Other")
+    async with _live(settings) as http:
+        task, sibling = await _task(http, alice, workspace), await _task(http, alice, workspace)
+
+        async def ticket(task_id: str | None = None, where: uuid.UUID = workspace) -> str:
+            response = await _ticket(http, alice, where, task_id)
+            assert response.status_code == 201, response.text
+            return str(response.json()["ticket"])
+
+        base = f"/v1/workspaces/{workspace}"
+        for url in (f"{base}/tasks/{sibling}/events", f"{base}/events"):
+            assert await _status(http, f"{url}?ticket={await ticket(task)}") == 404, url
+        assert await _status(http, f"/v1/workspaces/{other}/events?ticket={await ticket()}") == 404
+        own = f"{base}/tasks/{task}/events?ticket={await ticket(task)}"
+        assert await _status(http, own) == 200
+        # Not a credential anywhere but on event streams.
+        listing = await http.get(f"{base}/tasks?ticket={await ticket()}")
+        assert listing.status_code == 401
+
+
+async def test_a_token_on_the_request_never_spends_a_ticket(
+    settings: Settings, people: People
+) -> None:
+    alice, mallory = await people.new(), await people.new()
+    workspace = await people.workspace(alice)
+    async with _live(settings) as http:
+        ticket = (await _ticket(http, alice, workspace)).json()["ticket"]
+        url = f"/v1/workspaces/{workspace}/events?ticket={ticket}"
+        assert await _status(http, url, mallory.headers) == 404  # mallory's token decides
+        assert await _status(http, url) == 200  # the ticket is still unspent
+
+
+async def test_a_removed_member_cannot_use_a_ticket_issued_before(
+    settings: Settings, people: People
+) -> None:
+    owner = await people.new()
+    workspace = await people.workspace(owner)
+    member = await people.join(workspace, owner, "viewer")
+    async with _live(settings) as http:
+        ticket = (await _ticket(http, member, workspace)).json()["ticket"]
+        removed = await http.delete(
+            f"/v1/workspaces/{workspace}/members/{member.id}", headers=owner.headers
+        )
+        assert removed.status_code == 204
+        assert await _status(http, f"/v1/workspaces/{workspace}/events?ticket={ticket}") == 404
