@@ -108,9 +108,8 @@ class InfrastructureProvider(Provider):
             yield PassThroughCache()
             return
         assert settings.redis_url is not None
-        client = create_redis(
-            settings.redis_url, timeout_s=settings.cache_timeout_ms / 1000, retries=0
-        )
+        timeout_s = settings.cache_timeout_ms / 1000
+        client = create_redis(settings.redis_url, timeout_s=timeout_s, retries=0, wait_s=timeout_s)
         yield RedisCache(client)
         await client.aclose()
 
