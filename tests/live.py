@@ -22,11 +22,13 @@ from entrypoints.settings import Settings
 
 
 @asynccontextmanager
-async def serving(settings: Settings, app: Litestar | None = None) -> AsyncIterator[str]:
-    """Serve the app on a free port; yields its base URL."""
+async def serving(
+    settings: Settings, app: Litestar | None = None, port: int = 0
+) -> AsyncIterator[str]:
+    """Serve the app on `port` (0: a free one); yields its base URL."""
     app = app or create_app(settings)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, lifespan="on", log_config=None, access_log=False
+        app, host="127.0.0.1", port=port, lifespan="on", log_config=None, access_log=False
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

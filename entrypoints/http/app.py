@@ -21,6 +21,7 @@ from adapters.postgres.database import inspect_runtime_role
 from adapters.redis.client import create_redis
 from domain.ports import EventBus
 from entrypoints.http.auth import jwt_auth
+from entrypoints.http.console import console
 from entrypoints.http.controllers import MeController, MemberController, WorkspaceController
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.events import EventController
@@ -93,6 +94,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
         route_handlers=[
             healthz,
             readyz,
+            console,
             MeController,
             WorkspaceController,
             MemberController,

@@ -24,7 +24,7 @@ from domain.events import StreamGrant
 from domain.ports import StreamTickets
 
 ALGORITHM = "HS256"
-PUBLIC_PATHS = ["^/healthz$", "^/readyz$", "^/schema", "^/metrics$"]
+PUBLIC_PATHS = ["^/healthz$", "^/readyz$", "^/schema", "^/metrics$", "^/console$"]
 
 
 def _now() -> datetime:

@@ -57,7 +57,7 @@ async def test_a_thousand_streams_share_one_subscription_and_leak_nothing(
                 await _until(lambda: LISTENERS._value.get() == listeners_before + CLIENTS)
                 # Bounded by the pools' size, whatever the number of streams.
                 assert await _clients(redis) - redis_before <= MAX_CONNECTIONS
-                assert await _clients(redis, "pubsub") == pubsub_before, "one subscription each"
+                assert await _clients(redis, "pubsub") - pubsub_before <= 1, "one per process"
                 task = uuid.uuid4()
                 await bus.publish(TaskEvent(workspace, task, EventType.STARTED, {"attempt": 1}))
                 received = await asyncio.gather(*(_first_event(r) for r in responses))
