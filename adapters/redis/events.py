@@ -339,6 +339,8 @@ class RedisEventBus:
         else:
             await asyncio.shield(group.ready)
         group.listeners.add(listener)
+        if self._closing:  # drained while this one was joining
+            listener.close("shutting down")
         return group
 
     async def _leave(self, group: _Group, listener: _Subscription) -> None:
@@ -395,8 +397,11 @@ class RedisEventBus:
         while not self._stopped:
             pubsub: Any = self._listener.pubsub()
             try:
-                await pubsub.subscribe(*self._channels)
-                self._pubsub = pubsub
+                channels = list(self._channels)
+                await pubsub.subscribe(*channels)  # connects: nobody else may use it before
+                self._pubsub = pubsub  # from now on _want subscribes here itself
+                if wanted_meanwhile := [c for c in self._channels if c not in channels]:
+                    await pubsub.subscribe(*wanted_meanwhile)
                 self._mark(*self._groups)  # catch up on whatever was published meanwhile
                 pause, swept = 0.1, asyncio.get_running_loop().time()
                 while not self._stopped:

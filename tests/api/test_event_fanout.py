@@ -55,8 +55,9 @@ async def test_a_thousand_streams_share_one_subscription_and_leak_nothing(
                 bad = [await r.aread() for r in responses if r.status_code != 200][:2]
                 assert {r.status_code for r in responses} == {200}, bad
                 await _until(lambda: LISTENERS._value.get() == listeners_before + CLIENTS)
-                # Bounded by the pools' size, whatever the number of streams.
-                assert await _clients(redis) - redis_before <= MAX_CONNECTIONS
+                # Bounded by the pools' size (commands, cache, rate limits), whatever
+                # the number of streams.
+                assert await _clients(redis) - redis_before <= 3 * MAX_CONNECTIONS
                 assert await _clients(redis, "pubsub") - pubsub_before <= 1, "one per process"
                 task = uuid.uuid4()
                 await bus.publish(TaskEvent(workspace, task, EventType.STARTED, {"attempt": 1}))
@@ -84,5 +85,5 @@ async def _until(check: object, timeout_s: float = 30) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while not check():
-        assert loop.time() < deadline, "condition not met in time"
+        assert loop.time() < deadline, f"condition not met in time ({LISTENERS._value.get()})"
         await asyncio.sleep(0.05)
