@@ -1,0 +1,131 @@
+"""Fan-out latency of task events: publish → an SSE client has the message.
+
+    .venv/bin/python -m bench.events [--events 200] [--subscribers 100 1000]
+
+One API process (uvicorn, as `keel api` runs it) serves N SSE streams of one
+workspace. This process holds the N clients (httpx, one event loop) and
+publishes through the same bus a worker uses, one event every `--interval-ms`
+(more apart at 1,000 subscribers, so that the clients keep up). Each event
+carries the time it was published; a client's latency is the time it parsed
+the message minus that. Same host, same clock. The clients share one core
+with nothing else; at 1,000 they are a large part of what is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import statistics
+import time
+import uuid
+from datetime import datetime
+
+import httpx
+
+from adapters.postgres.provisioning import drop_database, drop_role
+from adapters.redis.client import create_listener, create_redis
+from adapters.redis.events import RedisEventBus
+from bench.cache import SECRET, _provision, _server
+from domain.events import EventType, TaskEvent
+from entrypoints.http.auth import issue_token
+from tests.services import test_services
+
+
+async def _subscriber(
+    http: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    expected: int,
+    ready: asyncio.Event,
+    latencies: list[float],
+) -> None:
+    async with http.stream("GET", url, headers=headers) as response:
+        assert response.status_code == 200, response.status_code
+        ready.set()
+        seen = 0
+        async for line in response.aiter_lines():
+            if line.startswith("data: ") and '"at":"' in line:
+                received = time.time()
+                at = line.split('"at":"', 1)[1].split('"', 1)[0]
+                latencies.append((received - datetime.fromisoformat(at).timestamp()) * 1000)
+                seen += 1
+                if seen == expected:
+                    return
+
+
+async def _run(
+    base: str, headers: dict[str, str], redis_url: str, subscribers: int, events: int, gap_s: float
+) -> list[float]:
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=subscribers + 10, max_keepalive_connections=0)
+    client, listener = create_redis(redis_url), create_listener(redis_url)
+    bus = RedisEventBus(client, listener)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+        created = await http.post(
+            f"{base}/v1/workspaces", json={"name": "fan-out"}, headers=headers
+        )
+        workspace = uuid.UUID(created.json()["id"])
+        url = f"{base}/v1/workspaces/{workspace}/events"
+        readies = [asyncio.Event() for _ in range(subscribers)]
+        streams = [
+            asyncio.create_task(_subscriber(http, url, headers, events, ready, latencies))
+            for ready in readies
+        ]
+        await asyncio.gather(*(ready.wait() for ready in readies))
+        await asyncio.sleep(1.0)  # every subscription has joined the bus
+        task = uuid.uuid4()
+        for index in range(events):
+            await bus.publish(TaskEvent(workspace, task, EventType.PROGRESS, {"progress": index}))
+            await asyncio.sleep(gap_s)
+        await asyncio.wait_for(asyncio.gather(*streams), 120)
+    await client.aclose()
+    await listener.aclose()
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=200)
+    parser.add_argument("--subscribers", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--interval-ms", type=float, default=50)
+    args = parser.parse_args()
+    suffix = uuid.uuid4().hex[:8]
+    name, role, password = f"keel_bench_{suffix}", f"keel_bench_rt_{suffix}", secrets.token_hex(8)
+    rows: list[str] = []
+    with test_services() as services:
+        runtime = asyncio.run(_provision(services.postgres_url, name, role, password))
+        env = {
+            "KEEL_DATABASE_URL": runtime,
+            "KEEL_REDIS_URL": services.redis_url,
+            "KEEL_JWT_SECRET": SECRET,
+            "KEEL_SSE_STREAMS_PER_USER": str(max(args.subscribers) + 10),
+        }
+        headers = {"Authorization": f"Bearer {issue_token(SECRET, 'authenticated', uuid.uuid4())}"}
+        try:
+            with _server("entrypoints.http.asgi:app", env) as base:
+                for subscribers in args.subscribers:
+                    gap_s = args.interval_ms / 1000 * max(1, subscribers // 250)
+                    started = time.monotonic()
+                    latencies = asyncio.run(
+                        _run(base, headers, services.redis_url, subscribers, args.events, gap_s)
+                    )
+                    assert len(latencies) == subscribers * args.events, "a message was lost"
+                    cuts = statistics.quantiles(latencies, n=100)
+                    rows.append(
+                        f"| {subscribers:,} | {args.events} every {gap_s * 1000:.0f} ms |"
+                        f" {len(latencies):,} | {statistics.median(latencies):.1f} |"
+                        f" {cuts[98]:.1f} | {max(latencies):.1f} |"
+                    )
+                    print(f"{subscribers} subscribers done in {time.monotonic() - started:.0f} s")
+        finally:
+            asyncio.run(drop_database(services.postgres_url, name))
+            asyncio.run(drop_role(services.postgres_url, role))
+    print(f"\nservices: {services.origin}\n")
+    print("| subscribers | events | messages received | p50 ms | p99 ms | max ms |")
+    print("|---:|---|---:|---:|---:|---:|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
