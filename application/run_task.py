@@ -20,10 +20,12 @@ import enum
 import hashlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from application.foundation import GetFoundationBundle
+from application.retrying import retried
 from domain.cache import CacheKey
 from domain.entities import Claim, FoundationBundle, TaskKind, TaskRef, TaskStatus
 from domain.errors import (
@@ -34,14 +36,16 @@ from domain.errors import (
     UnavailableError,
 )
 from domain.events import EventType, TaskEvent
-from domain.ports import Cache, EventPublisher, LanguageModel, UnitOfWorkFactory
+from domain.ports import Cache, EventPublisher, LanguageModel, UnitOfWork, UnitOfWorkFactory
 from domain.retry import Backoff
 
+T = TypeVar("T")
 logger = logging.getLogger("keel.tasks")
 AI_RESULTS = "ai-results"
 AI_RESULT_TTL_S = 24 * 3600.0
 CHECK_IN_S = 0.5
 TOKEN_BATCH_S = 0.05
+EVENT_DEADLINE_S = 2.0
 
 
 class Outcome(enum.Enum):
@@ -78,21 +82,20 @@ class RunTask:
         self._events = events
 
     async def _emit(self, ref: TaskRef, type_: EventType, **data: Any) -> None:
+        event = TaskEvent(ref.workspace_id, ref.task_id, type_, data)
         try:
-            await self._events.publish(TaskEvent(ref.workspace_id, ref.task_id, type_, data))
+            await retried(lambda: self._events.publish(event), deadline_s=EVENT_DEADLINE_S)
         except UnavailableError as error:
             logger.warning("%s of task %s not published: %s", type_, ref.task_id, error.detail)
 
     async def execute(self, ref: TaskRef) -> Outcome:
-        async with self._uows(ref.caller) as uow:
-            claim = await uow.tasks.claim(
-                ref, self._settings.max_running_per_workspace, self._settings.lease_s
-            )
-            await uow.commit()
+        settings = self._settings
+        claim = await self._change(
+            ref,
+            lambda uow: uow.tasks.claim(ref, settings.max_running_per_workspace, settings.lease_s),
+        )
         if claim is True:
-            async with self._uows(ref.caller) as uow:
-                await uow.tasks.postpone(ref, self._settings.postpone_ms)
-                await uow.commit()
+            await self._change(ref, lambda uow: uow.tasks.postpone(ref, settings.postpone_ms))
             return Outcome.POSTPONED
         if claim is False:
             return Outcome.SKIPPED
@@ -109,9 +112,10 @@ class RunTask:
         except TransientModelError as error:
             if claim.attempt < claim.task.max_attempts:
                 delay = self._settings.backoff.delay_ms(claim.attempt, error.retry_after_s)
-                async with self._uows(ref.caller) as uow:
-                    await uow.tasks.retry_later(ref, claim.attempt, delay, error.detail)
-                    await uow.commit()
+                detail = error.detail
+                await self._change(
+                    ref, lambda uow: uow.tasks.retry_later(ref, claim.attempt, delay, detail)
+                )
                 logger.info(
                     "task.retrying %s attempt=%s delay_ms=%s", ref.task_id, claim.attempt, delay
                 )
@@ -137,9 +141,20 @@ class RunTask:
         await self._emit(ref, EventType.FAILED, error=error)
 
     async def _finish(self, ref: TaskRef, claim: Claim, status: TaskStatus, **fields: Any) -> None:
-        async with self._uows(ref.caller) as uow:
-            await uow.tasks.finish(ref, claim.attempt, status, **fields)
-            await uow.commit()
+        await self._change(ref, lambda uow: uow.tasks.finish(ref, claim.attempt, status, **fields))
+
+    async def _change(self, ref: TaskRef, step: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        """One state change in the task's own tenant context, retried while the
+        database is unreachable (each change is guarded, so a retry after a
+        commit whose answer was lost changes nothing)."""
+
+        async def once() -> T:
+            async with self._uows(ref.caller) as uow:
+                outcome = await step(uow)
+                await uow.commit()
+                return outcome
+
+        return await retried(once)
 
     async def _attempt(self, ref: TaskRef, claim: Claim) -> tuple[dict[str, Any], bool]:
         task = claim.task

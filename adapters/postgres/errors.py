@@ -24,8 +24,12 @@ _BY_CONSTRAINT: dict[str, DomainError] = {
 # insufficient_privilege: a row-level security check refused the row. The
 # application checks access before writing, so reaching this is a caller
 # probing another tenant: answer as if the row did not exist.
+# serialization_failure, deadlock_detected: the transaction lost a race and
+# is worth running again (503 over HTTP; background work retries it).
 _BY_SQLSTATE: dict[str, DomainError] = {
     "42501": NotFoundError("not found"),
+    "40001": UnavailableError("a concurrent transaction conflicted; try again"),
+    "40P01": UnavailableError("a concurrent transaction conflicted; try again"),
 }
 
 

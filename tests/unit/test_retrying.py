@@ -1,0 +1,39 @@
+"""The retry policy: only UnavailableError is retried, within the deadline."""
+
+from __future__ import annotations
+
+import pytest
+
+from application.retrying import retried
+from domain.errors import NotFoundError, UnavailableError
+
+
+class Flaky:
+    def __init__(self, failures: list[Exception]) -> None:
+        self.failures, self.calls = failures, 0
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return "done"
+
+
+async def test_unavailable_is_retried_until_it_works() -> None:
+    call = Flaky([UnavailableError("down"), UnavailableError("down")])
+    assert await retried(call, base_s=0.001) == "done"
+    assert call.calls == 3
+
+
+async def test_other_errors_are_not_retried() -> None:
+    call = Flaky([NotFoundError("gone")])
+    with pytest.raises(NotFoundError):
+        await retried(call, base_s=0.001)
+    assert call.calls == 1
+
+
+async def test_the_deadline_ends_the_retries_with_the_last_error() -> None:
+    call = Flaky([UnavailableError(f"down {n}") for n in range(1000)])
+    with pytest.raises(UnavailableError):
+        await retried(call, deadline_s=0.05, base_s=0.001)
+    assert 1 < call.calls < 1000
