@@ -52,6 +52,7 @@ class _Data(msgspec.Struct, frozen=True):
 
 
 _encode = msgspec.json.Encoder().encode
+_KEEP_ALIVE = ServerSentEventMessage(data=None, comment="keep-alive")
 
 
 def _message(stored: StoredEvent) -> ServerSentEventMessage:
@@ -65,7 +66,7 @@ async def _messages(
 ) -> AsyncIterator[ServerSentEventMessage]:
     try:
         async for event in feed:
-            yield ServerSentEventMessage(comment="keep-alive") if event is None else _message(event)
+            yield _KEEP_ALIVE if event is None else _message(event)
     except SubscriptionClosedError as closed:
         yield ServerSentEventMessage(data=None, comment=f"closed: {closed.detail}", retry=RETRY_MS)
     except UnavailableError:
