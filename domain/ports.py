@@ -270,6 +270,10 @@ class JobQueue(Protocol):
         """Idempotent per (task, attempt): a second enqueue of the same attempt is a no-op."""
         ...
 
+    async def counts(self) -> dict[str, int]:
+        """Jobs by state: waiting, prioritized, delayed, active, failed (the dead letters)."""
+        ...
+
 
 class TaskDispatcher(Protocol):
     """The outbox side of the queue: tasks whose enqueue intent committed."""

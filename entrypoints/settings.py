@@ -80,6 +80,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     task_redispatch_s: Annotated[float, Meta(ge=1, le=3600)] = 30
     retry_base_ms: Annotated[int, Meta(ge=1)] = 1000
     retry_cap_ms: Annotated[int, Meta(ge=1)] = 60_000
+    worker_metrics_port: Annotated[
+        int, Meta(ge=0, le=65535, description="Worker's Prometheus endpoint port; 0: none")
+    ] = 0
     sse_heartbeat_s: Annotated[
         float, Meta(gt=0, le=15, description="Comment line on an idle event stream this often")
     ] = 15

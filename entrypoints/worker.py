@@ -5,6 +5,10 @@ creator: row-level security applies to workers too). SIGTERM or SIGINT: stop
 taking work, let in-flight tasks finish within the grace period; a task still
 running after it keeps its lease until the lease expires and another worker
 takes it over (its attempt counts).
+
+With KEEL_WORKER_METRICS_PORT set, the worker serves Prometheus metrics:
+attempts by outcome and their duration, the queue's jobs by state (failed:
+the dead letters), and the events it published.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ from uuid import UUID
 
 import structlog
 from bullmq import DelayedError, UnrecoverableError, Worker
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from adapters.redis.queue import QUEUE
 from application.dispatch import RecoverTasks, RelayTasks
 from application.run_task import Outcome, RunnerSettings, RunTask
 from domain.entities import TaskRef
-from domain.ports import TaskDispatcher
+from domain.ports import JobQueue, TaskDispatcher
 from entrypoints.ioc import make_worker_container
 from entrypoints.settings import Settings
 
@@ -33,6 +38,16 @@ logger = logging.getLogger("keel.worker")
 RELAY_IDLE_S = 1.0
 RECOVER_EVERY_S = 5.0
 GRACE_S = 20.0
+QUEUE_METRICS_EVERY_S = 5.0
+
+ATTEMPTS = Counter("keel_task_attempts", "Task attempts this worker ran, by outcome", ["outcome"])
+ATTEMPT_SECONDS = Histogram(
+    "keel_task_attempt_seconds",
+    "Time one task attempt took, by outcome",
+    ["outcome"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+QUEUE_JOBS = Gauge("keel_queue_jobs", "Jobs in the task queue by state", ["state"])
 
 
 async def _forever(name: str, step: Callable[[], Awaitable[Any]], pause_s: float) -> None:
@@ -54,6 +69,7 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
     relay = await container.get(RelayTasks)
     recover = await container.get(RecoverTasks)
     dispatcher = await container.get(TaskDispatcher)
+    queue = await container.get(JobQueue)
     settings_postpone_ms = (await container.get(RunnerSettings)).postpone_ms
 
     async def process(job: Any, token: str) -> str:
@@ -67,6 +83,7 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
             workspace_id=str(ref.workspace_id),
             user_id=str(ref.created_by),
         ):
+            started = time.monotonic()
             try:
                 outcome = await run_task.execute(ref)
             except Exception:
@@ -74,7 +91,10 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
                 # running on a lease that will expire): recovery dispatches it
                 # again, so the job itself ends here rather than in the dead letters.
                 logger.exception("task %s interrupted; it will be dispatched again", ref.task_id)
+                ATTEMPTS.labels("interrupted").inc()
                 return "interrupted"
+            ATTEMPTS.labels(outcome.value).inc()
+            ATTEMPT_SECONDS.labels(outcome.value).observe(time.monotonic() - started)
         if outcome is Outcome.FAILED:
             raise UnrecoverableError(f"task {ref.task_id} failed for good")
         if outcome is Outcome.POSTPONED:
@@ -90,6 +110,11 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
     async def recover_step() -> None:
         await recover.execute()
         await asyncio.sleep(RECOVER_EVERY_S)
+
+    async def queue_metrics_step() -> None:
+        for state, count in (await queue.counts()).items():
+            QUEUE_JOBS.labels(state).set(count)
+        await asyncio.sleep(QUEUE_METRICS_EVERY_S)
 
     assert settings.redis_url is not None
     worker = Worker(
@@ -109,7 +134,12 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
     loops = [
         asyncio.create_task(_forever("relay", relay_step, RELAY_IDLE_S)),
         asyncio.create_task(_forever("recovery", recover_step, RECOVER_EVERY_S)),
+        asyncio.create_task(_forever("queue metrics", queue_metrics_step, QUEUE_METRICS_EVERY_S)),
     ]
+    metrics_server = None
+    if settings.worker_metrics_port:
+        metrics_server, _ = start_http_server(settings.worker_metrics_port, addr=settings.host)
+        logger.info("metrics on http://%s:%s/metrics", settings.host, settings.worker_metrics_port)
     logger.info("worker started: concurrency %s", concurrency)
     try:
         await stop.wait()
@@ -132,6 +162,9 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
             loop.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
         await worker.close(force=True)
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
         await container.close()
 
 

@@ -22,6 +22,7 @@ from domain.entities import TaskRef
 
 QUEUE = "tasks"
 PREFIX = "{keel}"
+STATES = ("waiting", "prioritized", "delayed", "active", "failed")
 
 
 def job_id(ref: TaskRef, attempt: int) -> str:
@@ -53,6 +54,10 @@ class BullMQJobQueue:
         if delay_ms > 0:
             options["delay"] = delay_ms
         await self._queue.add("run", job_data(ref), options)
+
+    async def counts(self) -> dict[str, int]:
+        counts = await self._queue.getJobCounts(*STATES)
+        return {state: int(counts.get(state, 0)) for state in STATES}
 
     async def close(self) -> None:
         await self._queue.close()

@@ -107,6 +107,8 @@ def run_dev(settings: Settings) -> int:
             _say("the API did not become ready; see its output above")
             return 1
         _say("starting the worker")
+        metrics_port = settings.worker_metrics_port or settings.port + 1
+        env["KEEL_WORKER_METRICS_PORT"] = str(metrics_port)
         worker = spawn([sys.executable, "-m", "entrypoints.cli", "worker"], env=env)
         user = uuid.UUID(_kept(data_dir / "dev-user", str(uuid.uuid4())))
         token = issue_token(secret, settings.jwt_audience, user, "dev@keel.local", TOKEN_TTL_S)
@@ -114,6 +116,9 @@ def run_dev(settings: Settings) -> int:
             f"\nKeel is running.\n"
             f"  API       {base}\n"
             f"  API docs  {base}/schema/swagger\n"
+            f"  Console   {base}/console\n"
+            f"  Metrics   {base}/metrics (API)\n"
+            f"            http://{settings.host}:{metrics_port}/metrics (worker)\n"
             f"  Token     {token}\n"
             f"            (user {user}, valid 24 h; `keel token --sub {user}` makes another)\n"
             f'  Try       curl -H "Authorization: Bearer $TOKEN" {base}/v1/me\n'

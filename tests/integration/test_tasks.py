@@ -4,6 +4,7 @@ this process, against real Postgres and Redis."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,6 +17,8 @@ import pytest
 import sqlalchemy as sa
 from bullmq import Queue
 from litestar.testing import AsyncTestClient
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.models.simulated import SimulatedModel
@@ -404,3 +407,29 @@ async def test_a_task_whose_creator_left_is_failed_not_dispatched_forever(
         "failed",
         "its creator can no longer write in this workspace",
     )
+
+
+async def test_the_worker_serves_its_metrics(
+    client: httpx.AsyncClient, people: People, settings: Settings
+) -> None:
+    owner = await people.new()
+    workspace = await people.workspace(owner)
+    ids = [(await _start(client, owner, workspace)).json()["id"] for _ in range(3)]
+    before = REGISTRY.get_sample_value("keel_task_attempts_total", {"outcome": "succeeded"}) or 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with running_worker(_worker_settings(settings, worker_metrics_port=port)):
+        await wait_until(lambda: _all_final(client, owner, workspace, ids))
+        async with httpx.AsyncClient() as http:
+            await asyncio.sleep(0.1)
+            exposed = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(exposed)
+        for sample in family.samples
+    }
+    succeeded = samples[("keel_task_attempts_total", (("outcome", "succeeded"),))]
+    assert succeeded - before >= 3
+    assert ("keel_queue_jobs", (("state", "failed"),)) in samples
+    assert ("keel_task_attempt_seconds_count", (("outcome", "succeeded"),)) in samples
