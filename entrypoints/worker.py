@@ -137,9 +137,13 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
         asyncio.create_task(_forever("queue metrics", queue_metrics_step, QUEUE_METRICS_EVERY_S)),
     ]
     metrics_server = None
-    if settings.worker_metrics_port:
-        metrics_server, _ = start_http_server(settings.worker_metrics_port, addr=settings.host)
-        logger.info("metrics on http://%s:%s/metrics", settings.host, settings.worker_metrics_port)
+    if port := settings.worker_metrics_port:
+        try:
+            metrics_server, _ = start_http_server(port, addr=settings.host)
+            logger.info("metrics on http://%s:%s/metrics", settings.host, port)
+        except OSError as error:
+            # Tasks matter more than their metrics: run without them.
+            logger.error("no metrics: cannot listen on %s:%s (%s)", settings.host, port, error)
     logger.info("worker started: concurrency %s", concurrency)
     try:
         await stop.wait()
