@@ -38,7 +38,7 @@ from adapters.postgres.provisioning import (
 )
 from entrypoints.http.auth import issue_token
 from entrypoints.migrations import upgrade
-from tests.services import test_services
+from tests.services import Services, test_services
 
 SECRET = secrets.token_urlsafe(48)
 CONTENT = {"voice": "warm, direct, " * 100, "values": ["clarity", "care"]}
@@ -129,73 +129,81 @@ async def _provision(server_url: str, name: str, role: str, password: str) -> st
     return with_user(owner, role, password)
 
 
+@contextmanager
+def keel_env(services: Services, **extra: str) -> Iterator[dict[str, str]]:
+    """KEEL_* variables for a server on a fresh, migrated database of its own
+    (dropped afterwards, with its runtime role)."""
+    suffix = uuid.uuid4().hex[:8]
+    name, role, password = f"keel_bench_{suffix}", f"keel_bench_rt_{suffix}", secrets.token_hex(8)
+    runtime = asyncio.run(_provision(services.postgres_url, name, role, password))
+    try:
+        yield {
+            "KEEL_DATABASE_URL": runtime,
+            "KEEL_REDIS_URL": services.redis_url,
+            "KEEL_JWT_SECRET": SECRET,
+            **extra,
+        }
+    finally:
+        asyncio.run(drop_database(services.postgres_url, name))
+        asyncio.run(drop_role(services.postgres_url, role))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
-    suffix = uuid.uuid4().hex[:8]
-    name, role, password = f"keel_bench_{suffix}", f"keel_bench_rt_{suffix}", secrets.token_hex(8)
     results: list[Result] = []
-    with test_services() as services:
-        runtime = asyncio.run(_provision(services.postgres_url, name, role, password))
-        env = {
-            "KEEL_DATABASE_URL": runtime,
-            "KEEL_REDIS_URL": services.redis_url,
-            "KEEL_JWT_SECRET": SECRET,
-        }
+    with test_services() as services, keel_env(services) as env:
+        runtime = env["KEEL_DATABASE_URL"]
         user = uuid.uuid4()
         headers = {"Authorization": f"Bearer {issue_token(SECRET, 'authenticated', user)}"}
-        try:
-            app = "entrypoints.http.asgi:app"
-            with _server(app, env) as base:
-                workspace = httpx.post(
-                    f"{base}/v1/workspaces", json={"name": "bench"}, headers=headers
-                ).json()["id"]
-                document = httpx.post(
-                    f"{base}/v1/workspaces/{workspace}/foundation",
-                    json={"kind": "brand", "title": "Voice", "content": CONTENT, "tags": ["a"]},
-                    headers=headers,
-                ).json()["id"]
-                url = f"{base}/v1/workspaces/{workspace}/foundation/{document}"
-                print(f"document: {len(httpx.get(url, headers=headers).content)} bytes")
-                results.append(
-                    _wrk(
-                        "GET foundation/{id}, cache on",
-                        url,
-                        headers,
-                        args.seconds,
-                        args.connections,
-                    )
+        app = "entrypoints.http.asgi:app"
+        with _server(app, env) as base:
+            workspace = httpx.post(
+                f"{base}/v1/workspaces", json={"name": "bench"}, headers=headers
+            ).json()["id"]
+            document = httpx.post(
+                f"{base}/v1/workspaces/{workspace}/foundation",
+                json={"kind": "brand", "title": "Voice", "content": CONTENT, "tags": ["a"]},
+                headers=headers,
+            ).json()["id"]
+            url = f"{base}/v1/workspaces/{workspace}/foundation/{document}"
+            print(f"document: {len(httpx.get(url, headers=headers).content)} bytes")
+            results.append(
+                _wrk(
+                    "GET foundation/{id}, cache on",
+                    url,
+                    headers,
+                    args.seconds,
+                    args.connections,
                 )
-            with _server(app, {**env, "KEEL_CACHE": "false"}) as base:
-                url = f"{base}/v1/workspaces/{workspace}/foundation/{document}"
-                results.append(
-                    _wrk(
-                        "GET foundation/{id}, cache off",
-                        url,
-                        headers,
-                        args.seconds,
-                        args.connections,
-                    )
+            )
+        with _server(app, {**env, "KEEL_CACHE": "false"}) as base:
+            url = f"{base}/v1/workspaces/{workspace}/foundation/{document}"
+            results.append(
+                _wrk(
+                    "GET foundation/{id}, cache off",
+                    url,
+                    headers,
+                    args.seconds,
+                    args.connections,
                 )
-            reference_env = {
-                "BENCH_REDIS_URL": services.redis_url,
-                "BENCH_DATABASE_URL": runtime,
-                "BENCH_USER": str(user),
-                "BENCH_WORKSPACE": workspace,
-                "BENCH_DOCUMENT": document,
-            }
-            with _server("bench.reference:app", reference_env) as base:
-                for path, label in (
-                    ("/constant", "bare Litestar handler, constant"),
-                    ("/redis-get", "bare handler, one Redis GET of 2 KB"),
-                    ("/asyncpg-rls", "raw asyncpg RLS read (one transaction)"),
-                ):
-                    results.append(_wrk(label, f"{base}{path}", {}, args.seconds, args.connections))
-        finally:
-            asyncio.run(drop_database(services.postgres_url, name))
-            asyncio.run(drop_role(services.postgres_url, role))
+            )
+        reference_env = {
+            "BENCH_REDIS_URL": services.redis_url,
+            "BENCH_DATABASE_URL": runtime,
+            "BENCH_USER": str(user),
+            "BENCH_WORKSPACE": workspace,
+            "BENCH_DOCUMENT": document,
+        }
+        with _server("bench.reference:app", reference_env) as base:
+            for path, label in (
+                ("/constant", "bare Litestar handler, constant"),
+                ("/redis-get", "bare handler, one Redis GET of 2 KB"),
+                ("/asyncpg-rls", "raw asyncpg RLS read (one transaction)"),
+            ):
+                results.append(_wrk(label, f"{base}{path}", {}, args.seconds, args.connections))
     print(f"\n{args.connections} connections, {args.seconds} s each, services: {services.origin}\n")
     print("| endpoint | requests/s | p50 ms | p99 ms |\n|---|---:|---:|---:|")
     for result in results:

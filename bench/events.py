@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import statistics
 import time
 import uuid
@@ -23,10 +22,9 @@ from datetime import datetime
 
 import httpx
 
-from adapters.postgres.provisioning import drop_database, drop_role
 from adapters.redis.client import create_listener, create_redis
 from adapters.redis.events import RedisEventBus
-from bench.cache import SECRET, _provision, _server
+from bench.cache import SECRET, _server, keel_env
 from domain.events import EventType, TaskEvent
 from entrypoints.http.auth import issue_token
 from tests.services import test_services
@@ -90,37 +88,25 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--interval-ms", type=float, default=50)
     args = parser.parse_args()
-    suffix = uuid.uuid4().hex[:8]
-    name, role, password = f"keel_bench_{suffix}", f"keel_bench_rt_{suffix}", secrets.token_hex(8)
     rows: list[str] = []
-    with test_services() as services:
-        runtime = asyncio.run(_provision(services.postgres_url, name, role, password))
-        env = {
-            "KEEL_DATABASE_URL": runtime,
-            "KEEL_REDIS_URL": services.redis_url,
-            "KEEL_JWT_SECRET": SECRET,
-            "KEEL_SSE_STREAMS_PER_USER": str(max(args.subscribers) + 10),
-        }
+    streams = str(max(args.subscribers) + 10)
+    with test_services() as services, keel_env(services, KEEL_SSE_STREAMS_PER_USER=streams) as env:
         headers = {"Authorization": f"Bearer {issue_token(SECRET, 'authenticated', uuid.uuid4())}"}
-        try:
-            with _server("entrypoints.http.asgi:app", env) as base:
-                for subscribers in args.subscribers:
-                    gap_s = args.interval_ms / 1000 * max(1, subscribers // 250)
-                    started = time.monotonic()
-                    latencies = asyncio.run(
-                        _run(base, headers, services.redis_url, subscribers, args.events, gap_s)
-                    )
-                    assert len(latencies) == subscribers * args.events, "a message was lost"
-                    cuts = statistics.quantiles(latencies, n=100)
-                    rows.append(
-                        f"| {subscribers:,} | {args.events} every {gap_s * 1000:.0f} ms |"
-                        f" {len(latencies):,} | {statistics.median(latencies):.1f} |"
-                        f" {cuts[98]:.1f} | {max(latencies):.1f} |"
-                    )
-                    print(f"{subscribers} subscribers done in {time.monotonic() - started:.0f} s")
-        finally:
-            asyncio.run(drop_database(services.postgres_url, name))
-            asyncio.run(drop_role(services.postgres_url, role))
+        with _server("entrypoints.http.asgi:app", env) as base:
+            for subscribers in args.subscribers:
+                gap_s = args.interval_ms / 1000 * max(1, subscribers // 250)
+                started = time.monotonic()
+                latencies = asyncio.run(
+                    _run(base, headers, services.redis_url, subscribers, args.events, gap_s)
+                )
+                assert len(latencies) == subscribers * args.events, "a message was lost"
+                cuts = statistics.quantiles(latencies, n=100)
+                rows.append(
+                    f"| {subscribers:,} | {args.events} every {gap_s * 1000:.0f} ms |"
+                    f" {len(latencies):,} | {statistics.median(latencies):.1f} |"
+                    f" {cuts[98]:.1f} | {max(latencies):.1f} |"
+                )
+                print(f"{subscribers} subscribers done in {time.monotonic() - started:.0f} s")
     print(f"\nservices: {services.origin}\n")
     print("| subscribers | events | messages received | p50 ms | p99 ms | max ms |")
     print("|---:|---|---:|---:|---:|---:|")

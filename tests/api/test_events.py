@@ -7,6 +7,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -158,9 +159,19 @@ async def test_an_idle_stream_gets_heartbeats(settings: Settings, people: People
     assert beats == 3
 
 
-async def test_bad_last_event_id_is_400_and_an_old_one_starts_with_a_reset(
-    settings: Settings, people: People, redis: Redis
-) -> None:
+@dataclass
+class Finished:
+    """A task run to its end, its whole stream, and a live server to read it again."""
+
+    http: httpx.AsyncClient
+    owner: Person
+    key: str
+    path: str
+    whole: list[Message]
+
+
+@asynccontextmanager
+async def _finished(settings: Settings, people: People) -> AsyncIterator[Finished]:
     owner = await people.new()
     workspace = await people.workspace(owner)
     worker = _worker_settings(settings, sim_token_delay_ms=1)
@@ -169,33 +180,34 @@ async def test_bad_last_event_id_is_400_and_an_old_one_starts_with_a_reset(
         path = f"/v1/workspaces/{workspace}/tasks/{task_id}/events"
         async with running_worker(worker):
             whole = await _read(http, path, owner.headers)
-        bad = await http.get(path, headers={**owner.headers, "Last-Event-ID": "0-0 OR 1=1"})
+        key = stream_key(StreamRef(workspace, uuid.UUID(task_id)))
+        yield Finished(http, owner, key, path, whole)
+
+
+async def test_bad_last_event_id_is_400_and_an_old_one_starts_with_a_reset(
+    settings: Settings, people: People, redis: Redis
+) -> None:
+    async with _finished(settings, people) as done:
+        headers = done.owner.headers
+        bad = await done.http.get(done.path, headers={**headers, "Last-Event-ID": "0-0 OR 1=1"})
         assert bad.status_code == 400
         assert bad.headers["content-type"] == "application/problem+json"
-        key = stream_key(StreamRef(workspace, uuid.UUID(task_id)))
-        await redis.xtrim(key, maxlen=2, approximate=False)
-        resumed = await _read(http, path, {**owner.headers, "Last-Event-ID": str(whole[0].id)})
+        await redis.xtrim(done.key, maxlen=2, approximate=False)
+        first = str(done.whole[0].id)
+        resumed = await _read(done.http, done.path, {**headers, "Last-Event-ID": first})
     assert resumed[0].event == "stream.reset"
-    assert resumed[0].json["data"]["last_event_id"] == whole[0].id
-    assert [m.id for m in resumed[1:]] == [m.id for m in whole[-2:]]
+    assert resumed[0].json["data"]["last_event_id"] == first
+    assert [m.id for m in resumed[1:]] == [m.id for m in done.whole[-2:]]
 
 
 async def test_a_finished_task_whose_events_were_lost_still_ends(
     settings: Settings, people: People, redis: Redis
 ) -> None:
-    owner = await people.new()
-    workspace = await people.workspace(owner)
-    worker = _worker_settings(settings, sim_token_delay_ms=1)
-    async with _live(worker) as http:
-        task_id = await _task(http, owner, workspace)
-        path = f"/v1/workspaces/{workspace}/tasks/{task_id}/events"
-        async with running_worker(worker):
-            whole = await _read(http, path, owner.headers)
-        key = stream_key(StreamRef(workspace, uuid.UUID(task_id)))
-        await redis.delete(key, f"{key}:ended")  # Redis restarted empty
-        again = await asyncio.wait_for(_read(http, path, owner.headers), 10)
+    async with _finished(settings, people) as done:
+        await redis.delete(done.key, f"{done.key}:ended")  # Redis restarted empty
+        again = await asyncio.wait_for(_read(done.http, done.path, done.owner.headers), 10)
     assert [m.event for m in again] == ["task.succeeded"]
-    assert again[0].json["data"]["result"] == whole[-1].json["data"]["result"]
+    assert again[0].json["data"]["result"] == done.whole[-1].json["data"]["result"]
 
 
 async def test_two_api_processes_both_see_a_workers_events(
