@@ -5,13 +5,14 @@ task is in the workspace) and takes one of the user's open-stream slots. The
 feed then replays and follows the stream, and yields None whenever nothing
 happened for a heartbeat period. A task's feed ends after its terminal event;
 when the task had already ended but its stream lost that event (Redis
-restarted empty), the feed ends with the terminal state read from Postgres.
+restarted empty), the terminal event is published again from Postgres.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -19,7 +20,7 @@ from uuid import UUID
 from application.access import current_workspace
 from application.caching import cached_role
 from domain.entities import Task, TaskStatus
-from domain.errors import NotFoundError, RateLimitedError
+from domain.errors import NotFoundError, RateLimitedError, StreamEndedError, UnavailableError
 from domain.events import (
     EventType,
     StoredEvent,
@@ -27,10 +28,13 @@ from domain.events import (
     StreamRef,
     TaskEvent,
     check_position,
+    position,
 )
 from domain.ports import Cache, EventBus, OpenStreams, StreamTickets, UnitOfWork
 
 TICKET_TTL_S = 60.0
+SLOT_LEASE_S = 10.0  # an open stream's slot lapses this long after its last renewal
+SLOT_RENEW_S = 3.0
 _ENDINGS = {
     TaskStatus.SUCCEEDED: EventType.SUCCEEDED,
     TaskStatus.FAILED: EventType.FAILED,
@@ -81,12 +85,13 @@ class OpenEventStream:
 
     async def execute(
         self, task_id: UUID | None, after: str | None, grant: StreamGrant | None = None
-    ) -> AsyncIterator[StoredEvent | None]:
+    ) -> Feed:
         """The feed of the workspace's (or one task's) events after `after`.
 
         `grant`, when the caller came with a stream ticket, must allow this
         stream. Raises NotFoundError (not a member, no such task, a ticket for
-        another stream) or RateLimitedError (the user has too many streams open).
+        another stream), RateLimitedError (the user has too many streams open)
+        or StreamEndedError (the client already has the task's terminal event).
         """
         workspace_id, after = current_workspace(self._uow), check_position(after)
         stream = StreamRef(workspace_id, task_id)
@@ -94,57 +99,110 @@ class OpenEventStream:
             raise NotFoundError("this ticket does not open that stream")
         await cached_role(self._uow, self._cache)
         task = await _task(self._uow, workspace_id, task_id) if task_id is not None else None
-        user_id = self._uow.caller.user_id
-        lapse_s = 3 * self._limits.heartbeat_s
-        slot = await self._slots.acquire(user_id, self._limits.per_user, lapse_s)
-        if slot is None:
-            raise RateLimitedError(
-                f"at most {self._limits.per_user} event streams may be open per user",
-                retry_after_s=int(self._limits.heartbeat_s),
-            )
-        return self._feed(stream, after, task, user_id, slot)
+        if task is not None and task.status in _ENDINGS and after is not None:
+            newest = await self._bus.newest(stream)
+            if newest and newest.event.type.terminal and position(newest.id) <= position(after):
+                raise StreamEndedError("the task ended; its last event was sent before")
+        user_id, limit = self._uow.caller.user_id, self._limits.per_user
+        if await self._slots.count(user_id) >= limit:
+            raise _too_many(limit)
+        return Feed(self._events(stream, after, task), self._slots, user_id, limit)
 
-    async def _feed(
-        self, stream: StreamRef, after: str | None, task: Task | None, user_id: UUID, slot: str
-    ) -> AsyncIterator[StoredEvent | None]:
-        lapse_s = 3 * self._limits.heartbeat_s
+    async def _events(
+        self, stream: StreamRef, after: str | None, task: Task | None
+    ) -> AsyncGenerator[StoredEvent | None, None]:
         ended = task is not None and task.status in _ENDINGS
-        last_id = after or "0-0"
-        try:
-            async with self._bus.subscribe(stream, after) as subscription:
-                while True:
-                    wait_s = self._limits.ended_grace_s if ended else self._limits.heartbeat_s
-                    event = await subscription.next(wait_s)
-                    if event is None and ended:
-                        assert task is not None
-                        yield _ending(task, last_id)
-                        return
-                    if event is None:
-                        await self._slots.renew(user_id, slot, lapse_s)
-                        if task is not None:
-                            # Quiet for a heartbeat: has the task ended while
-                            # the bus lost its terminal event?
-                            task = await _task(self._uow, task.workspace_id, task.id)
-                            ended = task.status in _ENDINGS
-                        yield None
-                        continue
-                    last_id = event.id
+        repaired = False
+        async with self._bus.subscribe(stream, after) as subscription:
+            while True:
+                wait_s = self._limits.ended_grace_s if ended else self._limits.heartbeat_s
+                event = await subscription.next(wait_s)
+                if event is not None:
                     yield event
                     if stream.task_id is not None and event.event.type.terminal:
                         return
-        finally:
-            # Released from its own task: a cancelled stream (the client went
+                elif task is not None and ended:
+                    if repaired:
+                        return  # its terminal event is there, before `after`
+                    # The task ended but its stream lost the terminal event
+                    # (Redis restarted empty): publish it again from the
+                    # database's state. The bus drops it if the stream has one.
+                    await self._bus.publish(_ending(task))
+                    repaired = True
+                else:
+                    if task is not None:
+                        # Quiet for a heartbeat: has the task ended while
+                        # the bus lost its terminal event?
+                        task = await _task(self._uow, task.workspace_id, task.id)
+                        ended = task.status in _ENDINGS
+                    yield None
+
+
+class Feed:
+    """An open event stream: events (None when a heartbeat is due) until it ends.
+
+    Reading it takes one of its user's stream slots, held until `close()` and
+    renewed on a timer meanwhile, so a client that stops reading still counts
+    against the cap while its stream is open. A feed that is never read (the
+    client left before the stream started) never takes a slot.
+    """
+
+    def __init__(
+        self,
+        events: AsyncGenerator[StoredEvent | None, None],
+        slots: OpenStreams,
+        user_id: UUID,
+        limit: int,
+    ) -> None:
+        self._events, self._slots, self._user_id, self._limit = events, slots, user_id, limit
+        self._slot: str | None = None
+        self._renewing: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def __aiter__(self) -> Feed:
+        return self
+
+    async def __anext__(self) -> StoredEvent | None:
+        if self._slot is None:
+            # Raises RateLimitedError if other streams took the last slots
+            # since the check that opened this one.
+            self._slot = await self._slots.acquire(self._user_id, self._limit, SLOT_LEASE_S)
+            if self._slot is None:
+                raise _too_many(self._limit)
+            self._renewing = asyncio.ensure_future(self._renew(self._slot))
+        return await anext(self._events)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._renewing is not None:
+            self._renewing.cancel()
+        if self._slot is not None:
+            # Its own task, and first: a cancelled close (the client went
             # away) must not cancel the release too.
-            release = asyncio.ensure_future(self._slots.release(user_id, slot))
+            release = asyncio.ensure_future(self._slots.release(self._user_id, self._slot))
             release.add_done_callback(lambda done: done.cancelled() or done.exception())
+        await self._events.aclose()
+
+    async def _renew(self, slot: str) -> None:
+        while True:
+            await asyncio.sleep(SLOT_RENEW_S)
+            with contextlib.suppress(UnavailableError):
+                await self._slots.renew(self._user_id, slot, SLOT_LEASE_S)
 
 
-def _ending(task: Task, last_id: str) -> StoredEvent:
-    """The terminal event of a task that ended without one in its stream."""
+def _too_many(limit: int) -> RateLimitedError:
+    return RateLimitedError(
+        f"at most {limit} event streams may be open per user", retry_after_s=int(SLOT_LEASE_S)
+    )
+
+
+def _ending(task: Task) -> TaskEvent:
+    """The terminal event of a task, from its state in the database."""
     data: dict[str, object] = {}
     if task.status is TaskStatus.SUCCEEDED:
         data = {"result": task.result}
     elif task.status is TaskStatus.FAILED:
         data = {"error": task.error}
-    event = TaskEvent(task.workspace_id, task.id, _ENDINGS[task.status], data)
-    return StoredEvent(last_id, event)
+    return TaskEvent(task.workspace_id, task.id, _ENDINGS[task.status], data)

@@ -10,6 +10,7 @@ DomainError
 ├── UnavailableError         503  a dependency (Postgres, Redis) cannot be reached
 ├── RateLimitedError         429  too many at once (e.g. open event streams)
 ├── SubscriptionClosedError       an event subscriber must reconnect (fell behind, shutdown)
+├── StreamEndedError         204  a task stream resumed after its terminal event
 ├── TaskCancelledError            a running task was cancelled (worker-internal)
 └── ModelError                    a model provider refused for good (worker-internal)
     └── TransientModelError       … or failed in a way worth retrying
@@ -66,6 +67,12 @@ class SubscriptionClosedError(DomainError):
     """An event subscription ended early; the subscriber resumes from its last id."""
 
     title = "Subscription closed"
+
+
+class StreamEndedError(DomainError):
+    """A task's stream was resumed after its terminal event: nothing more will come."""
+
+    title = "Stream ended"
 
 
 class ModelError(DomainError):

@@ -36,14 +36,26 @@ class EventType(enum.StrEnum):
 _TERMINAL = frozenset({EventType.SUCCEEDED, EventType.FAILED, EventType.CANCELLED})
 
 
-_POSITION = re.compile(r"\d{1,20}-\d{1,20}")
+_POSITION = re.compile(r"([0-9]{1,20})-([0-9]{1,20})", re.ASCII)
+_MAX_PART = 2**64 - 2  # Redis ids go to 2**64 - 1; nothing can come after that one
+START = "0-0"  # the position before every event
 
 
-def check_position(position: str | None) -> str | None:
-    """A client's Last-Event-ID: a position this server sent (`<ms>-<seq>`)."""
-    if position is not None and not _POSITION.fullmatch(position):
+def position(event_id: str) -> tuple[int, int]:
+    """A position as a comparable pair; InvalidInputError unless `<ms>-<seq>`,
+    each part below 2**64 - 1 (as the positions this server sends)."""
+    match = _POSITION.fullmatch(event_id)
+    parts = (int(match[1]), int(match[2])) if match else None
+    if parts is None or max(parts) > _MAX_PART:
         raise InvalidInputError("Last-Event-ID must be an id this stream sent")
-    return position
+    return parts
+
+
+def check_position(event_id: str | None) -> str | None:
+    """A client's Last-Event-ID, checked."""
+    if event_id is not None:
+        position(event_id)
+    return event_id
 
 
 def _now() -> datetime:

@@ -332,6 +332,10 @@ class EventBus(EventPublisher, Protocol):
         `after` is older than what is retained, the first event is a stream.reset."""
         ...
 
+    async def newest(self, stream: StreamRef) -> StoredEvent | None:
+        """The last event still in `stream`, if any."""
+        ...
+
     def drain(self) -> None:
         """Close every open subscription and refuse new ones: the process is stopping."""
         ...
@@ -351,6 +355,10 @@ class StreamTickets(Protocol):
 
 class OpenStreams(Protocol):
     """How many event streams each user holds open, across every API process."""
+
+    async def count(self, user_id: UUID) -> int:
+        """Slots the user holds now."""
+        ...
 
     async def acquire(self, user_id: UUID, limit: int, ttl_s: float) -> str | None:
         """A slot for one more stream, held for `ttl_s` unless renewed; None at `limit`."""

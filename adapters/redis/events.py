@@ -48,7 +48,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from domain.errors import SubscriptionClosedError, UnavailableError
-from domain.events import EventType, StoredEvent, StreamRef, TaskEvent, check_position
+from domain.events import START, EventType, StoredEvent, StreamRef, TaskEvent, position
 
 logger = logging.getLogger("keel.events")
 
@@ -107,11 +107,6 @@ def _channel(workspace_id: UUID) -> str:
     return f"{_prefix(workspace_id)}:wake"
 
 
-def _position(event_id: str) -> tuple[int, int]:
-    ms, _, seq = event_id.partition("-")
-    return int(ms), int(seq)
-
-
 def _stored(event_id: bytes | str, fields: dict[bytes, bytes]) -> StoredEvent:
     wire = _decode(fields[b"e"])
     event = TaskEvent(wire.workspace_id, wire.task_id, wire.type, wire.data, wire.at)
@@ -158,17 +153,21 @@ class _Subscription:
         """Position the replay; a stream.reset first when `after` is no longer retained."""
         if after is None:
             # A task's stream from its start; a workspace's from now on.
-            self._backlog_from = "0-0" if self._stream.task_id is not None else None
+            self._backlog_from = START if self._stream.task_id is not None else None
             return
-        self._backlog_from = check_position(after)
-        self._last = _position(after)
+        self._backlog_from, self._last = after, position(after)
+        if self._last == position(START):
+            return
         oldest = await self._bus.oldest_id(self._key)
-        if oldest is not None and _position(oldest) <= self._last:
+        if oldest is not None and position(oldest) <= self._last:
             return
-        self._backlog_from, self._last = "0-0", (0, 0)
+        # Events after `after` are gone: start again from the oldest one kept.
+        # The reset sits at START, so a client that drops right after it
+        # resumes from START and gets everything still kept.
+        self._backlog_from, self._last = START, position(START)
         data = {"last_event_id": after, "oldest_id": oldest}
         event = TaskEvent(self._stream.workspace_id, self._stream.task_id, EventType.RESET, data)
-        self._reset = StoredEvent(after, event)
+        self._reset = StoredEvent(START, event)
 
     async def next(self, timeout_s: float) -> StoredEvent | None:
         loop = asyncio.get_running_loop()
@@ -186,9 +185,9 @@ class _Subscription:
             for source in (self._backlog, self._live):
                 while source:
                     event = source.popleft()
-                    position = _position(event.id)
-                    if position > self._last:
-                        self._last = position
+                    at = position(event.id)
+                    if at > self._last:
+                        self._last = at
                         return event
             self._wake.clear()
             remaining = deadline - loop.time()
@@ -275,6 +274,10 @@ class RedisEventBus:
             LISTENERS.dec()
             subscription.close("ended")
             await self._leave(group, subscription)
+
+    async def newest(self, stream: StreamRef) -> StoredEvent | None:
+        entries = await self._command(self._redis.xrevrange(stream_key(stream), "+", "-", count=1))
+        return _stored(*entries[0]) if entries else None
 
     async def oldest_id(self, key: str) -> str | None:
         entries = await self._command(self._redis.xrange(key, "-", "+", count=1))

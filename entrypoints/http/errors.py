@@ -25,6 +25,7 @@ from domain.errors import (
     PermissionDeniedError,
     PreconditionFailedError,
     RateLimitedError,
+    StreamEndedError,
     UnavailableError,
 )
 
@@ -73,6 +74,11 @@ def on_domain_error(request: Request[Any, Any, Any], error: DomainError) -> Resp
     return problem(request, status, error.title, error.detail, _slug(error.title), headers=headers)
 
 
+def on_stream_ended(request: Request[Any, Any, Any], error: StreamEndedError) -> Response[Any]:
+    """204: EventSource stops reconnecting to a stream that has nothing more."""
+    return Response(content=None, status_code=204)
+
+
 def on_http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
     extra = None
     if isinstance(error, ValidationException) and error.extra:
@@ -106,6 +112,7 @@ def _phrase(status: int) -> str:
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     DomainError: on_domain_error,
+    StreamEndedError: on_stream_ended,
     HTTPException: on_http_error,
     Exception: on_unexpected_error,
 }

@@ -21,8 +21,8 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from application.events import IssueStreamTicket, OpenEventStream
-from domain.errors import SubscriptionClosedError, UnavailableError
+from application.events import Feed, IssueStreamTicket, OpenEventStream
+from domain.errors import RateLimitedError, SubscriptionClosedError, UnavailableError
 from domain.events import StoredEvent
 from entrypoints.http.auth import Principal
 from entrypoints.http.schemas import Body
@@ -61,9 +61,7 @@ def _message(stored: StoredEvent) -> ServerSentEventMessage:
     return ServerSentEventMessage(data=_encode(data), event=event.type.value, id=stored.id)
 
 
-async def _messages(
-    feed: AsyncIterator[StoredEvent | None],
-) -> AsyncIterator[ServerSentEventMessage]:
+async def _messages(feed: Feed) -> AsyncIterator[ServerSentEventMessage]:
     try:
         async for event in feed:
             yield _KEEP_ALIVE if event is None else _message(event)
@@ -71,6 +69,13 @@ async def _messages(
         yield ServerSentEventMessage(data=None, comment=f"closed: {closed.detail}", retry=RETRY_MS)
     except UnavailableError:
         yield ServerSentEventMessage(data=None, comment="events unavailable", retry=RETRY_MS)
+    except RateLimitedError as limited:
+        retry_ms = limited.retry_after_s * 1000
+        yield ServerSentEventMessage(data=None, comment=limited.detail, retry=retry_ms)
+    finally:
+        # Only now, with the last message written (or the client gone), does
+        # the stream give its slot back.
+        await feed.close()
 
 
 def _grant(request: Request[Any, Any, Any]) -> Any:
