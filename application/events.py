@@ -35,6 +35,7 @@ from domain.ports import Cache, EventBus, OpenStreams, StreamTickets, UnitOfWork
 TICKET_TTL_S = 60.0
 SLOT_LEASE_S = 10.0  # an open stream's slot lapses this long after its last renewal
 SLOT_RENEW_S = 3.0
+SLOT_UNTIL_START_S = 1.0  # a slot taken for a stream that has not started yet
 _ENDINGS = {
     TaskStatus.SUCCEEDED: EventType.SUCCEEDED,
     TaskStatus.FAILED: EventType.FAILED,
@@ -104,9 +105,15 @@ class OpenEventStream:
             if newest and newest.event.type.terminal and position(newest.id) <= position(after):
                 raise StreamEndedError("the task ended; its last event was sent before")
         user_id, limit = self._uow.caller.user_id, self._limits.per_user
-        if await self._slots.count(user_id) >= limit:
-            raise _too_many(limit)
-        return Feed(self._events(stream, after, task), self._slots, user_id, limit)
+        # Taken now, so that one stream too many is a 429; held briefly until
+        # the stream starts, so that a client gone before then holds nothing.
+        slot = await self._slots.acquire(user_id, limit, SLOT_UNTIL_START_S)
+        if slot is None:
+            raise RateLimitedError(
+                f"at most {limit} event streams may be open per user",
+                retry_after_s=int(SLOT_LEASE_S),
+            )
+        return Feed(self._events(stream, after, task), self._slots, user_id, slot)
 
     async def _events(
         self, stream: StreamRef, after: str | None, task: Task | None
@@ -141,10 +148,10 @@ class OpenEventStream:
 class Feed:
     """An open event stream: events (None when a heartbeat is due) until it ends.
 
-    Reading it takes one of its user's stream slots, held until `close()` and
-    renewed on a timer meanwhile, so a client that stops reading still counts
-    against the cap while its stream is open. A feed that is never read (the
-    client left before the stream started) never takes a slot.
+    It holds one of its user's stream slots: briefly until it is first read,
+    then, renewed on a timer, until `close()`. A client that stops reading
+    still counts against the cap while its stream is open; one gone before
+    the stream started holds nothing after SLOT_UNTIL_START_S.
     """
 
     def __init__(
@@ -152,10 +159,9 @@ class Feed:
         events: AsyncGenerator[StoredEvent | None, None],
         slots: OpenStreams,
         user_id: UUID,
-        limit: int,
+        slot: str,
     ) -> None:
-        self._events, self._slots, self._user_id, self._limit = events, slots, user_id, limit
-        self._slot: str | None = None
+        self._events, self._slots, self._user_id, self._slot = events, slots, user_id, slot
         self._renewing: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -163,13 +169,9 @@ class Feed:
         return self
 
     async def __anext__(self) -> StoredEvent | None:
-        if self._slot is None:
-            # Raises RateLimitedError if other streams took the last slots
-            # since the check that opened this one.
-            self._slot = await self._slots.acquire(self._user_id, self._limit, SLOT_LEASE_S)
-            if self._slot is None:
-                raise _too_many(self._limit)
-            self._renewing = asyncio.ensure_future(self._renew(self._slot))
+        if self._renewing is None:
+            await self._slots.renew(self._user_id, self._slot, SLOT_LEASE_S)
+            self._renewing = asyncio.ensure_future(self._renew())
         return await anext(self._events)
 
     async def close(self) -> None:
@@ -178,24 +180,17 @@ class Feed:
         self._closed = True
         if self._renewing is not None:
             self._renewing.cancel()
-        if self._slot is not None:
-            # Its own task, and first: a cancelled close (the client went
-            # away) must not cancel the release too.
-            release = asyncio.ensure_future(self._slots.release(self._user_id, self._slot))
-            release.add_done_callback(lambda done: done.cancelled() or done.exception())
+        # Its own task, and first: a cancelled close (the client went away)
+        # must not cancel the release too.
+        release = asyncio.ensure_future(self._slots.release(self._user_id, self._slot))
+        release.add_done_callback(lambda done: done.cancelled() or done.exception())
         await self._events.aclose()
 
-    async def _renew(self, slot: str) -> None:
+    async def _renew(self) -> None:
         while True:
             await asyncio.sleep(SLOT_RENEW_S)
             with contextlib.suppress(UnavailableError):
-                await self._slots.renew(self._user_id, slot, SLOT_LEASE_S)
-
-
-def _too_many(limit: int) -> RateLimitedError:
-    return RateLimitedError(
-        f"at most {limit} event streams may be open per user", retry_after_s=int(SLOT_LEASE_S)
-    )
+                await self._slots.renew(self._user_id, self._slot, SLOT_LEASE_S)
 
 
 def _ending(task: Task) -> TaskEvent:

@@ -356,15 +356,13 @@ class StreamTickets(Protocol):
 class OpenStreams(Protocol):
     """How many event streams each user holds open, across every API process."""
 
-    async def count(self, user_id: UUID) -> int:
-        """Slots the user holds now."""
-        ...
-
     async def acquire(self, user_id: UUID, limit: int, ttl_s: float) -> str | None:
         """A slot for one more stream, held for `ttl_s` unless renewed; None at `limit`."""
         ...
 
-    async def renew(self, user_id: UUID, slot: str, ttl_s: float) -> None: ...
+    async def renew(self, user_id: UUID, slot: str, ttl_s: float) -> None:
+        """Hold `slot` for `ttl_s` more (taking it again if it had lapsed)."""
+        ...
 
     async def release(self, user_id: UUID, slot: str) -> None: ...
 

@@ -93,16 +93,6 @@ class RedisOpenStreams:
         self._redis = redis
         self._acquire = redis.register_script(_ACQUIRE)
 
-    async def count(self, user_id: UUID) -> int:
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.zremrangebyscore(_slots_key(user_id), "-inf", int(time.time() * 1000))
-                pipe.zcard(_slots_key(user_id))
-                _, held = await pipe.execute()
-        except (RedisError, OSError) as error:
-            raise _unavailable(error) from error
-        return int(held)
-
     async def acquire(self, user_id: UUID, limit: int, ttl_s: float) -> str | None:
         slot, now_ms, ttl_ms = uuid4().hex, int(time.time() * 1000), int(ttl_s * 1000)
         try:
@@ -117,7 +107,7 @@ class RedisOpenStreams:
         lapses = int((time.time() + ttl_s) * 1000)
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.zadd(_slots_key(user_id), {slot: lapses}, xx=True)
+                pipe.zadd(_slots_key(user_id), {slot: lapses})
                 pipe.pexpire(_slots_key(user_id), int(ttl_s * 1000))
                 await pipe.execute()
         except (RedisError, OSError) as error:

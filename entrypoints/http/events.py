@@ -22,7 +22,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from application.events import Feed, IssueStreamTicket, OpenEventStream
-from domain.errors import RateLimitedError, SubscriptionClosedError, UnavailableError
+from domain.errors import SubscriptionClosedError, UnavailableError
 from domain.events import StoredEvent
 from entrypoints.http.auth import Principal
 from entrypoints.http.schemas import Body
@@ -69,9 +69,6 @@ async def _messages(feed: Feed) -> AsyncIterator[ServerSentEventMessage]:
         yield ServerSentEventMessage(data=None, comment=f"closed: {closed.detail}", retry=RETRY_MS)
     except UnavailableError:
         yield ServerSentEventMessage(data=None, comment="events unavailable", retry=RETRY_MS)
-    except RateLimitedError as limited:
-        retry_ms = limited.retry_after_s * 1000
-        yield ServerSentEventMessage(data=None, comment=limited.detail, retry=retry_ms)
     finally:
         # Only now, with the last message written (or the client gone), does
         # the stream give its slot back.

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import socket
 import struct
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -157,7 +158,8 @@ def _reset(raw: socket.socket) -> None:
 
 
 async def _slots(redis: Redis, user: uuid.UUID) -> int:
-    return int(await redis.zcard(f"keel:streams:{user}"))
+    """Slots held now (a slot's score is when it lapses)."""
+    return int(await redis.zcount(f"keel:streams:{user}", int(time.time() * 1000), "+inf"))
 
 
 async def _until(predicate: Any, timeout_s: float) -> bool:
