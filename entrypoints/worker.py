@@ -4,7 +4,8 @@ Each job runs RunTask in the task's own tenant context (its workspace and its
 creator: row-level security applies to workers too). SIGTERM or SIGINT: stop
 taking work, let in-flight tasks finish within the grace period; a task still
 running after it keeps its lease until the lease expires and another worker
-takes it over (its attempt counts).
+takes it over (its attempt counts). A shutdown that still hangs SHUTDOWN_S
+after the grace period (a dead Redis or Postgres) ends the process anyway.
 
 With KEEL_WORKER_METRICS_PORT set, the worker serves Prometheus metrics:
 attempts by outcome and their duration, the queue's jobs by state (failed:
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -38,6 +40,7 @@ logger = logging.getLogger("keel.worker")
 RELAY_IDLE_S = 1.0
 RECOVER_EVERY_S = 5.0
 GRACE_S = 20.0
+SHUTDOWN_S = 5.0  # after the grace period, for closing connections
 QUEUE_METRICS_EVERY_S = 5.0
 
 ATTEMPTS = Counter("keel_task_attempts", "Task attempts this worker ran, by outcome", ["outcome"])
@@ -51,13 +54,21 @@ QUEUE_JOBS = Gauge("keel_queue_jobs", "Jobs in the task queue by state", ["state
 
 
 async def _forever(name: str, step: Callable[[], Awaitable[Any]], pause_s: float) -> None:
-    """Run `step` again and again; a failure is logged and retried after a pause."""
+    """Run `step` again and again; a failure is logged and retried after a pause.
+
+    redis-py can turn a cancellation into a timeout or connection error (its
+    read timeouts): a loop that was asked to stop stops, whatever it caught.
+    """
+    this = asyncio.current_task()
+    assert this is not None
     while True:
         try:
             await step()
         except asyncio.CancelledError:
             raise
         except Exception:
+            if this.cancelling():
+                raise asyncio.CancelledError from None
             logger.exception("%s failed; trying again in %.0f s", name, pause_s)
             await asyncio.sleep(pause_s)
 
@@ -172,12 +183,25 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
         await container.close()
 
 
+def _give_up() -> None:
+    logger.error("shutdown took longer than %.0f s; exiting now", GRACE_S + SHUTDOWN_S)
+    os._exit(1)
+
+
 def main(settings: Settings, concurrency: int) -> int:
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def stopping() -> None:
+            stop.set()
+            # Whatever hangs on the way out (a Redis or Postgres that died with
+            # the parent), the process ends: tasks it still held keep their
+            # lease until it expires, and recovery gives them to another worker.
+            loop.call_later(GRACE_S + SHUTDOWN_S, _give_up)
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stopping)
         await run_worker(settings, concurrency, stop)
 
     asyncio.run(run())
