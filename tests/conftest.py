@@ -29,7 +29,8 @@ from adapters.postgres.provisioning import (
     with_user,
 )
 from adapters.redis.cache import RedisCache
-from adapters.redis.client import create_redis
+from adapters.redis.client import create_listener, create_redis
+from adapters.redis.events import RedisEventBus
 from entrypoints.http.app import create_app
 from entrypoints.http.auth import issue_token
 from entrypoints.migrations import upgrade
@@ -91,6 +92,17 @@ async def redis(services: Services) -> AsyncIterator[Redis]:
     client = create_redis(services.redis_url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def bus(services: Services) -> AsyncIterator[RedisEventBus]:
+    """The event bus as a worker or an API process has it, with clients of its own."""
+    client, listener = create_redis(services.redis_url), create_listener(services.redis_url)
+    bus = RedisEventBus(client, listener)
+    yield bus
+    await bus.close()
+    await client.aclose()
+    await listener.aclose()
 
 
 @pytest.fixture(scope="session")

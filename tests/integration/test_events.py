@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,16 +18,6 @@ from domain.events import EventType, StoredEvent, StreamRef, TaskEvent
 from domain.ports import Subscription
 from entrypoints.devstack.redis import EmbeddedRedis
 from tests.services import Services
-
-
-@pytest.fixture
-async def bus(services: Services) -> AsyncIterator[RedisEventBus]:
-    client, listener = create_redis(services.redis_url), create_listener(services.redis_url)
-    bus = RedisEventBus(client, listener)
-    yield bus
-    await bus.close()
-    await client.aclose()
-    await listener.aclose()
 
 
 def _events(workspace: uuid.UUID, task: uuid.UUID, tokens: int) -> list[TaskEvent]:

@@ -27,13 +27,11 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy import text
 
-from adapters.redis.client import create_listener, create_redis
 from adapters.redis.events import RedisEventBus, stream_key
 from domain.events import EventType, StreamRef, TaskEvent
 from entrypoints.settings import Settings
 from tests.conftest import People, Person
 from tests.live import Message, messages, serving
-from tests.services import Services
 
 TERMINAL = {"task.succeeded", "task.failed", "task.cancelled"}
 NEW_TASK = {"kind": "summarize", "input": {"text": "review"}}
@@ -46,17 +44,6 @@ async def _live(settings: Settings, **changes: Any) -> AsyncIterator[httpx.Async
         httpx.AsyncClient(base_url=base, timeout=10) as http,
     ):
         yield http
-
-
-@pytest.fixture
-async def bus(services: Services) -> AsyncIterator[RedisEventBus]:
-    """A publisher as a worker has it (its own clients, its own process-side state)."""
-    client, listener = create_redis(services.redis_url), create_listener(services.redis_url)
-    bus = RedisEventBus(client, listener)
-    yield bus
-    await bus.close()
-    await client.aclose()
-    await listener.aclose()
 
 
 async def _task(http: httpx.AsyncClient, person: Person, workspace: uuid.UUID) -> uuid.UUID:
