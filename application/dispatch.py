@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from application.tasks import publish
+from application.events import publish
 from domain.events import EventType, TaskEvent
 from domain.ports import EventPublisher, JobQueue, TaskDispatcher
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from uuid import UUID
 
 from application.access import current_workspace
 from application.caching import cached_role
+from application.retrying import retried
 from domain.entities import Task, TaskStatus
 from domain.errors import NotFoundError, RateLimitedError, StreamEndedError, UnavailableError
 from domain.events import (
@@ -30,8 +32,9 @@ from domain.events import (
     check_position,
     position,
 )
-from domain.ports import Cache, EventBus, OpenStreams, StreamTickets, UnitOfWork
+from domain.ports import Cache, EventBus, EventPublisher, OpenStreams, StreamTickets, UnitOfWork
 
+logger = logging.getLogger("keel.events")
 TICKET_TTL_S = 60.0
 SLOT_LEASE_S = 10.0  # an open stream's slot lapses this long after its last renewal
 SLOT_RENEW_S = 3.0
@@ -48,6 +51,19 @@ class StreamLimits:
     heartbeat_s: float = 15.0
     per_user: int = 20
     ended_grace_s: float = 1.0  # how long a finished task's feed waits for its terminal event
+
+
+async def publish(events: EventPublisher, *changes: TaskEvent, deadline_s: float = 2.0) -> None:
+    """Publish state changes that already committed, retrying for up to `deadline_s`.
+
+    A bus that stays unreachable only loses the events (logged): the change
+    stands, and a task's stream still ends, from the database's state.
+    """
+    try:
+        await retried(lambda: events.publish(*changes), deadline_s=deadline_s)
+    except UnavailableError as error:
+        kinds = ", ".join(sorted({change.type.value for change in changes}))
+        logger.warning("%s task event(s) (%s) not published: %s", len(changes), kinds, error.detail)
 
 
 class IssueStreamTicket:
@@ -93,6 +109,8 @@ class OpenEventStream:
         stream. Raises NotFoundError (not a member, no such task, a ticket for
         another stream), RateLimitedError (the user has too many streams open)
         or StreamEndedError (the client already has the task's terminal event).
+        Reading the feed raises NotFoundError once the caller is no longer a
+        member (checked every heartbeat period).
         """
         workspace_id, after = current_workspace(self._uow), check_position(after)
         stream = StreamRef(workspace_id, task_id)
@@ -120,8 +138,15 @@ class OpenEventStream:
     ) -> AsyncGenerator[StoredEvent | None, None]:
         ended = task is not None and task.status in _ENDINGS
         repaired = False
+        loop = asyncio.get_running_loop()
+        checked = loop.time()
         async with self._bus.subscribe(stream, after) as subscription:
             while True:
+                if loop.time() - checked >= self._limits.heartbeat_s:
+                    # Still a member? (Cached, and invalidated on every membership
+                    # change: a removed member's stream ends within a heartbeat.)
+                    await cached_role(self._uow, self._cache)
+                    checked = loop.time()
                 wait_s = self._limits.ended_grace_s if ended else self._limits.heartbeat_s
                 event = await subscription.next(wait_s)
                 if event is not None:
@@ -197,7 +222,7 @@ def _ending(task: Task) -> TaskEvent:
     """The terminal event of a task, from its state in the database."""
     data: dict[str, object] = {}
     if task.status is TaskStatus.SUCCEEDED:
-        data = {"result": task.result}
+        data = {"result": task.result, "cached": task.cached}
     elif task.status is TaskStatus.FAILED:
         data = {"error": task.error}
     return TaskEvent(task.workspace_id, task.id, _ENDINGS[task.status], data)

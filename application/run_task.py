@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from application.events import publish
 from application.foundation import GetFoundationBundle
 from application.retrying import retried
 from domain.cache import CacheKey
@@ -33,7 +34,6 @@ from domain.errors import (
     NotFoundError,
     TaskCancelledError,
     TransientModelError,
-    UnavailableError,
 )
 from domain.events import EventType, TaskEvent
 from domain.ports import Cache, EventPublisher, LanguageModel, UnitOfWork, UnitOfWorkFactory
@@ -45,7 +45,6 @@ AI_RESULTS = "ai-results"
 AI_RESULT_TTL_S = 24 * 3600.0
 CHECK_IN_S = 0.5
 TOKEN_BATCH_S = 0.05
-EVENT_DEADLINE_S = 2.0
 
 
 class Outcome(enum.Enum):
@@ -55,6 +54,13 @@ class Outcome(enum.Enum):
     FAILED = "failed"  # for good: the queue keeps it in its dead-letter set
     POSTPONED = "postponed"  # the workspace runs its maximum already
     SKIPPED = "skipped"  # nothing to run: cancelled, finished, or another worker's
+
+
+_ENDINGS = {
+    Outcome.SUCCEEDED: (TaskStatus.SUCCEEDED, EventType.SUCCEEDED),
+    Outcome.FAILED: (TaskStatus.FAILED, EventType.FAILED),
+    Outcome.CANCELLED: (TaskStatus.CANCELLED, EventType.CANCELLED),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +88,7 @@ class RunTask:
         self._events = events
 
     async def _emit(self, ref: TaskRef, type_: EventType, **data: Any) -> None:
-        event = TaskEvent(ref.workspace_id, ref.task_id, type_, data)
-        try:
-            await retried(lambda: self._events.publish(event), deadline_s=EVENT_DEADLINE_S)
-        except UnavailableError as error:
-            logger.warning("%s of task %s not published: %s", type_, ref.task_id, error.detail)
+        await publish(self._events, TaskEvent(ref.workspace_id, ref.task_id, type_, data))
 
     async def execute(self, ref: TaskRef) -> Outcome:
         settings = self._settings
@@ -106,16 +108,16 @@ class RunTask:
         except _LeaseLostError:
             return Outcome.SKIPPED
         except TaskCancelledError:
-            await self._finish(ref, claim, TaskStatus.CANCELLED)
-            await self._emit(ref, EventType.CANCELLED)
-            return Outcome.CANCELLED
+            return await self._end(ref, claim, Outcome.CANCELLED)
         except TransientModelError as error:
             if claim.attempt < claim.task.max_attempts:
                 delay = self._settings.backoff.delay_ms(claim.attempt, error.retry_after_s)
                 detail = error.detail
-                await self._change(
+                ours = await self._change(
                     ref, lambda uow: uow.tasks.retry_later(ref, claim.attempt, delay, detail)
                 )
+                if not ours:
+                    return Outcome.SKIPPED
                 logger.info(
                     "task.retrying %s attempt=%s delay_ms=%s", ref.task_id, claim.attempt, delay
                 )
@@ -124,24 +126,25 @@ class RunTask:
                     EventType.RETRYING,
                     attempt=claim.attempt,
                     delay_s=delay / 1000,
-                    error=error.detail,
+                    error=detail,
                 )
                 return Outcome.RETRYING
-            await self._fail(ref, claim, error.detail)
-            return Outcome.FAILED
+            return await self._end(ref, claim, Outcome.FAILED, error=error.detail)
         except (ModelError, NotFoundError) as error:
-            await self._fail(ref, claim, error.detail)
-            return Outcome.FAILED
-        await self._finish(ref, claim, TaskStatus.SUCCEEDED, result=result, cached=cached)
-        await self._emit(ref, EventType.SUCCEEDED, result=result, cached=cached)
-        return Outcome.SUCCEEDED
+            return await self._end(ref, claim, Outcome.FAILED, error=error.detail)
+        return await self._end(ref, claim, Outcome.SUCCEEDED, result=result, cached=cached)
 
-    async def _fail(self, ref: TaskRef, claim: Claim, error: str) -> None:
-        await self._finish(ref, claim, TaskStatus.FAILED, error=error)
-        await self._emit(ref, EventType.FAILED, error=error)
-
-    async def _finish(self, ref: TaskRef, claim: Claim, status: TaskStatus, **fields: Any) -> None:
-        await self._change(ref, lambda uow: uow.tasks.finish(ref, claim.attempt, status, **fields))
+    async def _end(self, ref: TaskRef, claim: Claim, outcome: Outcome, **fields: Any) -> Outcome:
+        """Record the final state and publish it, if this attempt still owns the task:
+        a worker that lost its lease must not announce an ending that is not stored."""
+        status, event = _ENDINGS[outcome]
+        ours = await self._change(
+            ref, lambda uow: uow.tasks.finish(ref, claim.attempt, status, **fields)
+        )
+        if not ours:
+            return Outcome.SKIPPED
+        await self._emit(ref, event, **fields)
+        return outcome
 
     async def _change(self, ref: TaskRef, step: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         """One state change in the task's own tenant context, retried while the

@@ -9,29 +9,19 @@ database's state.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from application.access import caller_role, current_workspace
+from application.events import publish
 from application.pagination import check_limit, decode_cursor, make_page
 from domain.entities import Page, Role, Task, TaskKind, TaskStatus
-from domain.errors import ConflictError, InvalidInputError, NotFoundError, UnavailableError
+from domain.errors import ConflictError, InvalidInputError, NotFoundError
 from domain.events import EventType, TaskEvent
 from domain.ports import EventPublisher, IdGenerator, UnitOfWork
 from domain.rules import require_role
 from domain.tasks import check_input, check_key, request_hash
-
-logger = logging.getLogger("keel.tasks")
-
-
-async def publish(events: EventPublisher, *changes: TaskEvent) -> None:
-    """Publish state changes that already committed; a bus outage only loses the events."""
-    try:
-        await events.publish(*changes)
-    except UnavailableError as error:
-        logger.warning("%s task event(s) not published: %s", len(changes), error.detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,5 +124,6 @@ class CancelTask:
             await uow.commit()
         if task.status is TaskStatus.CANCELLED:
             # A second cancelled event (a repeated cancel) is dropped by the bus.
-            await publish(self._events, TaskEvent(task.workspace_id, task.id, EventType.CANCELLED))
+            cancelled = TaskEvent(task.workspace_id, task.id, EventType.CANCELLED)
+            await publish(self._events, cancelled, deadline_s=0.5)
         return task

@@ -145,10 +145,14 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
     loops = [
         asyncio.create_task(_forever("relay", relay_step, RELAY_IDLE_S)),
         asyncio.create_task(_forever("recovery", recover_step, RECOVER_EVERY_S)),
-        asyncio.create_task(_forever("queue metrics", queue_metrics_step, QUEUE_METRICS_EVERY_S)),
     ]
     metrics_server = None
     if port := settings.worker_metrics_port:
+        loops.append(
+            asyncio.create_task(
+                _forever("queue metrics", queue_metrics_step, QUEUE_METRICS_EVERY_S)
+            )
+        )
         try:
             metrics_server, _ = start_http_server(port, addr=settings.host)
             logger.info("metrics on http://%s:%s/metrics", settings.host, port)

@@ -107,6 +107,16 @@ def _channel(workspace_id: UUID) -> str:
     return f"{_prefix(workspace_id)}:wake"
 
 
+def _decoded(event_id: bytes, fields: dict[bytes, bytes]) -> StoredEvent | None:
+    """The entry as an event; None (logged) for one this version cannot read,
+    e.g. a type a newer worker wrote during a rolling deploy."""
+    try:
+        return _stored(event_id, fields)
+    except (KeyError, msgspec.ValidationError, msgspec.DecodeError):
+        logger.warning("event bus: skipped an unreadable entry %r", event_id)
+        return None
+
+
 def _stored(event_id: bytes | str, fields: dict[bytes, bytes]) -> StoredEvent:
     wire = _decode(fields[b"e"])
     event = TaskEvent(wire.workspace_id, wire.task_id, wire.type, wire.data, wire.at)
@@ -223,6 +233,7 @@ class RedisEventBus:
         self._runners: list[asyncio.Task[None]] = []
         self._closing = False
         self._stopped = False
+        self._background: set[asyncio.Task[None]] = set()
 
     # Publishing
 
@@ -277,7 +288,7 @@ class RedisEventBus:
 
     async def newest(self, stream: StreamRef) -> StoredEvent | None:
         entries = await self._command(self._redis.xrevrange(stream_key(stream), "+", "-", count=1))
-        return _stored(*entries[0]) if entries else None
+        return _decoded(*entries[0]) if entries else None
 
     async def oldest_id(self, key: str) -> str | None:
         entries = await self._command(self._redis.xrange(key, "-", "+", count=1))
@@ -285,7 +296,8 @@ class RedisEventBus:
 
     async def read_after(self, key: str, after: str) -> list[StoredEvent]:
         entries = await self._command(self._redis.xrange(key, f"({after}", "+", count=PAGE))
-        return [_stored(event_id, fields) for event_id, fields in entries]
+        decoded = (_decoded(event_id, fields) for event_id, fields in entries)
+        return [event for event in decoded if event is not None]
 
     async def close(self) -> None:
         """Close every subscription (subscribers see SubscriptionClosedError) and stop."""
@@ -334,7 +346,11 @@ class RedisEventBus:
             except BaseException as error:
                 del self._groups[key]
                 self._unwant(_channel(workspace_id))
-                group.ready.set_exception(error)
+                # Others waiting on this group were not cancelled themselves.
+                cancelled = isinstance(error, asyncio.CancelledError)
+                group.ready.set_exception(
+                    SubscriptionClosedError("the first subscriber left") if cancelled else error
+                )
                 group.ready.exception()  # retrieved: the joiners waiting re-raise it
                 raise
             group.ready.set_result(None)
@@ -364,7 +380,7 @@ class RedisEventBus:
         try:
             await asyncio.wait_for(asyncio.shield(confirmed), 2.0)
         except TimeoutError:
-            self._unwant(channel)
+            # The caller (_join) gives the channel back.
             raise UnavailableError("the event bus is unreachable") from None
 
     def _unwant(self, channel: str) -> None:
@@ -375,9 +391,9 @@ class RedisEventBus:
         self._channels.pop(channel, None)
         self._confirmed.pop(channel, None)
         if self._pubsub is not None:
-            pubsub = self._pubsub
-            task = asyncio.get_running_loop().create_task(self._unsubscribe(pubsub, channel))
-            task.add_done_callback(lambda done: done.exception())
+            task = asyncio.get_running_loop().create_task(self._unsubscribe(self._pubsub, channel))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def _unsubscribe(self, pubsub: Any, channel: str) -> None:
         with contextlib.suppress(RedisError, OSError):
@@ -424,6 +440,10 @@ class RedisEventBus:
             except (RedisError, OSError) as error:
                 logger.warning("event bus: pub/sub connection lost (%s); reconnecting", error)
                 RECONNECTS.inc()
+            except Exception:
+                # Never let live events stop for the whole process.
+                logger.exception("event bus: listener failed; reconnecting")
+                RECONNECTS.inc()
             finally:
                 self._pubsub = None
                 with contextlib.suppress(RedisError, OSError):
@@ -456,8 +476,10 @@ class RedisEventBus:
                 continue
             for group, entries in zip(groups, pages, strict=True):
                 for event_id, fields in entries:
-                    event = _stored(event_id, fields)
-                    group.cursor = event.id
+                    group.cursor = event_id.decode()
+                    event = _decoded(event_id, fields)
+                    if event is None:
+                        continue
                     for listener in list(group.listeners):
                         listener.push(event)
                 if len(entries) == PAGE:

@@ -5,7 +5,8 @@ type) and `data:` (JSON). A comment line goes out whenever nothing happened
 for a heartbeat period. When the server closes a stream early (the client
 fell behind, the process is shutting down, Redis went away) the last message
 is a `retry:` hint: EventSource reconnects with Last-Event-ID and misses
-nothing.
+nothing (a browser with a ticket opens a new EventSource with a new ticket and
+`?last_event_id=`, as /console does: a ticket works once).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from application.events import Feed, IssueStreamTicket, OpenEventStream
-from domain.errors import SubscriptionClosedError, UnavailableError
-from domain.events import StoredEvent
+from domain.errors import DomainError, SubscriptionClosedError, UnavailableError
+from domain.events import StoredEvent, StreamGrant
 from entrypoints.http.auth import Principal
 from entrypoints.http.schemas import Body
 
@@ -69,13 +70,17 @@ async def _messages(feed: Feed) -> AsyncIterator[ServerSentEventMessage]:
         yield ServerSentEventMessage(data=None, comment=f"closed: {closed.detail}", retry=RETRY_MS)
     except UnavailableError:
         yield ServerSentEventMessage(data=None, comment="events unavailable", retry=RETRY_MS)
+    except DomainError as refused:
+        # No longer allowed (removed from the workspace, the task deleted):
+        # the stream ends; a reconnect gets the 404.
+        yield ServerSentEventMessage(data=None, comment=f"closed: {refused.detail}")
     finally:
         # Only now, with the last message written (or the client gone), does
         # the stream give its slot back.
         await feed.close()
 
 
-def _grant(request: Request[Any, Any, Any]) -> Any:
+def _grant(request: Request[Any, Any, Any]) -> StreamGrant | None:
     user = request.user
     return user.grant if isinstance(user, Principal) else None
 

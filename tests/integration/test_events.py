@@ -210,3 +210,15 @@ async def test_redis_restart_recovers_within_five_seconds(tmp_path: Path) -> Non
         await client.aclose()
         await listener.aclose()
         server.stop()
+
+
+async def test_an_unreadable_entry_is_skipped_and_live_events_go_on(
+    bus: RedisEventBus, redis: Redis
+) -> None:
+    """E.g. an event type a newer worker wrote during a rolling deploy."""
+    workspace, task = uuid.uuid4(), uuid.uuid4()
+    async with bus.subscribe(StreamRef(workspace), None) as subscription:
+        await redis.xadd(stream_key(StreamRef(workspace)), {"e": b'{"type": "task.unknown"}'})
+        await bus.publish(*_events(workspace, task, 1))
+        seen = [await subscription.next(2) for _ in range(4)]
+    assert [e.event.type for e in seen if e] == [e.type for e in _events(workspace, task, 1)]

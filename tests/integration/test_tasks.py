@@ -433,3 +433,39 @@ async def test_the_worker_serves_its_metrics(
     assert succeeded - before >= 3
     assert ("keel_queue_jobs", (("state", "failed"),)) in samples
     assert ("keel_task_attempt_seconds_count", (("outcome", "succeeded"),)) in samples
+
+
+async def test_a_worker_that_lost_the_task_announces_no_ending(
+    client: httpx.AsyncClient,
+    people: People,
+    engine: AsyncEngine,
+    owner_engine: AsyncEngine,
+    cache: Cache,
+) -> None:
+    """Its lease expired and another attempt began while it streamed: its
+    guarded finish changes nothing, and it publishes no ending either."""
+    owner = await people.new()
+    workspace = await people.workspace(owner)
+    task_id = (await _start(client, owner, workspace)).json()["id"]
+    streaming, release = asyncio.Event(), asyncio.Event()
+
+    class HeldModel:
+        name = f"held-{uuid.uuid4()}"
+
+        async def stream(self, system: str, prompt: str) -> AsyncIterator[str]:
+            streaming.set()
+            await release.wait()
+            yield "late answer"
+
+    events = RecordedEvents()
+    runner = RunTask(PgUnitOfWorkFactory(engine), cache, HeldModel(), events, RunnerSettings())
+    run = asyncio.create_task(runner.execute(TaskRef(workspace, uuid.UUID(task_id), owner.id)))
+    await asyncio.wait_for(streaming.wait(), 10)
+    async with owner_engine.begin() as conn:  # another worker's attempt 2 began
+        await conn.execute(
+            sa.text("update tasks set attempts = attempts + 1 where id = :t"), {"t": task_id}
+        )
+    release.set()
+    assert await asyncio.wait_for(run, 10) is Outcome.SKIPPED
+    assert events.events[0].type.value == "task.started"
+    assert not [event for event in events.events if event.type.terminal], events.events

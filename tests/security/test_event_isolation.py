@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import msgspec
 from redis.asyncio import Redis
 
 from entrypoints.settings import Settings
 from tests.conftest import People, Person
-from tests.live import serving
+from tests.live import messages, serving
 
 NEW_TASK = {"kind": "summarize", "input": {"text": "isolation"}}
 
@@ -145,3 +146,30 @@ async def test_a_removed_member_cannot_use_a_ticket_issued_before(
         )
         assert removed.status_code == 204
         assert await _status(http, f"/v1/workspaces/{workspace}/events?ticket={ticket}") == 404
+
+
+async def test_a_member_removed_while_streaming_loses_the_stream(
+    settings: Settings, people: People
+) -> None:
+    owner = await people.new()
+    workspace = await people.workspace(owner)
+    changed = msgspec.structs.replace(settings, sse_heartbeat_s=0.2)
+    async with _live(changed) as http:
+        task = await _task(http, owner, workspace)
+        base = f"/v1/workspaces/{workspace}"
+        for url in (f"{base}/events", f"{base}/tasks/{task}/events"):
+            viewer = await people.join(workspace, owner, "viewer")
+            async with http.stream("GET", url, headers=viewer.headers) as response:
+                assert response.status_code == 200
+                removed = await http.delete(f"{base}/members/{viewer.id}", headers=owner.headers)
+                assert removed.status_code == 204
+                comments = await asyncio.wait_for(_until_closed(response), 5)
+            assert any(comment.startswith("closed: ") for comment in comments), comments
+            assert await _status(http, url, viewer.headers) == 404
+
+
+async def _until_closed(response: httpx.Response) -> list[str]:
+    comments: list[str] = []
+    async for message in messages(response):
+        comments += message.comments
+    return comments
