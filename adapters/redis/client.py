@@ -6,9 +6,15 @@ redis-py's default pool fails with "Too many connections" past 100, and a
 thousand open event streams must not mean a thousand Redis connections.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.exceptions import RedisError
+
+from domain.errors import UnavailableError
 
 MAX_CONNECTIONS = 50
 
@@ -40,3 +46,12 @@ def create_listener(url: str) -> Redis:
     return Redis.from_url(
         url, socket_connect_timeout=1.0, health_check_interval=5, retry=Retry(NoBackoff(), 0)
     )
+
+
+@contextmanager
+def unavailable_as(what: str) -> Iterator[None]:
+    """Re-raise a Redis failure inside the block as UnavailableError (503) naming `what`."""
+    try:
+        yield
+    except (RedisError, OSError) as error:
+        raise UnavailableError(f"{what} is unavailable: Redis cannot be reached") from error

@@ -47,6 +47,7 @@ from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from adapters.redis.client import unavailable_as
 from domain.errors import SubscriptionClosedError, UnavailableError
 from domain.events import START, EventType, StoredEvent, StreamRef, TaskEvent, position
 
@@ -57,6 +58,7 @@ LISTENERS = Gauge("keel_event_listeners", "Event subscriptions open in this proc
 RECONNECTS = Counter("keel_event_bus_reconnects", "Times the pub/sub connection was re-opened")
 CLOSED = Counter("keel_event_subscriptions_closed", "Subscriptions closed early", ["reason"])
 
+WHAT = "the event bus"
 HUB_CHANNEL = "keel:{events}:hub"  # always subscribed, so the connection is never idle-empty
 SWEEP_S = 5.0
 PAGE = 500
@@ -111,16 +113,12 @@ def _decoded(event_id: bytes, fields: dict[bytes, bytes]) -> StoredEvent | None:
     """The entry as an event; None (logged) for one this version cannot read,
     e.g. a type a newer worker wrote during a rolling deploy."""
     try:
-        return _stored(event_id, fields)
+        wire = _decode(fields[b"e"])
     except (KeyError, msgspec.ValidationError, msgspec.DecodeError):
         logger.warning("event bus: skipped an unreadable entry %r", event_id)
         return None
-
-
-def _stored(event_id: bytes | str, fields: dict[bytes, bytes]) -> StoredEvent:
-    wire = _decode(fields[b"e"])
     event = TaskEvent(wire.workspace_id, wire.task_id, wire.type, wire.data, wire.at)
-    return StoredEvent(event_id.decode() if isinstance(event_id, bytes) else event_id, event)
+    return StoredEvent(event_id.decode(), event)
 
 
 class _Group:
@@ -238,7 +236,7 @@ class RedisEventBus:
     # Publishing
 
     async def publish(self, *events: TaskEvent) -> None:
-        try:
+        with unavailable_as(WHAT):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for event in events:
                     assert event.task_id is not None, "only stream.reset has no task"
@@ -262,8 +260,6 @@ class RedisEventBus:
                         client=pipe,
                     )
                 await pipe.execute()
-        except (RedisError, OSError) as error:
-            raise UnavailableError(f"the event bus is unreachable: {error}") from error
         for event in events:
             PUBLISHED.labels(event.type.value).inc()
 
@@ -323,10 +319,8 @@ class RedisEventBus:
 
     @staticmethod
     async def _command(awaitable: Any) -> Any:
-        try:
+        with unavailable_as(WHAT):
             return await awaitable
-        except (RedisError, OSError) as error:
-            raise UnavailableError(f"the event bus is unreachable: {error}") from error
 
     def _start(self) -> None:
         if not self._runners:
@@ -381,7 +375,7 @@ class RedisEventBus:
             await asyncio.wait_for(asyncio.shield(confirmed), 2.0)
         except TimeoutError:
             # The caller (_join) gives the channel back.
-            raise UnavailableError("the event bus is unreachable") from None
+            raise UnavailableError(f"{WHAT} is unavailable: Redis did not confirm") from None
 
     def _unwant(self, channel: str) -> None:
         left = self._channels.get(channel, 0) - 1

@@ -23,10 +23,11 @@ from uuid import UUID, uuid4
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from domain.errors import UnavailableError
+from adapters.redis.client import unavailable_as
 from domain.events import StreamGrant
+
+WHAT = "event streams"
 
 # KEYS: the user's slots. ARGV: now ms, limit, lapse ms, slot, key TTL ms.
 _ACQUIRE = """
@@ -53,10 +54,6 @@ def _slots_key(user_id: UUID) -> str:
     return f"keel:streams:{user_id}"
 
 
-def _unavailable(error: Exception) -> UnavailableError:
-    return UnavailableError(f"Redis is unreachable: {error}")
-
-
 class RedisStreamTickets:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
@@ -67,19 +64,15 @@ class RedisStreamTickets:
         payload = msgspec.msgpack.encode(
             _Grant(grant.user_id, grant.workspace_id, grant.task_id, grant.expires_at)
         )
-        try:
+        with unavailable_as(WHAT):
             await self._redis.set(_ticket_key(ticket), payload, px=max(ttl_ms, 1))
-        except (RedisError, OSError) as error:
-            raise _unavailable(error) from error
         return ticket
 
     async def redeem(self, ticket: str) -> StreamGrant | None:
         if not 20 <= len(ticket) <= 100:
             return None
-        try:
+        with unavailable_as(WHAT):
             payload = await self._redis.getdel(_ticket_key(ticket))
-        except (RedisError, OSError) as error:
-            raise _unavailable(error) from error
         if payload is None:
             return None
         grant = msgspec.msgpack.decode(cast(bytes, payload), type=_Grant)
@@ -95,26 +88,20 @@ class RedisOpenStreams:
 
     async def acquire(self, user_id: UUID, limit: int, ttl_s: float) -> str | None:
         slot, now_ms, ttl_ms = uuid4().hex, int(time.time() * 1000), int(ttl_s * 1000)
-        try:
+        with unavailable_as(WHAT):
             taken = await self._acquire(
                 keys=[_slots_key(user_id)], args=[now_ms, limit, now_ms + ttl_ms, slot, ttl_ms]
             )
-        except (RedisError, OSError) as error:
-            raise _unavailable(error) from error
         return slot if taken else None
 
     async def renew(self, user_id: UUID, slot: str, ttl_s: float) -> None:
         lapses = int((time.time() + ttl_s) * 1000)
-        try:
+        with unavailable_as(WHAT):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.zadd(_slots_key(user_id), {slot: lapses})
                 pipe.pexpire(_slots_key(user_id), int(ttl_s * 1000))
                 await pipe.execute()
-        except (RedisError, OSError) as error:
-            raise _unavailable(error) from error
 
     async def release(self, user_id: UUID, slot: str) -> None:
-        try:
+        with unavailable_as(WHAT):
             await self._redis.zrem(_slots_key(user_id), slot)
-        except (RedisError, OSError) as error:
-            raise _unavailable(error) from error

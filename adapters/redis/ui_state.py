@@ -28,9 +28,8 @@ from typing import cast
 from uuid import UUID
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from domain.errors import UnavailableError
+from adapters.redis.client import unavailable_as
 from domain.ui_state import UIState
 
 _NOW_MS = """
@@ -95,12 +94,10 @@ class RedisUIStateStore:
         return f"{self._prefix}:{{ws:{workspace_id}}}:ui-index:{user_id}"
 
     async def get(self, workspace_id: UUID, user_id: UUID, key: str) -> UIState | None:
-        try:
+        with unavailable_as("UI state"):
             raw = cast(
                 "bytes | None", await self._redis.get(self._entry(workspace_id, user_id, key))
             )
-        except (RedisError, OSError) as error:
-            raise UnavailableError("UI state is unavailable: Redis cannot be reached") from error
         if raw is None:
             return None
         (expires_ms,) = _EXPIRY.unpack_from(raw)
@@ -111,27 +108,21 @@ class RedisUIStateStore:
         index = self._index(state.workspace_id, state.user_id)
         entry = self._entry(state.workspace_id, state.user_id, state.key)
         stored = _EXPIRY.pack(expires_ms) + state.value
-        try:
+        with unavailable_as("UI state"):
             done = await self._put(
                 keys=[index, entry], args=[state.key, stored, expires_ms, max_keys]
             )
-        except (RedisError, OSError) as error:
-            raise UnavailableError("UI state is unavailable: Redis cannot be reached") from error
         return bool(done)
 
     async def delete(self, workspace_id: UUID, user_id: UUID, key: str) -> bool:
         keys = [self._index(workspace_id, user_id), self._entry(workspace_id, user_id, key)]
-        try:
+        with unavailable_as("UI state"):
             deleted = await self._delete(keys=keys, args=[key])
-        except (RedisError, OSError) as error:
-            raise UnavailableError("UI state is unavailable: Redis cannot be reached") from error
         return bool(deleted)
 
     async def list(self, workspace_id: UUID, user_id: UUID) -> list[UIState]:
-        try:
+        with unavailable_as("UI state"):
             flat = cast("list[bytes]", await self._list(keys=[self._index(workspace_id, user_id)]))
-        except (RedisError, OSError) as error:
-            raise UnavailableError("UI state is unavailable: Redis cannot be reached") from error
         entries = [
             UIState(workspace_id, user_id, flat[i].decode(), b"", _moment(int(flat[i + 1])))
             for i in range(0, len(flat), 2)
