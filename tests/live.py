@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import msgspec
 import uvicorn
 from litestar import Litestar
 
@@ -42,6 +43,24 @@ async def serving(
     finally:
         server.should_exit = True
         await asyncio.wait_for(running, 30)
+
+
+@asynccontextmanager
+async def live(settings: Settings, **changes: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app served with `changes` to its settings."""
+    async with (
+        serving(msgspec.structs.replace(settings, **changes)) as base,
+        httpx.AsyncClient(base_url=base, timeout=30) as http,
+    ):
+        yield http
+
+
+async def stream_status(
+    http: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None
+) -> int:
+    """The status an event stream opens with (then it is closed)."""
+    async with http.stream("GET", url, headers=headers or {}) as response:
+        return response.status_code
 
 
 @dataclass

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import msgspec
 from redis.asyncio import Redis
 
 from adapters.redis.events import stream_key
@@ -20,22 +19,13 @@ from entrypoints.http.app import create_app, drain_event_streams
 from entrypoints.settings import Settings
 from tests.conftest import People, Person
 from tests.integration.test_tasks import _worker_settings, running_worker
-from tests.live import Message, messages, serving
+from tests.live import Message, live, messages, serving
 
 TERMINAL = {"task.succeeded", "task.failed", "task.cancelled"}
 
 
 def _generate() -> dict[str, Any]:
     return {"kind": "generate", "input": {"prompt": f"launch note {uuid.uuid4()}"}}
-
-
-@asynccontextmanager
-async def _live(settings: Settings, **changes: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        serving(msgspec.structs.replace(settings, **changes)) as base,
-        httpx.AsyncClient(base_url=base, timeout=30) as http,
-    ):
-        yield http
 
 
 async def _read(
@@ -78,7 +68,7 @@ async def test_a_task_stream_carries_the_whole_sequence_in_order(
     owner = await people.new()
     workspace = await people.workspace(owner)
     worker = _worker_settings(settings, sim_token_delay_ms=30)
-    async with _live(worker) as http:
+    async with live(worker) as http:
         task_id = await _task(http, owner, workspace)
         async with running_worker(worker):
             seen = await _read(
@@ -107,7 +97,7 @@ async def test_resuming_at_random_points_loses_and_repeats_nothing(
     workspace = await people.workspace(owner)
     worker = _worker_settings(settings, sim_token_delay_ms=15)
     rng = random.Random(11)
-    async with _live(worker) as http:
+    async with live(worker) as http:
         task_ids = [await _task(http, owner, workspace) for _ in range(3)]
         async with running_worker(worker):
             for task_id in task_ids:
@@ -129,7 +119,7 @@ async def test_workspace_stream_sees_every_task(settings: Settings, people: Peop
     workspace = await people.workspace(owner)
     worker = _worker_settings(settings, sim_token_delay_ms=1)
     async with (
-        _live(worker) as http,
+        live(worker) as http,
         http.stream("GET", f"/v1/workspaces/{workspace}/events", headers=owner.headers) as response,
     ):
         assert response.status_code == 200
@@ -148,7 +138,7 @@ async def test_an_idle_stream_gets_heartbeats(settings: Settings, people: People
     owner = await people.new()
     workspace = await people.workspace(owner)
     async with (
-        _live(settings, sse_heartbeat_s=0.2) as http,
+        live(settings, sse_heartbeat_s=0.2) as http,
         http.stream("GET", f"/v1/workspaces/{workspace}/events", headers=owner.headers) as r,
     ):
         beats = 0
@@ -175,7 +165,7 @@ async def _finished(settings: Settings, people: People) -> AsyncIterator[Finishe
     owner = await people.new()
     workspace = await people.workspace(owner)
     worker = _worker_settings(settings, sim_token_delay_ms=1)
-    async with _live(worker) as http:
+    async with live(worker) as http:
         task_id = await _task(http, owner, workspace)
         path = f"/v1/workspaces/{workspace}/tasks/{task_id}/events"
         async with running_worker(worker):
@@ -216,7 +206,7 @@ async def test_two_api_processes_both_see_a_workers_events(
     owner = await people.new()
     workspace = await people.workspace(owner)
     worker = _worker_settings(settings, sim_token_delay_ms=5)
-    async with _live(worker) as first, _live(worker) as second:
+    async with live(worker) as first, live(worker) as second:
         task_id = await _task(first, owner, workspace)
         path = f"/v1/workspaces/{workspace}/tasks/{task_id}/events"
         async with running_worker(worker):
@@ -232,7 +222,7 @@ async def test_too_many_open_streams_is_429(settings: Settings, people: People) 
     workspace = await people.workspace(owner)
     path = f"/v1/workspaces/{workspace}/events"
     async with (
-        _live(settings, sse_streams_per_user=2) as http,
+        live(settings, sse_streams_per_user=2) as http,
         http.stream("GET", path, headers=owner.headers) as first,
         http.stream("GET", path, headers=owner.headers) as second,
     ):
@@ -242,7 +232,7 @@ async def test_too_many_open_streams_is_429(settings: Settings, people: People) 
         assert int(third.headers["Retry-After"]) > 0
     # Closed streams gave their slots back.
     async with (
-        _live(settings, sse_streams_per_user=2) as http,
+        live(settings, sse_streams_per_user=2) as http,
         http.stream("GET", path, headers=owner.headers) as again,
     ):
         assert again.status_code == 200

@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from subprocess import Popen
 
 import httpx
 import pytest
@@ -32,8 +32,8 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@contextmanager
-def _api(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+@asynccontextmanager
+async def _api(env: dict[str, str], log: Path) -> AsyncIterator[tuple[str, Popen[bytes]]]:
     port = _free_port()
     process = spawn(
         [*_keel(), "api"],
@@ -44,21 +44,24 @@ def _api(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, log.read_text(errors="replace")[-2000:]
-            assert time.monotonic() < deadline, "the API did not become ready"
-            time.sleep(0.2)
+        async with httpx.AsyncClient(base_url=base, timeout=1) as http:
+            deadline = time.monotonic() + 60
+            while not await _ready(http):
+                assert process.poll() is None, f"the API exited; its output is in {log}"
+                assert time.monotonic() < deadline, "the API did not become ready"
+                await asyncio.sleep(0.2)
         yield base, process
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(10)
+
+
+async def _ready(http: httpx.AsyncClient) -> bool:
+    try:
+        return (await http.get("/readyz")).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 async def _follow(base: str, path: str, headers: dict[str, str]) -> list[Message]:
@@ -83,7 +86,7 @@ async def test_two_api_processes_see_a_worker_process_events_and_stop_gracefully
     owner = await people.new()
     workspace = await people.workspace(owner)
     env = _env(database.runtime_url, services.redis_url, KEEL_JWT_SECRET=JWT_SECRET)
-    with (
+    async with (
         _api(env, tmp_path / "api-1.log") as (first, _),
         _api(env, tmp_path / "api-2.log") as (second, second_process),
     ):

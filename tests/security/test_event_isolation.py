@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 import msgspec
@@ -15,21 +13,9 @@ from redis.asyncio import Redis
 
 from entrypoints.settings import Settings
 from tests.conftest import People, Person
-from tests.live import messages, serving
+from tests.live import live, messages, stream_status
 
 NEW_TASK = {"kind": "summarize", "input": {"text": "isolation"}}
-
-
-@asynccontextmanager
-async def _live(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with serving(settings) as base, httpx.AsyncClient(base_url=base, timeout=10) as http:
-        yield http
-
-
-async def _status(http: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None) -> int:
-    """The status a stream opens with (then it is closed)."""
-    async with http.stream("GET", url, headers=headers or {}) as response:
-        return response.status_code
 
 
 async def _task(http: httpx.AsyncClient, person: Person, workspace: uuid.UUID) -> str:
@@ -52,7 +38,7 @@ async def _ticket(
 async def test_no_stream_of_another_workspace(settings: Settings, people: People) -> None:
     alice, mallory = await people.new(), await people.new()
     theirs, mine = await people.workspace(alice), await people.workspace(mallory)
-    async with _live(settings) as http:
+    async with live(settings) as http:
         task = await _task(http, alice, theirs)
         for url in (
             f"/v1/workspaces/{theirs}/events",
@@ -60,29 +46,30 @@ async def test_no_stream_of_another_workspace(settings: Settings, people: People
             f"/v1/workspaces/{mine}/tasks/{task}/events",  # her task through my workspace
             f"/v1/workspaces/{uuid.uuid4()}/events",
         ):
-            assert await _status(http, url, mallory.headers) == 404, url
+            assert await stream_status(http, url, mallory.headers) == 404, url
         assert (await _ticket(http, mallory, theirs)).status_code == 404
         assert (await _ticket(http, mallory, theirs, task)).status_code == 404
         assert (await _ticket(http, mallory, mine, task)).status_code == 404
-        assert await _status(http, f"/v1/workspaces/{theirs}/events", alice.headers) == 200
+        assert await stream_status(http, f"/v1/workspaces/{theirs}/events", alice.headers) == 200
 
 
 async def test_a_ticket_opens_one_stream_once(settings: Settings, people: People) -> None:
     alice = await people.new()
     workspace = await people.workspace(alice)
     url = f"/v1/workspaces/{workspace}/events"
-    async with _live(settings) as http:
+    async with live(settings) as http:
         issued = await _ticket(http, alice, workspace)
         assert issued.status_code == 201, issued.text
         ticket = issued.json()["ticket"]
         assert issued.json()["expires_at"]
         first, second = await asyncio.gather(
-            _status(http, f"{url}?ticket={ticket}"), _status(http, f"{url}?ticket={ticket}")
+            stream_status(http, f"{url}?ticket={ticket}"),
+            stream_status(http, f"{url}?ticket={ticket}"),
         )
         assert sorted([first, second]) == [200, 401]
-        assert await _status(http, f"{url}?ticket={ticket}") == 401
-        assert await _status(http, f"{url}?ticket={'x' * 43}") == 401
-        assert await _status(http, f"{url}?ticket=") == 401
+        assert await stream_status(http, f"{url}?ticket={ticket}") == 401
+        assert await stream_status(http, f"{url}?ticket={'x' * 43}") == 401
+        assert await stream_status(http, f"{url}?ticket=") == 401
 
 
 async def test_an_expired_ticket_opens_nothing(
@@ -90,19 +77,21 @@ async def test_an_expired_ticket_opens_nothing(
 ) -> None:
     alice = await people.new()
     workspace = await people.workspace(alice)
-    async with _live(settings) as http:
+    async with live(settings) as http:
         ticket = (await _ticket(http, alice, workspace)).json()["ticket"]
         key = f"keel:ticket:{hashlib.sha256(ticket.encode()).hexdigest()}"
         assert 0 < await redis.pttl(key) <= 60_000, "a ticket lives at most 60 s"
         await redis.pexpire(key, 1)
         await asyncio.sleep(0.05)
-        assert await _status(http, f"/v1/workspaces/{workspace}/events?ticket={ticket}") == 401
+        assert (
+            await stream_status(http, f"/v1/workspaces/{workspace}/events?ticket={ticket}") == 401
+        )
 
 
 async def test_a_ticket_opens_only_what_it_names(settings: Settings, people: People) -> None:
     alice = await people.new()
     workspace, other = await people.workspace(alice), await people.workspace(alice, "Other")
-    async with _live(settings) as http:
+    async with live(settings) as http:
         task, sibling = await _task(http, alice, workspace), await _task(http, alice, workspace)
 
         async def ticket(task_id: str | None = None, where: uuid.UUID = workspace) -> str:
@@ -112,10 +101,13 @@ async def test_a_ticket_opens_only_what_it_names(settings: Settings, people: Peo
 
         base = f"/v1/workspaces/{workspace}"
         for url in (f"{base}/tasks/{sibling}/events", f"{base}/events"):
-            assert await _status(http, f"{url}?ticket={await ticket(task)}") == 404, url
-        assert await _status(http, f"/v1/workspaces/{other}/events?ticket={await ticket()}") == 404
+            assert await stream_status(http, f"{url}?ticket={await ticket(task)}") == 404, url
+        assert (
+            await stream_status(http, f"/v1/workspaces/{other}/events?ticket={await ticket()}")
+            == 404
+        )
         own = f"{base}/tasks/{task}/events?ticket={await ticket(task)}"
-        assert await _status(http, own) == 200
+        assert await stream_status(http, own) == 200
         # Not a credential anywhere but on event streams.
         listing = await http.get(f"{base}/tasks?ticket={await ticket()}")
         assert listing.status_code == 401
@@ -126,11 +118,11 @@ async def test_a_token_on_the_request_never_spends_a_ticket(
 ) -> None:
     alice, mallory = await people.new(), await people.new()
     workspace = await people.workspace(alice)
-    async with _live(settings) as http:
+    async with live(settings) as http:
         ticket = (await _ticket(http, alice, workspace)).json()["ticket"]
         url = f"/v1/workspaces/{workspace}/events?ticket={ticket}"
-        assert await _status(http, url, mallory.headers) == 404  # mallory's token decides
-        assert await _status(http, url) == 200  # the ticket is still unspent
+        assert await stream_status(http, url, mallory.headers) == 404  # mallory's token decides
+        assert await stream_status(http, url) == 200  # the ticket is still unspent
 
 
 async def test_a_removed_member_cannot_use_a_ticket_issued_before(
@@ -139,13 +131,15 @@ async def test_a_removed_member_cannot_use_a_ticket_issued_before(
     owner = await people.new()
     workspace = await people.workspace(owner)
     member = await people.join(workspace, owner, "viewer")
-    async with _live(settings) as http:
+    async with live(settings) as http:
         ticket = (await _ticket(http, member, workspace)).json()["ticket"]
         removed = await http.delete(
             f"/v1/workspaces/{workspace}/members/{member.id}", headers=owner.headers
         )
         assert removed.status_code == 204
-        assert await _status(http, f"/v1/workspaces/{workspace}/events?ticket={ticket}") == 404
+        assert (
+            await stream_status(http, f"/v1/workspaces/{workspace}/events?ticket={ticket}") == 404
+        )
 
 
 async def test_a_member_removed_while_streaming_loses_the_stream(
@@ -154,7 +148,7 @@ async def test_a_member_removed_while_streaming_loses_the_stream(
     owner = await people.new()
     workspace = await people.workspace(owner)
     changed = msgspec.structs.replace(settings, sse_heartbeat_s=0.2)
-    async with _live(changed) as http:
+    async with live(changed) as http:
         task = await _task(http, owner, workspace)
         base = f"/v1/workspaces/{workspace}"
         for url in (f"{base}/events", f"{base}/tasks/{task}/events"):
@@ -165,7 +159,7 @@ async def test_a_member_removed_while_streaming_loses_the_stream(
                 assert removed.status_code == 204
                 comments = await asyncio.wait_for(_until_closed(response), 5)
             assert any(comment.startswith("closed: ") for comment in comments), comments
-            assert await _status(http, url, viewer.headers) == 404
+            assert await stream_status(http, url, viewer.headers) == 404
 
 
 async def _until_closed(response: httpx.Response) -> list[str]:
