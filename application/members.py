@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
 from uuid import UUID
 
 from application.access import caller_role, current_workspace
@@ -48,6 +49,31 @@ class AddMember:
         return added
 
 
+async def _check_change(uow: UnitOfWork, user_id: UUID, new: Role | None) -> None:
+    """May the caller move `user_id` to `new` (None removes; leaving oneself is always allowed)?
+
+    Raises NotFoundError for a caller or member not in the workspace,
+    PermissionDeniedError for a change above the caller's role.
+    """
+    actor = await caller_role(uow)
+    current = await uow.memberships.role_of(current_workspace(uow), user_id)
+    if current is None:
+        raise NotFoundError("member not found")
+    if not (new is None and user_id == uow.caller.user_id):
+        check_role_change(actor, current=current, new=new)
+
+
+async def _explain_missed_write(uow: UnitOfWork, user_id: UUID, new: Role | None) -> NoReturn:
+    """The write matched no row although the checks passed a moment before.
+
+    A concurrent transaction committed in between: it removed the member, or
+    took the caller's right to change it (row-level security then hides the
+    row from the write). Checking again, in a fresh snapshot, says which.
+    """
+    await _check_change(uow, user_id, new)
+    raise NotFoundError("member not found")
+
+
 class ChangeMemberRole:
     """Raises LastOwnerError if the change would leave no owner."""
 
@@ -56,15 +82,11 @@ class ChangeMemberRole:
 
     async def execute(self, user_id: UUID, role: Role) -> Membership:
         async with self._uow as uow:
-            actor = await caller_role(uow)
+            await _check_change(uow, user_id, role)
             workspace_id = current_workspace(uow)
-            current = await uow.memberships.role_of(workspace_id, user_id)
-            if current is None:
-                raise NotFoundError("member not found")
-            check_role_change(actor, current=current, new=role)
             changed = await uow.memberships.set_role(workspace_id, user_id, role)
             if changed is None:
-                raise NotFoundError("member not found")
+                await _explain_missed_write(uow, user_id, role)
             await uow.commit()
         await forget(self._cache, workspace_id, MEMBERS)
         return changed
@@ -81,14 +103,9 @@ class RemoveMember:
 
     async def execute(self, user_id: UUID) -> None:
         async with self._uow as uow:
-            actor = await caller_role(uow)
+            await _check_change(uow, user_id, None)
             workspace_id = current_workspace(uow)
-            current = await uow.memberships.role_of(workspace_id, user_id)
-            if current is None:
-                raise NotFoundError("member not found")
-            if user_id != uow.caller.user_id:
-                check_role_change(actor, current=current, new=None)
             if not await uow.memberships.remove(workspace_id, user_id):
-                raise NotFoundError("member not found")
+                await _explain_missed_write(uow, user_id, None)
             await uow.commit()
         await forget(self._cache, workspace_id, MEMBERS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ from adapters.postgres.uow import PgUnitOfWork, PgUnitOfWorkFactory, enter_tenan
 from application.members import ChangeMemberRole, RemoveMember
 from application.workspaces import CreateWorkspace
 from domain.entities import Caller, Membership, Role
-from domain.errors import LastOwnerError
+from domain.errors import LastOwnerError, PermissionDeniedError
 from domain.ports import Cache
 from tests.conftest import People
 
@@ -84,9 +85,56 @@ async def test_concurrent_owner_changes_never_leave_zero_owners(
             change(first.id, second.id), change(second.id, first.id), return_exceptions=True
         )
         failures = [r for r in results if isinstance(r, BaseException)]
-        assert all(isinstance(f, LastOwnerError) for f in failures), failures
+        # The loser either hits the owner rule, or finds it was demoted first.
+        assert all(isinstance(f, LastOwnerError | PermissionDeniedError) for f in failures), (
+            failures
+        )
         assert len(failures) == 1, results
         assert await _owners(owner_engine, workspace) == 1
+
+
+class _DemotedMidway(PgUnitOfWork):
+    """Runs `meanwhile` (another committed transaction) just before the role change's write."""
+
+    def __init__(
+        self, engine: AsyncEngine, caller: Caller, meanwhile: Callable[[], Awaitable[None]]
+    ):
+        super().__init__(engine, caller)
+        self._meanwhile = meanwhile
+
+    async def __aenter__(self) -> _DemotedMidway:
+        await super().__aenter__()
+        write, meanwhile = self.memberships.set_role, self._meanwhile
+
+        async def set_role(
+            workspace_id: uuid.UUID, user_id: uuid.UUID, role: Role
+        ) -> Membership | None:
+            await meanwhile()
+            return await write(workspace_id, user_id, role)
+
+        self.memberships.set_role = set_role  # type: ignore[method-assign]
+        return self
+
+
+async def test_an_owner_demoted_between_check_and_write_is_refused_not_told_not_found(
+    engine: AsyncEngine, people: People, cache: Cache
+) -> None:
+    """The interleaving behind a flaky CI run: the caller's checks pass, then
+    the other owner demotes the caller and commits, then the caller's write
+    matches no row (row-level security hides it now). The answer must be the
+    truth, a refusal, not "member not found"."""
+    first = await people.new()
+    workspace = await people.workspace(first)
+    second = await people.join(workspace, first, "owner")
+
+    async def second_demotes_first() -> None:
+        await ChangeMemberRole(PgUnitOfWork(engine, Caller(second.id, workspace)), cache).execute(
+            first.id, Role.MEMBER
+        )
+
+    uow = _DemotedMidway(engine, Caller(first.id, workspace), second_demotes_first)
+    with pytest.raises(PermissionDeniedError):
+        await ChangeMemberRole(uow, cache).execute(second.id, Role.MEMBER)
 
 
 class _FailingMemberships:
