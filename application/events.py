@@ -212,7 +212,10 @@ class Feed:
         await self._events.aclose()
 
     async def _renew(self) -> None:
-        while True:
+        # close() cancels this task, but redis-py can turn a cancellation that
+        # lands mid-command into a connection error (suppressed below): the
+        # closed flag, not the cancellation alone, ends the loop.
+        while not self._closed:
             await asyncio.sleep(SLOT_RENEW_S)
             with contextlib.suppress(UnavailableError):
                 await self._slots.renew(self._user_id, self._slot, SLOT_LEASE_S)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 import httpx
@@ -64,7 +65,10 @@ async def test_a_thousand_streams_share_one_subscription_and_leak_nothing(
                 received = await asyncio.gather(*(_first_event(r) for r in responses))
                 assert {m for m in received} == {"task.started"}
             await _until(lambda: LISTENERS._value.get() == listeners_before)
-            await _until(lambda: len(asyncio.all_tasks()) <= tasks_before + 2)
+            await _until(
+                lambda: len(asyncio.all_tasks()) <= tasks_before + 2,
+                lambda: "\n".join(sorted({repr(t.get_coro()) for t in asyncio.all_tasks()})),
+            )
             assert bus._groups == {}, "a subscription outlived its stream"
 
 
@@ -80,10 +84,13 @@ async def _first_event(response: httpx.Response) -> str | None:
     return None
 
 
-async def _until(check: object, timeout_s: float = 30) -> None:
-    assert callable(check)
+async def _until(
+    check: Callable[[], bool],
+    explain: Callable[[], str] = lambda: f"listeners: {LISTENERS._value.get()}",
+    timeout_s: float = 30,
+) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while not check():
-        assert loop.time() < deadline, f"condition not met in time ({LISTENERS._value.get()})"
+        assert loop.time() < deadline, f"condition not met in time; {explain()}"
         await asyncio.sleep(0.05)
