@@ -34,8 +34,7 @@ class RelayTasks:
                 ]
                 if queued:
                     await publish(self._events, *queued)
-                for item in items:
-                    await self._queue.enqueue(item.ref, item.attempt, item.priority, item.delay_ms)
+                await self._queue.enqueue(*items)
             moved += len(items)
             if len(items) < self.BATCH:
                 return moved

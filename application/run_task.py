@@ -8,7 +8,8 @@ second result. Identical requests (kind, input, foundation, model) are
 answered from the AI-result cache without calling the model.
 
 Each step is published as a task event after its state change committed;
-tokens are sent in small batches (at most one event per TOKEN_BATCH_S). An
+tokens are sent in small batches (at most one event per TOKEN_BATCH_S), the
+last batch together with the outcome (one round trip for both). An
 event the bus cannot take is logged and skipped: the task itself goes on,
 and a stream that misses a terminal event ends from the database's state.
 """
@@ -20,9 +21,8 @@ import enum
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from application.events import publish
 from application.foundation import GetFoundationBundle
@@ -36,10 +36,9 @@ from domain.errors import (
     TransientModelError,
 )
 from domain.events import EventType, TaskEvent
-from domain.ports import Cache, EventPublisher, LanguageModel, UnitOfWork, UnitOfWorkFactory
+from domain.ports import Cache, EventPublisher, LanguageModel, TaskStates, UnitOfWorkFactory
 from domain.retry import Backoff
 
-T = TypeVar("T")
 logger = logging.getLogger("keel.tasks")
 AI_RESULTS = "ai-results"
 AI_RESULT_TTL_S = 24 * 3600.0
@@ -79,12 +78,14 @@ class RunTask:
     def __init__(
         self,
         uow_factory: UnitOfWorkFactory,
+        states: TaskStates,
         cache: Cache,
         model: LanguageModel,
         events: EventPublisher,
         settings: RunnerSettings,
     ) -> None:
         self._uows, self._cache, self._model, self._settings = uow_factory, cache, model, settings
+        self._states = states
         self._events = events
 
     async def _emit(self, ref: TaskRef, type_: EventType, **data: Any) -> None:
@@ -92,19 +93,19 @@ class RunTask:
 
     async def execute(self, ref: TaskRef) -> Outcome:
         settings = self._settings
-        claim = await self._change(
-            ref,
-            lambda uow: uow.tasks.claim(ref, settings.max_running_per_workspace, settings.lease_s),
+        states = self._states
+        claim = await retried(
+            lambda: states.claim(ref, settings.max_running_per_workspace, settings.lease_s)
         )
         if claim is True:
-            await self._change(ref, lambda uow: uow.tasks.postpone(ref, settings.postpone_ms))
+            await retried(lambda: states.postpone(ref, settings.postpone_ms))
             return Outcome.POSTPONED
         if claim is False:
             return Outcome.SKIPPED
         assert isinstance(claim, Claim)
         await self._emit(ref, EventType.STARTED, attempt=claim.attempt)
         try:
-            result, cached = await self._attempt(ref, claim)
+            result, cached, tail = await self._attempt(ref, claim)
         except _LeaseLostError:
             return Outcome.SKIPPED
         except TaskCancelledError:
@@ -113,8 +114,8 @@ class RunTask:
             if claim.attempt < claim.task.max_attempts:
                 delay = self._settings.backoff.delay_ms(claim.attempt, error.retry_after_s)
                 detail = error.detail
-                ours = await self._change(
-                    ref, lambda uow: uow.tasks.retry_later(ref, claim.attempt, delay, detail)
+                ours = await retried(
+                    lambda: self._states.retry_later(ref, claim.attempt, delay, detail)
                 )
                 if not ours:
                     return Outcome.SKIPPED
@@ -132,34 +133,30 @@ class RunTask:
             return await self._end(ref, claim, Outcome.FAILED, error=error.detail)
         except (ModelError, NotFoundError) as error:
             return await self._end(ref, claim, Outcome.FAILED, error=error.detail)
-        return await self._end(ref, claim, Outcome.SUCCEEDED, result=result, cached=cached)
+        return await self._end(ref, claim, Outcome.SUCCEEDED, tail, result=result, cached=cached)
 
-    async def _end(self, ref: TaskRef, claim: Claim, outcome: Outcome, **fields: Any) -> Outcome:
-        """Record the final state and publish it, if this attempt still owns the task:
-        a worker that lost its lease must not announce an ending that is not stored."""
+    async def _end(
+        self, ref: TaskRef, claim: Claim, outcome: Outcome, tail: str = "", **fields: Any
+    ) -> Outcome:
+        """Record the final state and publish it (after `tail`, the tokens not sent
+        yet), if this attempt still owns the task: a worker that lost its lease
+        must not announce an ending that is not stored."""
         status, event = _ENDINGS[outcome]
-        ours = await self._change(
-            ref, lambda uow: uow.tasks.finish(ref, claim.attempt, status, **fields)
-        )
+        # Retried while the database is unreachable: each change is guarded,
+        # so a retry after a commit whose answer was lost changes nothing.
+        ours = await retried(lambda: self._states.finish(ref, claim.attempt, status, **fields))
         if not ours:
             return Outcome.SKIPPED
-        await self._emit(ref, event, **fields)
+        ending = TaskEvent(ref.workspace_id, ref.task_id, event, fields)
+        if tail:
+            tokens = TaskEvent(ref.workspace_id, ref.task_id, EventType.TOKEN, {"text": tail})
+            await publish(self._events, tokens, ending)
+        else:
+            await publish(self._events, ending)
         return outcome
 
-    async def _change(self, ref: TaskRef, step: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-        """One state change in the task's own tenant context, retried while the
-        database is unreachable (each change is guarded, so a retry after a
-        commit whose answer was lost changes nothing)."""
-
-        async def once() -> T:
-            async with self._uows(ref.caller) as uow:
-                outcome = await step(uow)
-                await uow.commit()
-                return outcome
-
-        return await retried(once)
-
-    async def _attempt(self, ref: TaskRef, claim: Claim) -> tuple[dict[str, Any], bool]:
+    async def _attempt(self, ref: TaskRef, claim: Claim) -> tuple[dict[str, Any], bool, str]:
+        """The result, whether it came from the cache, and the tokens not sent yet."""
         task = claim.task
         system, prompt = await self._messages(ref, task.kind, task.input)
         fingerprint = hashlib.sha256(
@@ -167,12 +164,12 @@ class RunTask:
                 [task.kind.value, task.input, system, self._model.name], sort_keys=True
             ).encode()
         ).hexdigest()
-        called = False
+        called, tail = False, ""
 
         async def call_model() -> dict[str, Any]:
-            nonlocal called
+            nonlocal called, tail
             called = True
-            text = await self._stream(ref, claim, system, prompt)
+            text, tail = await self._stream(ref, claim, system, prompt)
             return {"summary": text} if task.kind is TaskKind.SUMMARIZE else {"text": text}
 
         result = await self._cache.get_or_set(
@@ -182,7 +179,7 @@ class RunTask:
             ttl_s=AI_RESULT_TTL_S,
         )
         assert result is not None
-        return result, not called
+        return result, not called, tail
 
     async def _messages(
         self, ref: TaskRef, kind: TaskKind, data: dict[str, Any]
@@ -195,18 +192,19 @@ class RunTask:
             system += "\n\n" + _context(bundle)
         return system, str(data["prompt"])
 
-    async def _stream(self, ref: TaskRef, claim: Claim, system: str, prompt: str) -> str:
+    async def _stream(
+        self, ref: TaskRef, claim: Claim, system: str, prompt: str
+    ) -> tuple[str, str]:
+        """The whole answer, and its tokens not sent yet (they go with the outcome)."""
         tokens: list[str] = []
         state = {"cancel": False, "lost": False}
 
         async def keep_lease() -> None:
             while True:
                 await asyncio.sleep(self._settings.lease_s / 3)
-                async with self._uows(ref.caller) as uow:
-                    asked = await uow.tasks.heartbeat(
-                        ref, claim.attempt, self._settings.lease_s, _progress(len(tokens))
-                    )
-                    await uow.commit()
+                asked = await self._states.heartbeat(
+                    ref, claim.attempt, self._settings.lease_s, _progress(len(tokens))
+                )
                 state["lost"], state["cancel"] = asked is None, bool(asked)
 
         lease = asyncio.create_task(keep_lease())
@@ -230,17 +228,13 @@ class RunTask:
                     last_check_in = loop.time()
         finally:
             lease.cancel()
-        if sent < len(tokens):
-            await self._emit(ref, EventType.TOKEN, text="".join(tokens[sent:]))
-        return "".join(tokens)
+        return "".join(tokens), "".join(tokens[sent:])
 
     async def _check_in(self, ref: TaskRef, claim: Claim, state: dict[str, bool], n: int) -> None:
         """Record progress at a step; stop if cancelled or no longer ours."""
-        async with self._uows(ref.caller) as uow:
-            asked = await uow.tasks.heartbeat(
-                ref, claim.attempt, self._settings.lease_s, _progress(n)
-            )
-            await uow.commit()
+        asked = await self._states.heartbeat(
+            ref, claim.attempt, self._settings.lease_s, _progress(n)
+        )
         if asked is None or state["lost"]:
             raise _LeaseLostError
         if asked or state["cancel"]:

@@ -128,9 +128,8 @@ class FoundationRepository(Protocol):
 
 
 class TaskRepository(Protocol):
-    """Tasks and their state machine. Every state change a worker makes is
-    guarded by (status, attempt), so a late or duplicate delivery can never
-    write a second result."""
+    """Tasks as users see and change them (the worker's state changes are
+    TaskStates)."""
 
     async def add(
         self, task: Task, idempotency_key: str | None, request_hash: str | None
@@ -159,6 +158,13 @@ class TaskRepository(Protocol):
     async def cancel(self, workspace_id: UUID, task_id: UUID) -> Task | None:
         """Cancel a queued task at once; ask a running one to stop. None if absent."""
         ...
+
+
+class TaskStates(Protocol):
+    """A worker's state changes of one task. Each is one transaction of its own,
+    in the task's tenant context (its workspace and creator, under row-level
+    security), and each is guarded by (status, attempt), so a late or
+    duplicate delivery can never write a second result."""
 
     async def claim(self, ref: TaskRef, max_running: int, lease_s: float) -> Claim | bool:
         """Start the next attempt: the Claim; True when the workspace already runs
@@ -266,8 +272,9 @@ class JobQueue(Protocol):
     """Where dispatched tasks wait for a worker. At-least-once: a task may be
     delivered twice, and the guarded state changes make that harmless."""
 
-    async def enqueue(self, ref: TaskRef, attempt: int, priority: int, delay_ms: int) -> None:
-        """Idempotent per (task, attempt): a second enqueue of the same attempt is a no-op."""
+    async def enqueue(self, *dispatches: Dispatch) -> None:
+        """Put each attempt in the queue, all at once. Idempotent per (task,
+        attempt): a second enqueue of the same attempt is a no-op."""
         ...
 
     async def counts(self) -> dict[str, int]:

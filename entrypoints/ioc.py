@@ -31,6 +31,7 @@ from adapters.models.simulated import SimulatedModel
 from adapters.postgres.database import create_engine
 from adapters.postgres.dispatch import PgTaskDispatcher
 from adapters.postgres.observability import instrument
+from adapters.postgres.task_states import PgTaskStates
 from adapters.postgres.uow import PgUnitOfWorkFactory
 from adapters.redis.cache import PassThroughCache, RedisCache
 from adapters.redis.client import create_listener, create_redis
@@ -71,6 +72,7 @@ from domain.ports import (
     OpenStreams,
     StreamTickets,
     TaskDispatcher,
+    TaskStates,
     UIStateStore,
     UnitOfWork,
     UnitOfWorkFactory,
@@ -236,6 +238,10 @@ class WorkerProvider(Provider):
         dispatcher = PgTaskDispatcher(engine, settings.database_url)
         yield dispatcher
         await dispatcher.close()
+
+    @provide
+    def task_states(self, settings: Settings, engine: AsyncEngine) -> TaskStates:
+        return PgTaskStates(engine, settings.slow_query_ms)
 
     @provide
     def runner_settings(self, settings: Settings) -> RunnerSettings:

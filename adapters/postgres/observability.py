@@ -28,6 +28,15 @@ def normalized(statement: str) -> str:
     return _SPACE.sub(" ", statement).strip()[:MAX_SQL]
 
 
+def record(statement: str, seconds: float, slow_ms: float) -> None:
+    """Count a statement's duration; log it when it took `slow_ms` or more."""
+    QUERY_SECONDS.observe(seconds)
+    if seconds * 1000 >= slow_ms:
+        logger.warning(
+            "slow query", sql=normalized(statement), duration_ms=round(seconds * 1000, 2)
+        )
+
+
 def instrument(engine: AsyncEngine, slow_ms: float) -> None:
     """Time every statement `engine` runs; log those over `slow_ms`."""
 
@@ -39,12 +48,7 @@ def instrument(engine: AsyncEngine, slow_ms: float) -> None:
     def after(
         _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: Any
     ) -> None:
-        seconds = time.perf_counter() - context._keel_started
-        QUERY_SECONDS.observe(seconds)
-        if seconds * 1000 >= slow_ms:
-            logger.warning(
-                "slow query", sql=normalized(statement), duration_ms=round(seconds * 1000, 2)
-            )
+        record(statement, time.perf_counter() - context._keel_started, slow_ms)
 
     event.listen(engine.sync_engine, "before_cursor_execute", before)
     event.listen(engine.sync_engine, "after_cursor_execute", after)

@@ -45,7 +45,7 @@ from uuid import UUID
 import msgspec
 from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from adapters.redis.client import unavailable_as
 from domain.errors import SubscriptionClosedError, UnavailableError
@@ -236,32 +236,50 @@ class RedisEventBus:
     # Publishing
 
     async def publish(self, *events: TaskEvent) -> None:
+        calls = [self._publish_call(event) for event in events]
         with unavailable_as(WHAT):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for event in events:
-                    assert event.task_id is not None, "only stream.reset has no task"
-                    task = StreamRef(event.workspace_id, event.task_id)
-                    payload = _encode(
-                        _Wire(event.task_id, event.workspace_id, event.type, event.at, event.data)
-                    )
-                    await self._publish(
-                        keys=[
-                            stream_key(StreamRef(event.workspace_id)),
-                            stream_key(task),
-                            f"{stream_key(task)}:ended",
-                        ],
-                        args=[
-                            payload,
-                            "1" if event.type.terminal else "0",
-                            *self._limits,
-                            _channel(event.workspace_id),
-                            str(event.task_id),
-                        ],
-                        client=pipe,
-                    )
-                await pipe.execute()
+            if len(calls) == 1:
+                # EVALSHA, loading the script only when Redis answers NOSCRIPT.
+                keys, args = calls[0]
+                await self._publish(keys=keys, args=args)
+            else:
+                # redis-py's pipeline asks SCRIPT EXISTS before every
+                # execute (a round trip): send EVALSHAs, load on NOSCRIPT.
+                # The script is missing for all of them or none, so running
+                # the lot again publishes nothing twice.
+                try:
+                    await self._publish_pipelined(calls)
+                except NoScriptError:
+                    await self._redis.script_load(_PUBLISH)
+                    await self._publish_pipelined(calls)
         for event in events:
             PUBLISHED.labels(event.type.value).inc()
+
+    def _publish_call(self, event: TaskEvent) -> tuple[list[str], list[Any]]:
+        assert event.task_id is not None, "only stream.reset has no task"
+        task = StreamRef(event.workspace_id, event.task_id)
+        payload = _encode(
+            _Wire(event.task_id, event.workspace_id, event.type, event.at, event.data)
+        )
+        keys = [
+            stream_key(StreamRef(event.workspace_id)),
+            stream_key(task),
+            f"{stream_key(task)}:ended",
+        ]
+        args = [
+            payload,
+            "1" if event.type.terminal else "0",
+            *self._limits,
+            _channel(event.workspace_id),
+            str(event.task_id),
+        ]
+        return keys, args
+
+    async def _publish_pipelined(self, calls: list[tuple[list[str], list[Any]]]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.evalsha(self._publish.sha, len(keys), *keys, *args)
+            await pipe.execute()
 
     # Subscribing
 

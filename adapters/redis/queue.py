@@ -18,7 +18,7 @@ from typing import Any
 
 from bullmq import Queue
 
-from domain.entities import TaskRef
+from domain.entities import Dispatch, TaskRef
 
 QUEUE = "tasks"
 PREFIX = "{keel}"
@@ -37,23 +37,29 @@ def job_data(ref: TaskRef) -> dict[str, str]:
     }
 
 
+def _job(dispatch: Dispatch) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "jobId": job_id(dispatch.ref, dispatch.attempt),
+        "removeOnComplete": True,
+        "removeOnFail": False,
+        "attempts": 1,
+    }
+    if dispatch.priority:
+        # BullMQ: 1 is the highest priority; Keel: 10 is.
+        options["priority"] = 11 - dispatch.priority
+    if dispatch.delay_ms > 0:
+        options["delay"] = dispatch.delay_ms
+    return {"name": "run", "data": job_data(dispatch.ref), "opts": options}
+
+
 class BullMQJobQueue:
     def __init__(self, redis_url: str, prefix: str = PREFIX) -> None:
         self._queue = Queue(QUEUE, {"connection": redis_url, "prefix": prefix})
 
-    async def enqueue(self, ref: TaskRef, attempt: int, priority: int, delay_ms: int) -> None:
-        options: dict[str, Any] = {
-            "jobId": job_id(ref, attempt),
-            "removeOnComplete": True,
-            "removeOnFail": False,
-            "attempts": 1,
-        }
-        if priority:
-            # BullMQ: 1 is the highest priority; Keel: 10 is.
-            options["priority"] = 11 - priority
-        if delay_ms > 0:
-            options["delay"] = delay_ms
-        await self._queue.add("run", job_data(ref), options)
+    async def enqueue(self, *dispatches: Dispatch) -> None:
+        if dispatches:
+            # One MULTI for the lot (a relay batch), not a round trip per job.
+            await self._queue.addBulk([_job(dispatch) for dispatch in dispatches])
 
     async def counts(self) -> dict[str, int]:
         counts = await self._queue.getJobCounts(*STATES)

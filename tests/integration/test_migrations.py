@@ -73,11 +73,20 @@ async def _seed_0004(conn: sa.Connection) -> None:
     )
 
 
+async def _seed_0005(conn: sa.Connection) -> None:
+    # Through a worker function: it becomes keel_app, so RLS applies to its update.
+    await conn.execute(
+        sa.text("select keel_worker.postpone_task(:w, :t, :u, 250)"),
+        {"w": WORKSPACE, "t": TASK, "u": USER},
+    )
+
+
 SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0001": _seed_0001,
     "0002": _seed_0002,
     "0003": _seed_0003,
     "0004": _seed_0004,
+    "0005": _seed_0005,
 }
 
 

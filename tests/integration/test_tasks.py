@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.models.simulated import SimulatedModel
 from adapters.postgres.dispatch import PgTaskDispatcher
+from adapters.postgres.task_states import PgTaskStates
 from adapters.postgres.uow import PgUnitOfWorkFactory
 from adapters.redis.queue import QUEUE
 from application.run_task import Outcome, RunnerSettings, RunTask
@@ -305,7 +306,12 @@ async def test_a_worker_touches_only_the_workspace_of_the_task_it_holds(
     colleague = await people.join(workspace_b, owner_b, "member")
     task_b = (await _start(client, owner_b, workspace_b)).json()["id"]
     runner = RunTask(
-        PgUnitOfWorkFactory(engine), cache, SimulatedModel(0), RecordedEvents(), RunnerSettings()
+        PgUnitOfWorkFactory(engine),
+        PgTaskStates(engine),
+        cache,
+        SimulatedModel(0),
+        RecordedEvents(),
+        RunnerSettings(),
     )
     for forged in (
         TaskRef(workspace_a, uuid.UUID(task_b), owner_a.id),
@@ -458,7 +464,14 @@ async def test_a_worker_that_lost_the_task_announces_no_ending(
             yield "late answer"
 
     events = RecordedEvents()
-    runner = RunTask(PgUnitOfWorkFactory(engine), cache, HeldModel(), events, RunnerSettings())
+    runner = RunTask(
+        PgUnitOfWorkFactory(engine),
+        PgTaskStates(engine),
+        cache,
+        HeldModel(),
+        events,
+        RunnerSettings(),
+    )
     run = asyncio.create_task(runner.execute(TaskRef(workspace, uuid.UUID(task_id), owner.id)))
     await asyncio.wait_for(streaming.wait(), 10)
     async with owner_engine.begin() as conn:  # another worker's attempt 2 began

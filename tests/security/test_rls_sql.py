@@ -298,3 +298,59 @@ async def test_a_tenant_session_cannot_plant_temporary_tables_or_drain_the_outbo
             await _refused(conn, "select keel_private.recover_tasks(interval '-100 years')")
             == "42501"
         )
+
+
+async def test_worker_functions_run_under_the_tasks_tenant_context(
+    engine: AsyncEngine, owner_engine: AsyncEngine, two_tenants
+) -> None:
+    """keel_worker's functions are SECURITY INVOKER: they become keel_app in the
+    tenant context they are given, so row-level security decides what they touch,
+    and neither the role nor the variables outlive the call's transaction."""
+    _, workspace_a, owner_b, workspace_b, member_a = two_tenants
+    task = uuid.uuid4()
+    async with engine.connect() as conn, conn.begin():
+        await enter_tenant(conn, Caller(member_a.id, workspace_a))
+        await conn.execute(
+            sa.text(
+                "insert into tasks (workspace_id, id, kind, input, created_by)"
+                " values (:w, :t, 'summarize', '{\"text\": \"x\"}', :u)"
+            ),
+            {"w": workspace_a, "t": task, "u": member_a.id},
+        )
+    claim = "select id, attempts from keel_worker.claim_task(:w, :t, :u, 4, 30000, :h)"
+    async with engine.connect() as conn:
+        # Another tenant's context reaches nothing, even naming the task.
+        for workspace, user in ((workspace_b, owner_b.id), (workspace_a, owner_b.id)):
+            rows = await conn.execute(
+                sa.text(claim), {"w": workspace, "t": task, "u": user, "h": uuid.uuid4()}
+            )
+            assert rows.all() == []
+        await conn.commit()
+    # The creator can no longer write there: the guarded update matches the row,
+    # and the policy still refuses it (the task is reported as waiting, unclaimed).
+    async with owner_engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "update memberships set role = 'viewer' where workspace_id = :w and user_id = :u"
+            ),
+            {"w": workspace_a, "u": member_a.id},
+        )
+    async with engine.connect() as conn:
+        params = {"w": workspace_a, "t": task, "u": member_a.id, "h": uuid.uuid4()}
+        assert [tuple(row) for row in await conn.execute(sa.text(claim), params)] == [(task, 0)]
+        await conn.commit()
+    async with owner_engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "update memberships set role = 'member' where workspace_id = :w and user_id = :u"
+            ),
+            {"w": workspace_a, "u": member_a.id},
+        )
+    async with engine.connect() as conn:
+        params = {"w": workspace_a, "t": task, "u": member_a.id, "h": uuid.uuid4()}
+        assert [tuple(row) for row in await conn.execute(sa.text(claim), params)] == [(task, 1)]
+        await conn.commit()
+        # The role and the variables were transaction-local: they ended with it.
+        assert await conn.scalar(sa.text("select current_user")) != "keel_app"
+        assert await conn.scalar(sa.text("select current_setting('app.user_id', true)")) == ""
+        assert await _refused(conn, "select count(*) from tasks") == "42501"
