@@ -318,39 +318,33 @@ async def test_worker_functions_run_under_the_tasks_tenant_context(
             {"w": workspace_a, "t": task, "u": member_a.id},
         )
     claim = "select id, attempts from keel_worker.claim_task(:w, :t, :u, 4, 30000, :h)"
-    async with engine.connect() as conn:
-        # Another tenant's context reaches nothing, even naming the task.
-        for workspace, user in ((workspace_b, owner_b.id), (workspace_a, owner_b.id)):
-            rows = await conn.execute(
-                sa.text(claim), {"w": workspace, "t": task, "u": user, "h": uuid.uuid4()}
+
+    async def claimed(workspace: uuid.UUID, user: uuid.UUID) -> list[tuple[object, ...]]:
+        async with engine.connect() as conn:
+            params = {"w": workspace, "t": task, "u": user, "h": uuid.uuid4()}
+            rows = [tuple(row) for row in await conn.execute(sa.text(claim), params)]
+            await conn.commit()
+            # The role and the variables were transaction-local: they ended with it.
+            assert await conn.scalar(sa.text("select current_user")) != "keel_app"
+            assert await conn.scalar(sa.text("select current_setting('app.user_id', true)")) == ""
+            assert await _refused(conn, "select count(*) from tasks") == "42501"
+            return rows
+
+    async def make(role: str) -> None:
+        async with owner_engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    "update memberships set role = :r where workspace_id = :w and user_id = :u"
+                ),
+                {"r": role, "w": workspace_a, "u": member_a.id},
             )
-            assert rows.all() == []
-        await conn.commit()
+
+    # Another tenant's context reaches nothing, even naming the task.
+    assert await claimed(workspace_b, owner_b.id) == []
+    assert await claimed(workspace_a, owner_b.id) == []
     # The creator can no longer write there: the guarded update matches the row,
     # and the policy still refuses it (the task is reported as waiting, unclaimed).
-    async with owner_engine.begin() as conn:
-        await conn.execute(
-            sa.text(
-                "update memberships set role = 'viewer' where workspace_id = :w and user_id = :u"
-            ),
-            {"w": workspace_a, "u": member_a.id},
-        )
-    async with engine.connect() as conn:
-        params = {"w": workspace_a, "t": task, "u": member_a.id, "h": uuid.uuid4()}
-        assert [tuple(row) for row in await conn.execute(sa.text(claim), params)] == [(task, 0)]
-        await conn.commit()
-    async with owner_engine.begin() as conn:
-        await conn.execute(
-            sa.text(
-                "update memberships set role = 'member' where workspace_id = :w and user_id = :u"
-            ),
-            {"w": workspace_a, "u": member_a.id},
-        )
-    async with engine.connect() as conn:
-        params = {"w": workspace_a, "t": task, "u": member_a.id, "h": uuid.uuid4()}
-        assert [tuple(row) for row in await conn.execute(sa.text(claim), params)] == [(task, 1)]
-        await conn.commit()
-        # The role and the variables were transaction-local: they ended with it.
-        assert await conn.scalar(sa.text("select current_user")) != "keel_app"
-        assert await conn.scalar(sa.text("select current_setting('app.user_id', true)")) == ""
-        assert await _refused(conn, "select count(*) from tasks") == "42501"
+    await make("viewer")
+    assert await claimed(workspace_a, member_a.id) == [(task, 0)]
+    await make("member")
+    assert await claimed(workspace_a, member_a.id) == [(task, 1)]
