@@ -8,7 +8,7 @@ from uuid import UUID
 from application.access import caller_role, current_workspace
 from application.caching import FOUNDATION_TTL_S, MISSING_TTL_S, cached_role, forget
 from application.pagination import check_limit, decode_cursor, make_page
-from domain.cache import FOUNDATION, bundle_key, document_key, member_key
+from domain.cache import FOUNDATION, Hit, bundle_key, document_key, member_key
 from domain.entities import (
     FoundationBundle,
     FoundationChanges,
@@ -64,6 +64,34 @@ class ListDocuments:
         return make_page(rows, limit, lambda document: document.id)
 
 
+async def _peek_document(
+    cache: Cache, workspace_id: UUID, user_id: UUID, document_id: UUID
+) -> tuple[Hit[Role] | None, Hit[FoundationDocument] | None]:
+    """The caller's cached membership and the cached document, in one round trip."""
+    member, document = await cache.peek(
+        (member_key(workspace_id, user_id), Role),
+        (document_key(workspace_id, document_id), FoundationDocument),
+    )
+    return member, document
+
+
+class PeekDocument:
+    """A document the cache alone can answer for: the caller is a cached member
+    and the document a cached value. None means "ask GetDocument", which
+    reads what the cache lacks and answers every other case."""
+
+    def __init__(self, cache: Cache) -> None:
+        self._cache = cache
+
+    async def execute(
+        self, workspace_id: UUID, user_id: UUID, document_id: UUID
+    ) -> FoundationDocument | None:
+        member, cached = await _peek_document(self._cache, workspace_id, user_id, document_id)
+        if member is None or member.value is None or cached is None:
+            return None
+        return cached.value
+
+
 class GetDocument:
     """One document, from the cache when it can: no Postgres round trip on a hit."""
 
@@ -73,10 +101,7 @@ class GetDocument:
     async def execute(self, document_id: UUID) -> FoundationDocument:
         workspace_id, user_id = current_workspace(self._uow), self._uow.caller.user_id
         key = document_key(workspace_id, document_id)
-        # One round trip on the hot path: the membership and the document together.
-        member, cached = await self._cache.peek(
-            (member_key(workspace_id, user_id), Role), (key, FoundationDocument)
-        )
+        member, cached = await _peek_document(self._cache, workspace_id, user_id, document_id)
         if member is None or member.value is None:
             await cached_role(self._uow, self._cache)
 

@@ -24,8 +24,12 @@ class RegisterCaller:
         self._uow_factory = uow_factory
         self._registered: dict[UUID, str | None] = {}
 
+    def known(self, user_id: UUID, email: str | None) -> bool:
+        """Registered already, with this email: execute() would do nothing."""
+        return user_id in self._registered and self._registered[user_id] == email
+
     async def execute(self, user_id: UUID, email: str | None) -> None:
-        if user_id in self._registered and self._registered[user_id] == email:
+        if self.known(user_id, email):
             return
         async with self._uow_factory(Caller(user_id)) as uow:
             await uow.users.upsert(User(id=user_id, email=email))

@@ -13,21 +13,26 @@ import logging
 from dishka import AsyncContainer
 from dishka.integrations.litestar import DishkaRouter, setup_dishka
 from litestar import Litestar
+from litestar.config.app import AppConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.security.jwt import JWTAuth
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.database import inspect_runtime_role
 from adapters.redis.client import create_redis
-from domain.ports import EventBus
-from entrypoints.http.auth import jwt_auth
+from application.foundation import PeekDocument
+from application.profiles import RegisterCaller
+from domain.ports import Cache, EventBus
+from entrypoints.http.auth import Principal, RememberedToken, jwt_auth
 from entrypoints.http.console import console
 from entrypoints.http.controllers import MeController, MemberController, WorkspaceController
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.events import EventController
 from entrypoints.http.foundation import FoundationController
 from entrypoints.http.health import healthz, readyz
-from entrypoints.http.observability import bind_route, request_context
+from entrypoints.http.hot_reads import HotDocumentReads
+from entrypoints.http.observability import RouteMetricsMiddleware, bind_route, request_context
 from entrypoints.http.rate_limit import STORE, FailOpenRedisStore, task_rate_limit
 from entrypoints.http.tasks import TaskController
 from entrypoints.http.ui_state import UIStateController
@@ -37,7 +42,11 @@ from entrypoints.settings import ConfigError, Settings
 logger = logging.getLogger("keel.http")
 
 METRICS = PrometheusConfig(
-    app_name="keel", prefix="keel", group_path=True, exclude=["^/metrics$", "^/healthz$"]
+    app_name="keel",
+    prefix="keel",
+    group_path=True,
+    exclude=["^/metrics$", "^/healthz$"],
+    middleware_class=RouteMetricsMiddleware,
 )
 
 
@@ -55,6 +64,14 @@ async def check_database_role(engine: AsyncEngine) -> None:
                 for problem in problems
             ]
         )
+
+
+def _authenticate_inside(config: AppConfig, auth: JWTAuth[Principal, RememberedToken]) -> AppConfig:
+    """Install JWT authentication inside the metrics middleware (JWTAuth puts
+    itself first): a refused request is counted too."""
+    config = auth.on_app_init(config)
+    config.middleware.append(config.middleware.pop(0))
+    return config
 
 
 def drain_event_streams(app: Litestar) -> None:
@@ -82,6 +99,11 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
         gc.collect()
         gc.freeze()
 
+    async def arm_hot_reads(app: Litestar) -> None:
+        # Process-wide, and wanted by every authenticated request: resolved once.
+        register = app.state.register_caller = await container.get(RegisterCaller)
+        hot_reads.ready(PeekDocument(await container.get(Cache)), register)
+
     async def keep_event_bus(app: Litestar) -> None:
         bus, loop = await container.get(EventBus), asyncio.get_running_loop()
         app.state.drain_event_streams = lambda: loop.call_soon_threadsafe(bus.drain)
@@ -89,6 +111,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
     async def close_container() -> None:
         await container.close()
 
+    auth = jwt_auth(settings.jwt_secret, settings.jwt_audience)
     routes = DishkaRouter(
         "",
         route_handlers=[
@@ -111,15 +134,27 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
     )
     app = Litestar(
         route_handlers=[routes],
-        on_app_init=[jwt_auth(settings.jwt_secret, settings.jwt_audience).on_app_init],
-        on_startup=[check_role_on_startup, keep_event_bus, freeze_startup_objects],
+        on_app_init=[lambda config: _authenticate_inside(config, auth)],
+        on_startup=[
+            check_role_on_startup,
+            arm_hot_reads,
+            keep_event_bus,
+            freeze_startup_objects,
+        ],
         on_shutdown=[close_container],
-        middleware=[request_context, METRICS.middleware],
+        middleware=[METRICS.middleware],
         before_request=bind_route,
         exception_handlers=EXCEPTION_HANDLERS,
+        # Logging is configured by the entry point (entrypoints/logging.py);
+        # Litestar's default would replace the root handler with its own.
+        logging_config=None,
         stores={STORE: FailOpenRedisStore(create_redis(settings.redis_url), namespace="keel-rate")},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Keel", version="1.0.0", path="/schema"),
     )
     setup_dishka(container, app)
+    # Outside Litestar's own layers, so that every answer, a refusal by a
+    # middleware or an unknown route included, has a request id and a log line.
+    hot_reads = HotDocumentReads(request_context(app.asgi_handler), auth, METRICS)
+    app.asgi_handler = hot_reads
     return app

@@ -76,7 +76,7 @@ async def _retrieve_principal(
         return None
     email = token.extras.get("email")
     principal = Principal(user_id, email if isinstance(email, str) else None)
-    register = await connection.state.dishka_container.get(RegisterCaller)
+    register: RegisterCaller = connection.app.state.register_caller
     await register.execute(principal.user_id, principal.email)
     return principal
 

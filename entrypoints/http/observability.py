@@ -1,4 +1,4 @@
-"""Request ids and one structured access-log line per request.
+"""Request ids, one structured access-log line per request, and the HTTP metrics.
 
 A small ASGI middleware rather than Litestar's LoggingMiddleware: that one
 logs request and response contents, while Keel needs an `X-Request-ID`
@@ -17,14 +17,18 @@ from typing import Any
 import structlog
 from litestar import Request
 from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import Counter, Gauge, Histogram
 
 HEADER = b"x-request-id"
 _VALID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 access_log = structlog.get_logger("keel.access")
 
 
-def _request_id(scope: Scope) -> str:
+def request_id_of(scope: Scope) -> str:
+    """The client's `X-Request-ID` when it is a sane one, else a new id."""
     for name, value in scope.get("headers", ()):
         if name == HEADER and _VALID.fullmatch(value):
             return value.decode()
@@ -36,7 +40,7 @@ def request_context(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        request_id = _request_id(scope)
+        request_id = request_id_of(scope)
         started = time.perf_counter()
         status = 500
 
@@ -56,20 +60,120 @@ def request_context(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-def bind_route(request: Request[Any, Any, Any]) -> None:
-    """Litestar before_request hook: the route template for every later log line."""
+async def bind_route(request: Request[Any, Any, Any]) -> None:
+    """Litestar before_request hook: the route template for every later log line.
+
+    A coroutine: Litestar runs a plain function hook in a worker thread, a
+    thread hop per request that cost a cached read a fifth of its time.
+    """
     structlog.contextvars.bind_contextvars(route=request.scope.get("path_template"))
 
 
 def _log(scope: Scope, status: int, seconds: float) -> None:
     user: Any = scope.get("user")
     workspace = scope.get("path_params", {}).get("workspace_id")
+    log_request(
+        scope.get("method", "-"),
+        scope.get("path_template", "unmatched"),
+        status,
+        seconds,
+        user.user_id if hasattr(user, "user_id") else None,
+        workspace,
+    )
+
+
+def log_request(
+    method: Any, route: str, status: int, seconds: float, user_id: Any, workspace_id: Any
+) -> None:
+    """The access-log line of one request."""
     access_log.info(
         "request",
-        method=scope.get("method"),
-        route=scope.get("path_template", "unmatched"),
+        method=method,
+        route=route,
         status=status,
         duration_ms=round(seconds * 1000, 2),
-        user_id=str(user.user_id) if hasattr(user, "user_id") else None,
-        workspace_id=str(workspace) if workspace else None,
+        user_id=str(user_id) if user_id else None,
+        workspace_id=str(workspace_id) if workspace_id else None,
     )
+
+
+class RouteMetricsMiddleware(PrometheusMiddleware):
+    """Litestar's Prometheus middleware with the same metrics and labels, each
+    route's labelled series looked up once rather than with four `labels()`
+    calls per request (a tenth of a cached read's time went there).
+
+    Takes no extra labels, exemplars or excluded methods: Keel sets none.
+    """
+
+    def __init__(self, app: ASGIApp, config: PrometheusConfig) -> None:
+        if config.labels or config.exemplars or config.excluded_http_methods:
+            raise ValueError(
+                "RouteMetricsMiddleware takes no labels, exemplars or excluded methods"
+            )
+        super().__init__(app, config)
+        self._in_progress: dict[tuple[str, str], Gauge] = {}
+        self._done: dict[tuple[str, str, int], tuple[Counter, Histogram, Counter | None]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"] if scope["type"] == ScopeType.HTTP else scope["type"]
+        path = scope["path_template"] if self._config.group_path else scope["path"]
+        in_progress = self.in_progress(method, path)
+        started, status, duration = time.perf_counter(), 200, 0.0
+
+        async def timed_send(message: Message) -> None:
+            nonlocal status, duration
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                duration = time.perf_counter() - started
+            await send(message)
+
+        in_progress.inc()
+        try:
+            await self.app(scope, receive, timed_send)
+        except Exception as error:
+            # A middleware's refusal (401, 429) is answered further out.
+            status = error.status_code if isinstance(error, HTTPException) else 500
+            duration = time.perf_counter() - started
+            raise
+        finally:
+            in_progress.dec()
+            self.observe(method, path, status, duration)
+
+    def in_progress(self, method: str, path: str) -> Gauge:
+        """The in-progress gauge of a route."""
+        return self._in_progress.get((method, path)) or self._gauge((method, path))
+
+    def observe(self, method: str, path: str, status: int, seconds: float) -> None:
+        """Count one finished request of a route."""
+        key = (method, path, status)
+        count, duration, errors = self._done.get(key) or self._series(key)
+        count.inc()
+        duration.observe(seconds)
+        if errors is not None:
+            errors.inc()
+
+    def _labels(self, method: str, path: str, status: int) -> dict[str, str | int | float]:
+        return {
+            "method": method,
+            "path": path,
+            "status_code": status,
+            "app_name": self._config.app_name,
+        }
+
+    def _gauge(self, route: tuple[str, str]) -> Gauge:
+        labels = self._labels(*route, 200)
+        gauge = self._in_progress[route] = self.requests_in_progress(labels).labels(
+            *labels.values()
+        )
+        return gauge
+
+    def _series(self, key: tuple[str, str, int]) -> tuple[Counter, Histogram, Counter | None]:
+        labels = self._labels(*key)
+        values = labels.values()
+        series = self._done[key] = (
+            self.request_count(labels).labels(*values),
+            self.request_time(labels).labels(*values),
+            self.requests_error_count(labels).labels(*values) if key[2] >= 500 else None,
+        )
+        return series

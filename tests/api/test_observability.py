@@ -67,3 +67,18 @@ async def test_slow_queries_are_logged_without_values(database: Database) -> Non
     assert "ceo@tenant.example" not in str(logs)
     assert slow[-1]["task_id"] == "t-1"
     assert (REGISTRY.get_sample_value("keel_db_query_seconds_count") or 0) > before
+
+
+async def test_refusals_and_unknown_routes_have_request_ids_log_lines_and_metrics(
+    client: httpx.AsyncClient,
+) -> None:
+    with capture_logs([structlog.contextvars.merge_contextvars]) as logs:
+        refused = await client.get("/v1/me", headers={"X-Request-ID": "no-token"})
+        unknown = await client.get("/v1/nowhere", headers={"X-Request-ID": "lost"})
+    assert (refused.status_code, refused.headers["x-request-id"]) == (401, "no-token")
+    assert (unknown.status_code, unknown.headers["x-request-id"]) == (404, "lost")
+    lines = {entry["request_id"]: entry for entry in logs if entry["event"] == "request"}
+    assert (lines["no-token"]["status"], lines["no-token"]["route"]) == (401, "/v1/me")
+    assert lines["lost"]["status"] == 404
+    metrics = (await client.get("/metrics")).text
+    assert 'path="/v1/me",status_code="401"' in metrics

@@ -16,6 +16,7 @@ then KEEL_DATA_DIR and KEEL_PORT are set.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -61,6 +62,17 @@ def _poll(condition: Callable[[], bool], timeout: float, interval: float = 0.1) 
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+def _access_lines(lines: list[str], route: str) -> list[dict[str, object]]:
+    """The API's access-log lines for `route`: one JSON object per line."""
+    found = []
+    for line in list(lines):
+        if line.startswith("{"):
+            entry = json.loads(line)
+            if entry.get("event") == "request" and entry.get("route") == route:
+                found.append(entry)
+    return found
 
 
 def _alive(process: psutil.Process) -> bool:
@@ -235,6 +247,10 @@ def test_keel_dev_starts_serves_stops_and_dies_with_its_children(tmp_path: Path)
         me = first.get("/v1/me", token)
         assert me.status_code == 200, me.text
         assert uuid.UUID(me.json()["id"]) == user
+        assert _poll(lambda: _access_lines(first.lines, "/v1/me"), 10), first.output
+        [line, *_] = _access_lines(first.lines, "/v1/me")
+        assert (line["status"], line["user_id"]) == (200, str(user)), line
+        assert line["request_id"] == me.headers["x-request-id"], line
         schema = first.get("/schema/openapi.json")
         assert schema.status_code == 200, schema.text
         assert "/v1/me" in schema.json()["paths"]

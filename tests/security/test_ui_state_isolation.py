@@ -142,7 +142,8 @@ async def test_injection_keys_are_400_and_create_nothing(
         assert response.status_code == 400, (method, key, response.text)
         assert response.json()["status"] == 400
     appeared = set(await redis.keys("*")) - before
-    assert [name for name in appeared if b":members" not in name] == []
+    # Task queues ({test-…}) belong to other tests that may share this Redis.
+    assert [n for n in appeared if b":members" not in n and not n.startswith(b"{test-")] == []
     assert (await client.get(base, headers=owner.headers)).json()["items"] == []
 
 
