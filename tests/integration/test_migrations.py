@@ -81,12 +81,23 @@ async def _seed_0005(conn: sa.Connection) -> None:
     )
 
 
+async def _seed_0006(conn: sa.Connection) -> None:
+    # caller_role answers inside the policies: a heartbeat for a task that is
+    # not running changes nothing and says so (null).
+    lease = await conn.scalar(
+        sa.text("select keel_worker.heartbeat_task(:w, :t, :u, 1, 30000, 0)"),
+        {"w": WORKSPACE, "t": TASK, "u": USER},
+    )
+    assert lease is None
+
+
 SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0001": _seed_0001,
     "0002": _seed_0002,
     "0003": _seed_0003,
     "0004": _seed_0004,
     "0005": _seed_0005,
+    "0006": _seed_0006,
 }
 
 
