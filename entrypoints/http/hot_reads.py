@@ -10,7 +10,8 @@ answers only what the full path would answer, the same way, and hands every
 other request to the full path untouched. It answers when
 
 - the request is exactly `GET /v1/workspaces/{uuid}/foundation/{uuid}`
-  (canonical lower-case ids) with no query string and no conditional header;
+  (canonical lower-case ids; the path as Litestar routes it, root path cut
+  off its way) with no query string and no conditional header;
 - it carries one `Authorization: Bearer` token that passes the very check the
   JWT middleware makes (same token class, secret, algorithm, audience and
   required claims), for a user whose profile is registered already;
@@ -81,7 +82,7 @@ class HotDocumentReads:
             scope["type"] != ScopeType.HTTP
             or scope["method"] != "GET"
             or scope["query_string"]
-            or (path := _PATH.fullmatch(scope["path"])) is None
+            or (path := _PATH.fullmatch(_routed_path(scope))) is None
         ):
             await self._app(scope, receive, send)
             return
@@ -94,9 +95,8 @@ class HotDocumentReads:
         if answer is None:
             await self._app(scope, receive, send)
             return
-        user_id, document = answer
+        user_id, workspace_id, body, tag = answer
         request_id = request_id_of(scope)
-        body = _encode(DocumentOut.of(document))
         in_progress = self._metrics.in_progress("GET", ROUTE)
         in_progress.inc()
         try:
@@ -106,7 +106,7 @@ class HotDocumentReads:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
-                    (b"etag", etag(document).encode()),
+                    (b"etag", tag),
                     (HEADER, request_id.encode()),
                 ],
             }
@@ -118,12 +118,13 @@ class HotDocumentReads:
             seconds = time.perf_counter() - started
             self._metrics.observe("GET", ROUTE, 200, seconds)
             with structlog.contextvars.bound_contextvars(request_id=request_id):
-                log_request("GET", ROUTE, 200, seconds, user_id, document.workspace_id)
+                log_request("GET", ROUTE, 200, seconds, user_id, workspace_id)
 
     async def _answer(
         self, scope: Scope, workspace_id: UUID, document_id: UUID
-    ) -> tuple[UUID, FoundationDocument] | None:
-        """The caller and the document when the cache alone can answer; else None."""
+    ) -> tuple[UUID, UUID, bytes, bytes] | None:
+        """The caller, the workspace, the body and the ETag when the cache alone
+        can answer; else None. Whatever can fail runs here, before the answer starts."""
         if self._peek is None or self._register is None:
             return None
         encoded = _bearer_token(scope)
@@ -149,7 +150,21 @@ class HotDocumentReads:
         if not self._register.known(user_id, email if isinstance(email, str) else None):
             return None
         document = await self._peek.execute(workspace_id, user_id, document_id)
-        return None if document is None else (user_id, document)
+        if document is None:
+            return None
+        return user_id, document.workspace_id, _encode(DocumentOut.of(document)), _etag(document)
+
+
+def _etag(document: FoundationDocument) -> bytes:
+    return etag(document).encode()
+
+
+def _routed_path(scope: Scope) -> str:
+    """The path Litestar routes: without the root path, cut as its ASGI router cuts it."""
+    path: str = scope["path"]
+    if root_path := scope.get("root_path", ""):
+        path = path.split(root_path, maxsplit=1)[-1]
+    return path
 
 
 def _bearer_token(scope: Scope) -> str | None:
