@@ -57,3 +57,10 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Under plain `uvicorn`, its own logging set-up is in place already: its
+    # lines become JSON lines, and its access log (full URLs, query strings,
+    # stream tickets included) gives way to Keel's own access line.
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").disabled = True

@@ -5,9 +5,9 @@ Each request is answered by the app with the fast path and by one without it
 (tests/api/test_hot_reads.py's `_both`); they must agree. Findings when this
 was written: a root path made the two disagree (the full path strips it
 before routing, the fast path did not), and a failure after the cache lookup
-escaped as a bare server error; both are fixed. Plain `uvicorn
-entrypoints.http.asgi:app` still writes uvicorn's plain-text access lines on
-stdout (xfail below).
+escaped as a bare server error; and plain `uvicorn entrypoints.http.asgi:app`
+wrote uvicorn's plain-text access lines (query strings, stream tickets
+included) on stdout. All three are fixed.
 """
 
 from __future__ import annotations
@@ -527,16 +527,7 @@ async def _stdout_of_a_real_server(
     "command",
     [
         [str(Path(sys.executable).parent / "keel"), "api"],
-        pytest.param(
-            [str(Path(sys.executable).parent / "uvicorn"), "entrypoints.http.asgi:app"],
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="plain uvicorn keeps its own dictConfig: uvicorn.access (propagate=False) "
-                "writes plain-text access lines, with full paths and query strings (stream "
-                "tickets included), to stdout; the fix belongs in entrypoints/http/asgi.py or "
-                "the docs, outside this review (`keel api` sets access_log=False, log_config=None)",
-            ),
-        ),
+        [str(Path(sys.executable).parent / "uvicorn"), "entrypoints.http.asgi:app"],
     ],
     ids=["keel-api", "uvicorn"],
 )
