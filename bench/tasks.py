@@ -95,11 +95,13 @@ async def _keel_throughput(
         while True:
             async with engine.connect() as conn:
                 left = await conn.scalar(
+                    # By the (workspace, status) index: this poll must not scan
+                    # every task row (earlier runs' too) while workers run.
                     sa.text(
-                        "select count(*) from tasks where status in ('queued', 'running')"
-                        " and input->>'text' like :b"
+                        "select count(*) from tasks where workspace_id = cast(:w as uuid)"
+                        " and status in ('queued', 'running') and input->>'text' like :b"
                     ),
-                    {"b": f"{batch} %"},
+                    {"w": workspace, "b": f"{batch} %"},
                 )
             if not left:
                 break
