@@ -36,7 +36,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import msgspec
@@ -44,6 +44,7 @@ from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
 from redis.exceptions import LockError, RedisError
 
+from adapters.redis.batching import BatchedReads
 from domain.cache import CacheKey, Hit
 
 T = TypeVar("T")
@@ -96,6 +97,7 @@ class RedisCache:
 
     def __init__(self, redis: Redis, prefix: str = "keel") -> None:
         self._redis = redis
+        self._reads = BatchedReads(redis)
         self._prefix = prefix
         self._set_if_current = redis.register_script(_SET_IF_CURRENT)
         self._flights: dict[str, asyncio.Task[Any]] = {}
@@ -210,7 +212,7 @@ class RedisCache:
         return (raw_generation.decode() if raw_generation else ""), hit, value
 
     async def _mget(self, *names: str) -> list[bytes | None]:
-        return cast("list[bytes | None]", await self._redis.mget(names))
+        return await self._reads.mget(names)
 
     def _decode(
         self, raw_generation: bytes | None, raw_value: bytes | None, type_: type[T]
