@@ -26,11 +26,15 @@ class BatchedReads:
         self._redis = redis
         self._waiting: list[tuple[tuple[str, ...], asyncio.Future[Values]]] = []
         self._sending: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def mget(self, names: tuple[str, ...]) -> Values:
         """The values of `names`, read in one command (raises what the command raises)."""
         loop = asyncio.get_running_loop()
+        if self._waiting and self._loop is not loop:
+            self._waiting = []  # left by an event loop that stopped before sending them
         if not self._waiting:
+            self._loop = loop
             loop.call_soon(self._send)
         future: asyncio.Future[Values] = loop.create_future()
         self._waiting.append((names, future))

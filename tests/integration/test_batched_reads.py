@@ -68,3 +68,33 @@ async def test_a_failure_reaches_every_reader_of_the_batch() -> None:
     with pytest.raises(RedisConnectionError):
         await reads.mget(("again",))
     await dead.aclose()
+
+
+def test_reads_left_by_a_stopped_event_loop_do_not_hold_up_the_next_one(services: Any) -> None:
+    """An event loop that stops between a read and its send (a shutdown) must
+    not leave the reader without sends on the next loop."""
+    redis = create_redis(services.redis_url)
+    reads = BatchedReads(redis)
+    orphans: list[asyncio.Future[Any]] = []
+
+    async def read_and_stop() -> None:
+        orphans.append(asyncio.ensure_future(reads.mget(("orphan",))))
+        await asyncio.sleep(0)  # the read is queued, its send scheduled...
+        asyncio.get_running_loop().stop()  # ...and never run
+
+    stopping = asyncio.new_event_loop()
+    started = stopping.create_task(read_and_stop())
+    stopping.run_forever()
+    assert started.done()
+    assert not orphans[0].done(), "the read must still be waiting for its send"
+
+    async def read() -> list[bytes | None]:
+        try:
+            return await asyncio.wait_for(reads.mget(("next",)), 5)
+        finally:
+            await redis.aclose()
+
+    assert asyncio.run(read()) == [None]
+    orphans[0].cancel()
+    stopping.run_until_complete(asyncio.sleep(0))
+    stopping.close()
