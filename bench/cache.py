@@ -20,11 +20,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -72,9 +74,16 @@ def _server(app: str, env: dict[str, str], factory: bool = False) -> Iterator[st
         "warning",
         "--no-access-log",
     ]
-    process = subprocess.Popen(
-        [*command, *(["--factory"] if factory else [])], env={**os.environ, **env}
-    )
+    # The servers' log lines (one per request) go to a file, not between the results.
+    log = Path(tempfile.gettempdir()) / f"keel-bench-{app.split(':')[0]}-{port}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*command, *(["--factory"] if factory else [])],
+            env={**os.environ, **env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    print(f"{app}: log in {log}", file=sys.stderr)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -90,7 +99,7 @@ def _server(app: str, env: dict[str, str], factory: bool = False) -> Iterator[st
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline or process.poll() is not None:
-                raise SystemExit(f"{app} did not start")
+                raise SystemExit(f"{app} did not start; its output: {log}")
             time.sleep(0.2)
         yield base
     finally:
