@@ -25,7 +25,10 @@ processes a short Redis lock lets one process load while the others poll
 for its value, for a bounded time, then load themselves.
 
 Redis down or slow (the client's timeout, 50 ms by default) never fails a
-read: the loader's value is returned uncached, counted and logged.
+read: the loader's value is returned uncached, counted and logged. After a
+failed read, reads skip Redis for READ_PAUSE_S, so that a request (whose
+membership, document and fill would each wait out the timeout) and the
+ones behind it go straight to the loader; invalidations are always tried.
 """
 
 from __future__ import annotations
@@ -79,6 +82,10 @@ _ENCODER = msgspec.msgpack.Encoder()
 _NIL = _ENCODER.encode(None)
 
 
+class _ReadsPausedError(RedisError):
+    """Reads skip Redis for a moment after one failed."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Keys:
     generation: str
@@ -94,6 +101,7 @@ class RedisCache:
     POLL_S = 0.01
     JITTER = 0.1
     LOG_EVERY_S = 10.0
+    READ_PAUSE_S = 1.0
 
     def __init__(self, redis: Redis, prefix: str = "keel") -> None:
         self._redis = redis
@@ -103,6 +111,7 @@ class RedisCache:
         self._flights: dict[str, asyncio.Task[Any]] = {}
         self._decoders: dict[Any, msgspec.msgpack.Decoder[Any]] = {}
         self._last_log = 0.0
+        self._reads_paused_until = 0.0
 
     def _keys(self, key: CacheKey) -> _Keys:
         base = f"{self._prefix}:{{ws:{key.workspace_id}}}"
@@ -212,6 +221,8 @@ class RedisCache:
         return (raw_generation.decode() if raw_generation else ""), hit, value
 
     async def _mget(self, *names: str) -> list[bytes | None]:
+        if time.monotonic() < self._reads_paused_until:
+            raise _ReadsPausedError("a read failed a moment ago")
         return await self._reads.mget(names)
 
     def _decode(
@@ -281,6 +292,8 @@ class RedisCache:
         ERRORS.labels(operation).inc()
         if operation == "read":
             REQUESTS.labels(keys.namespace, "error").inc()
+            if not isinstance(error, _ReadsPausedError):
+                self._reads_paused_until = time.monotonic() + self.READ_PAUSE_S
         now = time.monotonic()
         if now - self._last_log >= self.LOG_EVERY_S:
             self._last_log = now
