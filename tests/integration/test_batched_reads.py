@@ -14,20 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from adapters.redis.batching import BatchedReads
 from adapters.redis.client import create_redis
-
-
-class _CountingPipelines:
-    """The real client, counting the pipelines opened on it."""
-
-    def __init__(self, redis: Redis) -> None:
-        self.redis, self.pipelines = redis, 0
-
-    def pipeline(self, *args: Any, **kwargs: Any) -> Any:
-        self.pipelines += 1
-        return self.redis.pipeline(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.redis, name)
+from tests.counting import CountingCalls
 
 
 async def test_concurrent_reads_share_one_round_trip_and_get_their_own_values(
@@ -35,15 +22,15 @@ async def test_concurrent_reads_share_one_round_trip_and_get_their_own_values(
 ) -> None:
     prefix = f"batch:{uuid.uuid4().hex}"
     await redis.mset({f"{prefix}:{i}": f"value-{i}".encode() for i in range(0, 50, 2)})
-    counting = _CountingPipelines(redis)
+    counting = CountingCalls(redis, "pipeline")
     reads = BatchedReads(counting)  # type: ignore[arg-type]
     results = await asyncio.gather(
         *(reads.mget((f"{prefix}:{i}", f"{prefix}:{i + 1}")) for i in range(0, 50, 2))
     )
-    assert counting.pipelines == 1
+    assert counting.calls["pipeline"] == 1
     assert results == [[f"value-{i}".encode(), None] for i in range(0, 50, 2)]
     alone = await reads.mget((f"{prefix}:0",))
-    assert (alone, counting.pipelines) == ([b"value-0"], 1), "a read alone is a plain MGET"
+    assert (alone, counting.calls["pipeline"]) == ([b"value-0"], 1), "a read alone is a plain MGET"
 
 
 async def test_a_cancelled_reader_leaves_the_others_their_answers(redis: Redis) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -15,6 +14,7 @@ from redis.asyncio import Redis
 from adapters.redis.cache import RedisCache
 from adapters.redis.client import create_redis
 from domain.cache import CacheKey
+from tests.counting import CountingCalls
 from tests.services import Services
 
 
@@ -219,25 +219,11 @@ def test_a_key_cannot_be_built_without_a_workspace() -> None:
         CacheKey(uuid.uuid4(), "test", "a}b:{c")
 
 
-class _CountingReads:
-    """The real client, counting the reads sent through it."""
-
-    def __init__(self, redis: Redis) -> None:
-        self.redis, self.reads = redis, 0
-
-    def mget(self, *args: Any, **kwargs: Any) -> Any:
-        self.reads += 1
-        return self.redis.mget(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.redis, name)
-
-
 async def test_after_a_failed_read_reads_skip_redis_for_a_moment(
     services: Services, redis: Redis
 ) -> None:
     client = create_redis(services.redis_url, timeout_s=0.05, retries=0)
-    counting = _CountingReads(client)
+    counting = CountingCalls(client, "mget")
     cache = RedisCache(counting)  # type: ignore[arg-type]
     cache.READ_PAUSE_S = 2.0
     await redis.execute_command("CLIENT", "PAUSE", "200", "ALL")
@@ -245,12 +231,12 @@ async def test_after_a_failed_read_reads_skip_redis_for_a_moment(
         assert await cache.get_or_set(_key(), Loader("a"), type_=str, ttl_s=60) == "a"
     finally:
         await redis.execute_command("CLIENT", "UNPAUSE")
-    sent = counting.reads
+    sent = counting.calls["mget"]
     key = _key()
     assert await cache.get_or_set(key, Loader("b"), type_=str, ttl_s=60) == "b"
-    assert counting.reads == sent, "a read right after a failed one skips Redis"
+    assert counting.calls["mget"] == sent, "a read right after a failed one skips Redis"
     await asyncio.sleep(cache.READ_PAUSE_S)
     assert await cache.get_or_set(key, Loader("c"), type_=str, ttl_s=60) == "c"
-    assert counting.reads > sent, "then reads use Redis again"
+    assert counting.calls["mget"] > sent, "then reads use Redis again"
     assert await cache.get_or_set(key, Loader("d"), type_=str, ttl_s=60) == "c", "and fill it"
     await client.aclose()
