@@ -14,9 +14,11 @@ are built by the caller), hence this small class.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import cast
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 Values = list[bytes | None]
 
@@ -44,24 +46,39 @@ class BatchedReads:
         batch, self._waiting = self._waiting, []
         task = asyncio.ensure_future(self._execute(batch))
         self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+        task.add_done_callback(partial(self._sent, batch))
+
+    def _sent(
+        self, batch: list[tuple[tuple[str, ...], asyncio.Future[Values]]], task: asyncio.Task[None]
+    ) -> None:
+        """Every reader gets an answer, even if the send was cancelled (before
+        or while it ran) or broke: a Redis error, so it goes to the loader."""
+        self._sending.discard(task)
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(RedisConnectionError("the batched read did not complete"))
 
     async def _execute(self, batch: list[tuple[tuple[str, ...], asyncio.Future[Values]]]) -> None:
         try:
             if len(batch) == 1:
-                results = [await self._redis.mget(batch[0][0])]
+                results: list[Values | Exception] = [
+                    cast("Values", await self._redis.mget(batch[0][0]))
+                ]
             else:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for names, _ in batch:
                         pipe.mget(names)
-                    results = await pipe.execute()
-        except BaseException as error:
+                    # an error answer belongs to its own reader, not to the batch
+                    results = await pipe.execute(raise_on_error=False)
+        except Exception as error:
             for _, future in batch:
                 if not future.done():
                     future.set_exception(error)
-            if not isinstance(error, Exception):
-                raise
             return
         for (_, future), values in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(cast("Values", values))
+            if future.done():
+                continue
+            if isinstance(values, Exception):
+                future.set_exception(values)
+            else:
+                future.set_result(values)

@@ -236,12 +236,18 @@ class RedisCache:
         """
         if raw_value is None or raw_generation is None:
             return False, None
-        stored_generation, payload = _ENVELOPE.decode(raw_value)
-        if stored_generation != raw_generation.decode():
+        try:
+            stored_generation, payload = _ENVELOPE.decode(raw_value)
+            if stored_generation != raw_generation.decode():
+                return False, None
+            if bytes(payload) == _NIL:
+                return True, None
+            return True, self._decoder(type_).decode(payload)
+        except (msgspec.DecodeError, UnicodeDecodeError) as error:
+            # Redis answered: a miss, which the fill overwrites; reads do not pause.
+            ERRORS.labels("decode").inc()
+            logger.warning("cached value unreadable as %r: %r; treated as a miss", type_, error)
             return False, None
-        if bytes(payload) == _NIL:
-            return True, None
-        return True, self._decoder(type_).decode(payload)
 
     async def _wait_for_fill(self, keys: _Keys, type_: type[T]) -> tuple[T | None] | None:
         """Another process is loading: poll for its value, for a bounded time."""
