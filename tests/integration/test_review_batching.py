@@ -40,7 +40,9 @@ async def own_cache(services: Services) -> AsyncIterator[RedisCache]:
     await client.aclose()
 
 
-async def test_one_failing_command_fails_only_its_own_reader(redis: Redis) -> None:
+async def test_one_failing_command_fails_only_its_own_reader(
+    redis: Redis, services: Services
+) -> None:
     """An error answer for one MGET of the pipeline (here an ACL refusal of
     one reader's key) belongs to that reader alone: the others get their values."""
     prefix = f"review:{uuid.uuid4().hex}"
@@ -49,7 +51,7 @@ async def test_one_failing_command_fails_only_its_own_reader(redis: Redis) -> No
     await redis.execute_command(
         "ACL", "SETUSER", user, "on", f">{password}", f"~{prefix}:ok:*", "+@all"
     )
-    limited = create_redis(f"redis://{user}:{password}@127.0.0.1:6379/15", retries=0)
+    limited = Redis.from_url(services.redis_url, username=user, password=password)
     try:
         reads = BatchedReads(limited)
         results = await asyncio.gather(
