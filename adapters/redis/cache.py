@@ -45,7 +45,7 @@ from uuid import UUID, uuid4
 import msgspec
 from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import RedisError
 
 from adapters.redis.batching import BatchedReads
 from domain.cache import CacheKey, Hit
@@ -61,9 +61,15 @@ LOADER_SECONDS = Histogram(
     "keel_cache_loader_seconds", "Time spent in cache loaders (the miss path)", ["namespace"]
 )
 
-# ARGV: generation read before loading ('' if none), envelope, value TTL ms,
-# generation TTL ms, the token the envelope carries (a fresh one if none was read).
+# Releases the fill lock (KEYS[3]) if it still holds this filler's token (ARGV[6],
+# '' when the filler holds none), then stores the value if the generation is still
+# current. ARGV: generation read before loading ('' if none), envelope, value TTL
+# ms, generation TTL ms, the token the envelope carries (a fresh one if none was
+# read), the lock token. One round trip for the store and the unlock.
 _SET_IF_CURRENT = """
+if ARGV[6] ~= '' and redis.call('GET', KEYS[3]) == ARGV[6] then
+  redis.call('DEL', KEYS[3])
+end
 local current = redis.call('GET', KEYS[1])
 if not current then
   if ARGV[1] ~= '' then return 0 end
@@ -75,6 +81,13 @@ else
 end
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 return 1
+"""
+
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 """
 
 _ENVELOPE = msgspec.msgpack.Decoder(tuple[str, msgspec.Raw])
@@ -108,6 +121,7 @@ class RedisCache:
         self._reads = BatchedReads(redis)
         self._prefix = prefix
         self._set_if_current = redis.register_script(_SET_IF_CURRENT)
+        self._unlock = redis.register_script(_UNLOCK)
         self._flights: dict[str, asyncio.Task[Any]] = {}
         self._decoders: dict[Any, msgspec.msgpack.Decoder[Any]] = {}
         self._last_log = 0.0
@@ -195,25 +209,29 @@ class RedisCache:
             REQUESTS.labels(keys.namespace, "hit").inc()
             return value
         REQUESTS.labels(keys.namespace, "miss").inc()
-        lock = self._redis.lock(keys.lock, timeout=self.LOCK_TTL_S, blocking=False)
+        token = uuid4().hex
         try:
-            locked = await lock.acquire()
+            locked = bool(
+                await self._redis.set(keys.lock, token, nx=True, px=int(self.LOCK_TTL_S * 1000))
+            )
         except (RedisError, OSError) as error:
             self._unavailable("lock", keys, error)
             return await self._load(keys, loader)
         if not locked:
+            token = ""
             found = await self._wait_for_fill(keys, type_)
             if found is not None:
                 return found[0]
+        released = False
         try:
             value = await self._load(keys, loader)
             ttl = negative_ttl_s if value is None else ttl_s
             if ttl is not None:
-                await self._store(keys, generation, value, ttl)
+                released = await self._store(keys, generation, value, ttl, token)
             return value
         finally:
-            if locked:
-                await self._release(lock, keys)
+            if token and not released:
+                await self._release(keys, token)
 
     async def _read(self, keys: _Keys, type_: type[T]) -> tuple[str, bool, T | None]:
         raw_generation, raw_value = await self._mget(keys.generation, keys.value)
@@ -270,22 +288,36 @@ class RedisCache:
         finally:
             LOADER_SECONDS.labels(keys.namespace).observe(time.perf_counter() - started)
 
-    async def _store(self, keys: _Keys, generation: str, value: object, ttl_s: float) -> None:
+    async def _store(
+        self, keys: _Keys, generation: str, value: object, ttl_s: float, lock_token: str
+    ) -> bool:
+        """Store the value if its generation is still current, and release the
+        lock held with `lock_token` ('' for none); False if Redis failed (the
+        lock is then still to release)."""
         token = generation or uuid4().hex
         envelope = _ENCODER.encode((token, msgspec.Raw(_ENCODER.encode(value))))
         ttl_ms = int(ttl_s * 1000 * random.uniform(1 - self.JITTER, 1 + self.JITTER))  # noqa: S311
         try:
             await self._set_if_current(
-                keys=[keys.generation, keys.value],
-                args=[generation, envelope, max(ttl_ms, 1), self.GENERATION_TTL_MS, token],
+                keys=[keys.generation, keys.value, keys.lock],
+                args=[
+                    generation,
+                    envelope,
+                    max(ttl_ms, 1),
+                    self.GENERATION_TTL_MS,
+                    token,
+                    lock_token,
+                ],
             )
         except (RedisError, OSError) as error:
             self._unavailable("write", keys, error)
+            return False
+        return True
 
-    async def _release(self, lock: Any, keys: _Keys) -> None:
+    async def _release(self, keys: _Keys, token: str) -> None:
         try:
-            await lock.release()
-        except (LockError, RedisError, OSError) as error:
+            await self._unlock(keys=[keys.lock], args=[token])
+        except (RedisError, OSError) as error:
             self._unavailable("unlock", keys, error)
 
     def _decoder(self, type_: Any) -> msgspec.msgpack.Decoder[Any]:

@@ -240,3 +240,29 @@ async def test_after_a_failed_read_reads_skip_redis_for_a_moment(
     assert counting.calls["mget"] > sent, "then reads use Redis again"
     assert await cache.get_or_set(key, Loader("d"), type_=str, ttl_s=60) == "c", "and fill it"
     await client.aclose()
+
+
+async def test_a_fill_releases_its_lock_and_never_another_fillers(
+    cache: RedisCache, redis: Redis
+) -> None:
+    key = _key()
+    lock = f"keel:{{ws:{key.workspace_id}}}:lock:{key.namespace}:{key.name}"
+    assert await cache.get_or_set(key, Loader("v"), type_=str, ttl_s=60) == "v"
+    assert not await redis.exists(lock), "the store released the lock"
+
+    other = _key()
+    other_lock = f"keel:{{ws:{other.workspace_id}}}:lock:{other.namespace}:{other.name}"
+
+    async def slow_load() -> str:
+        # Our lock lapses while loading, and another process takes it.
+        await redis.set(other_lock, "theirs", px=5000)
+        return "w"
+
+    assert await cache.get_or_set(other, slow_load, type_=str, ttl_s=60) == "w"
+    assert await redis.get(other_lock) == b"theirs"
+    assert await cache.get_or_set(other, Loader("x"), type_=str, ttl_s=60) == "w"
+
+    missing = _key()
+    missing_lock = f"keel:{{ws:{missing.workspace_id}}}:lock:{missing.namespace}:{missing.name}"
+    assert await cache.get_or_set(missing, Loader(None), type_=str, ttl_s=60) is None
+    assert not await redis.exists(missing_lock), "released without a store too"
