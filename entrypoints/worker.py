@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
+import msgspec
 import structlog
 from bullmq import DelayedError, UnrecoverableError, Worker
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
@@ -42,6 +43,7 @@ RECOVER_EVERY_S = 5.0
 GRACE_S = 20.0
 SHUTDOWN_S = 5.0  # after the grace period, for closing connections
 QUEUE_METRICS_EVERY_S = 5.0
+BACKGROUND_CONNECTIONS = 2  # the relay and the recovery
 
 ATTEMPTS = Counter("keel_task_attempts", "Task attempts this worker ran, by outcome", ["outcome"])
 ATTEMPT_SECONDS = Histogram(
@@ -75,7 +77,11 @@ async def _forever(name: str, step: Callable[[], Awaitable[Any]], pause_s: float
 
 async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) -> None:
     settings.require("database_url", "redis_url")
-    container = make_worker_container(settings)
+    # A connection for every task at once and for the relay and the recovery:
+    # a smaller pool opens and closes overflow connections all the time (a
+    # Postgres backend started per task).
+    pool = max(settings.db_pool_size, concurrency + BACKGROUND_CONNECTIONS)
+    container = make_worker_container(msgspec.structs.replace(settings, db_pool_size=pool))
     run_task = await container.get(RunTask)
     relay = await container.get(RelayTasks)
     recover = await container.get(RecoverTasks)

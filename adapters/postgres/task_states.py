@@ -1,5 +1,5 @@
 """The worker's state changes of a task (domain.ports.TaskStates), one round
-trip each.
+trip each, or one for several tasks.
 
 Each change is one call of a `keel_worker` function (migration 0005). The
 call is a transaction of its own in which the function first becomes
@@ -8,6 +8,13 @@ work begins), then makes the guarded change (status and attempt) and writes
 the attempt-history row. A unit of work needs five or six round trips for
 the same (BEGIN, tenant switch, statements, COMMIT), plus building and
 compiling its Core statements; the worker makes two such changes per task.
+
+Claims and finishes made at the same moment (adapters/coalescing.py) go as
+one call of `claim_tasks` / `finish_tasks` (migration 0007), which switch
+the tenant context per task. A task that appears twice in a batch (a
+duplicate delivery) goes alone after it, and when a batch fails with an
+error that is not the database's availability, each of its changes is made
+again alone, so that one task's error is only that task's.
 
 The calls go straight to the asyncpg connection of a pooled connection
 (timed into the same query histogram and slow-query log as the engine's),
@@ -20,23 +27,35 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, Generic, TypeVar, cast
+from uuid import UUID
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid6 import uuid7
 
+from adapters.coalescing import Coalescer
 from adapters.postgres.errors import translated
 from adapters.postgres.observability import record
 from adapters.postgres.tasks import task_from
 from domain.entities import Claim, TaskRef, TaskStatus
 from domain.errors import UnavailableError
 
+# (task, max running, lease ms) and (task, attempt, status, result, error, cached)
+_ClaimItem = tuple[TaskRef, int, int]
+_FinishItem = tuple[TaskRef, int, str, str | None, str | None, bool]
+Item = TypeVar("Item", bound=tuple[Any, ...])
+Answer = TypeVar("Answer")
+
 _CLAIM = "select * from keel_worker.claim_task($1, $2, $3, $4, $5, $6)"
 _HEARTBEAT = "select keel_worker.heartbeat_task($1, $2, $3, $4, $5, $6)"
 _FINISH = "select keel_worker.finish_task($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 _RETRY = "select keel_worker.retry_task($1, $2, $3, $4, $5, $6, $7)"
 _POSTPONE = "select keel_worker.postpone_task($1, $2, $3, $4)"
+_CLAIMS = "select * from keel_worker.claim_tasks($1, $2, $3, $4, $5, $6)"
+_FINISHES = "select keel_worker.finish_tasks($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 
 # The connection is gone (or the server is going away): drop it from the pool.
 _LOST = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
@@ -48,6 +67,13 @@ class PgTaskStates:
     def __init__(self, engine: AsyncEngine, slow_ms: float = 100.0) -> None:
         """`slow_ms`: calls that take longer are logged (as the engine's statements are)."""
         self._engine, self._slow_ms = engine, slow_ms
+        incomplete = partial(UnavailableError, "the database call did not complete")
+        self._claims: Coalescer[_ClaimItem, asyncpg.Record | None] = Coalescer(
+            _Batches(self._claim_batch, self._claim_one), incomplete
+        )
+        self._finishes: Coalescer[_FinishItem, bool] = Coalescer(
+            _Batches(self._finish_batch, self._finish_one), incomplete
+        )
 
     async def _call(self, query: str, *args: Any) -> list[asyncpg.Record]:
         with translated():  # the pool's own errors (no connection to be had)
@@ -71,13 +97,30 @@ class PgTaskStates:
         return (await self._call(query, *args))[0][0]
 
     async def claim(self, ref: TaskRef, max_running: int, lease_s: float) -> Claim | bool:
-        rows = await self._call(_CLAIM, *_ref(ref), max_running, int(lease_s * 1000), uuid7())
-        if not rows:
+        row = await self._claims((ref, max_running, int(lease_s * 1000)))
+        if row is None:
             return False  # nothing to run: cancelled, finished, or another worker's
-        task = task_from(rows[0])
+        task = task_from(row)
         if task.status is TaskStatus.QUEUED:
             return True  # still waiting: the workspace runs its maximum
         return Claim(task, task.attempts)
+
+    async def _claim_one(self, item: _ClaimItem) -> asyncpg.Record | None:
+        ref, max_running, lease_ms = item
+        rows = await self._call(_CLAIM, *_ref(ref), max_running, lease_ms, uuid7())
+        return rows[0] if rows else None
+
+    async def _claim_batch(self, items: list[_ClaimItem]) -> list[asyncpg.Record | None]:
+        refs = [ref for ref, _, _ in items]
+        rows = await self._call(
+            _CLAIMS,
+            *_refs(refs),
+            [max_running for _, max_running, _ in items],
+            [lease_ms for _, _, lease_ms in items],
+            [uuid7() for _ in items],
+        )
+        by_task = {row["id"]: row for row in rows}
+        return [by_task.get(ref.task_id) for ref in refs]
 
     async def heartbeat(
         self, ref: TaskRef, attempt: int, lease_s: float, progress: int
@@ -95,11 +138,18 @@ class PgTaskStates:
         cached: bool = False,
     ) -> bool:
         stored = None if result is None else json.dumps(result)
-        return bool(
-            await self._value(
-                _FINISH, *_ref(ref), attempt, status.value, stored, error, cached, uuid7()
-            )
-        )
+        return await self._finishes((ref, attempt, status.value, stored, error, cached))
+
+    async def _finish_one(self, item: _FinishItem) -> bool:
+        ref, *change = item
+        return bool(await self._value(_FINISH, *_ref(ref), *change, uuid7()))
+
+    async def _finish_batch(self, items: list[_FinishItem]) -> list[bool]:
+        refs = [item[0] for item in items]
+        columns = [list(column) for column in zip(*(item[1:] for item in items), strict=True)]
+        rows = await self._call(_FINISHES, *_refs(refs), *columns, [uuid7() for _ in items])
+        finished = {row[0] for row in rows}
+        return [ref.task_id in finished for ref in refs]
 
     async def retry_later(self, ref: TaskRef, attempt: int, delay_ms: int, error: str) -> bool:
         return bool(await self._value(_RETRY, *_ref(ref), attempt, delay_ms, error, uuid7()))
@@ -110,3 +160,50 @@ class PgTaskStates:
 
 def _ref(ref: TaskRef) -> tuple[Any, ...]:
     return ref.workspace_id, ref.task_id, ref.created_by
+
+
+def _refs(refs: list[TaskRef]) -> tuple[list[Any], ...]:
+    return (
+        [ref.workspace_id for ref in refs],
+        [ref.task_id for ref in refs],
+        [ref.created_by for ref in refs],
+    )
+
+
+class _Batches(Generic[Item, Answer]):
+    """Send for a Coalescer: a batch call for the first change of each task;
+    a repeated task, or every change of a batch that failed other than for
+    the database's availability, is made alone (in order)."""
+
+    def __init__(
+        self,
+        batch: Callable[[list[Item]], Awaitable[list[Answer]]],
+        one: Callable[[Item], Awaitable[Answer]],
+    ) -> None:
+        self._batch, self._one = batch, one
+
+    async def __call__(self, items: list[Item]) -> list[Answer | BaseException]:
+        answers: list[Answer | BaseException | None] = [None] * len(items)
+        firsts: list[int] = []
+        alone: list[int] = []
+        seen: set[UUID] = set()
+        for index, item in enumerate(items):
+            task_id = item[0].task_id
+            (alone if task_id in seen else firsts).append(index)
+            seen.add(task_id)
+        if len(firsts) > 1:
+            try:
+                batch = await self._batch([items[index] for index in firsts])
+            except asyncpg.PostgresError:
+                alone = list(range(len(items)))  # each alone, with its own answer
+            else:
+                for index, answer in zip(firsts, batch, strict=True):
+                    answers[index] = answer
+        else:
+            alone = list(range(len(items)))
+        for index in sorted(alone):
+            try:
+                answers[index] = await self._one(items[index])
+            except Exception as error:
+                answers[index] = error
+        return cast("list[Answer | BaseException]", answers)

@@ -1,84 +1,95 @@
-"""Concurrent MGETs sent together, in one round trip.
+"""Redis commands made in one turn of the event loop, sent as one pipeline
+(adapters/coalescing.py says why).
 
-Under load many requests read the cache at the same moment, and with
-redis-py each command costs far more CPU (connection checkout, packing,
-timeouts, parsing) than its bytes on the wire: a cached read spent 40 % of
-its time there. Reads that arrive while the event loop is busy wait for the
-loop's next turn and go out as one pipeline of MGETs; a read alone goes out
-alone, one turn later. Each MGET stays one command over its own keys (one
-workspace, one Redis Cluster slot), so batching changes neither atomicity
-nor Cluster compatibility. redis-py has no such coalescing (its pipelines
-are built by the caller), hence this small class.
+A caller hands over a group of commands and gets an answer per command (a
+value or that command's own error); a group's commands stay together, in
+order, in one pipeline. A group of one command alone goes out as a plain
+command. Each command keeps its own keys (a cache read is one MGET of one
+workspace's keys, an event one script over one workspace's streams), so
+batching changes neither atomicity nor Redis Cluster slots. Scripts go as
+EVALSHA, loaded only when Redis answers NOSCRIPT: redis-py's pipelines ask
+SCRIPT EXISTS before every execute (a round trip) for scripts registered on
+them.
 """
 
 from __future__ import annotations
 
-import asyncio
-from functools import partial
-from typing import cast
+from collections.abc import Sequence
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
 
+from adapters.coalescing import Coalescer
+
+Command = tuple[Any, ...]
 Values = list[bytes | None]
+ScriptCall = tuple[Sequence[str], Sequence[Any]]  # keys, args
 
 
-class BatchedReads:
+class BatchedCommands:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._waiting: list[tuple[tuple[str, ...], asyncio.Future[Values]]] = []
-        self._sending: set[asyncio.Task[None]] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._batches: Coalescer[tuple[Command, ...], list[Any]] = Coalescer(
+            self._send, lambda: RedisConnectionError("the batched command did not complete")
+        )
 
-    async def mget(self, names: tuple[str, ...]) -> Values:
-        """The values of `names`, read in one command (raises what the command raises)."""
-        loop = asyncio.get_running_loop()
-        if self._waiting and self._loop is not loop:
-            self._waiting = []  # left by an event loop that stopped before sending them
-        if not self._waiting:
-            self._loop = loop
-            loop.call_soon(self._send)
-        future: asyncio.Future[Values] = loop.create_future()
-        self._waiting.append((names, future))
-        return await future
+    async def group(self, *commands: Command) -> list[Any]:
+        """Each command's answer, or its error (not raised); raises what the
+        batch raises (a lost connection, a timeout)."""
+        return await self._batches(commands)
 
-    def _send(self) -> None:
-        batch, self._waiting = self._waiting, []
-        task = asyncio.ensure_future(self._execute(batch))
-        self._sending.add(task)
-        task.add_done_callback(partial(self._sent, batch))
+    async def call(self, *command: Any) -> Any:
+        """One command's answer (raises its error)."""
+        (answer,) = await self._batches((command,))
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
-    def _sent(
-        self, batch: list[tuple[tuple[str, ...], asyncio.Future[Values]]], task: asyncio.Task[None]
-    ) -> None:
-        """Every reader gets an answer, even if the send was cancelled (before
-        or while it ran) or broke: a Redis error, so it goes to the loader."""
-        self._sending.discard(task)
-        for _, future in batch:
-            if not future.done():
-                future.set_exception(RedisConnectionError("the batched read did not complete"))
+    async def mget(self, names: Sequence[str]) -> Values:
+        values: Values = await self.call("MGET", *names)
+        return values
 
-    async def _execute(self, batch: list[tuple[tuple[str, ...], asyncio.Future[Values]]]) -> None:
-        try:
-            if len(batch) == 1:
-                results: list[Values | Exception] = [
-                    cast("Values", await self._redis.mget(batch[0][0]))
-                ]
-            else:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for names, _ in batch:
-                        pipe.mget(names)
-                    # an error answer belongs to its own reader, not to the batch
-                    results = await pipe.execute(raise_on_error=False)
-        except Exception as error:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-            return
-        for (_, future), values in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(values, Exception):
-                future.set_exception(values)
-            else:
-                future.set_result(values)
+    async def scripts(self, script: AsyncScript, calls: Sequence[ScriptCall]) -> list[Any]:
+        """Each call's answer or error (not raised), run in order; the script is
+        loaded once if Redis does not have it (missing for all calls or none,
+        so running the missed ones again runs nothing twice)."""
+        answers = await self.group(*(_evalsha(script, keys, args) for keys, args in calls))
+        missed = [i for i, answer in enumerate(answers) if isinstance(answer, NoScriptError)]
+        if missed:
+            await self._redis.script_load(script.script)
+            again = await self.group(*(_evalsha(script, *calls[i]) for i in missed))
+            for i, answer in zip(missed, again, strict=True):
+                answers[i] = answer
+        return answers
+
+    async def script(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """One script call's answer (raises its error)."""
+        (answer,) = await self.scripts(script, [(keys, args)])
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def _send(self, groups: list[tuple[Command, ...]]) -> list[list[Any]]:
+        if len(groups) == 1 and len(groups[0]) == 1:
+            try:
+                return [[await self._redis.execute_command(*groups[0][0])]]  # type: ignore[no-untyped-call]
+            except ResponseError as error:  # an error answer: the caller's own
+                return [[error]]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for commands in groups:
+                for command in commands:
+                    pipe.execute_command(*command)
+            # an error answer belongs to its own command, not to the batch
+            answers = await pipe.execute(raise_on_error=False)
+        grouped, start = [], 0
+        for commands in groups:
+            grouped.append(answers[start : start + len(commands)])
+            start += len(commands)
+        return grouped
+
+
+def _evalsha(script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Command:
+    return ("EVALSHA", script.sha, len(keys), *keys, *args)

@@ -47,7 +47,7 @@ from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from adapters.redis.batching import BatchedReads
+from adapters.redis.batching import BatchedCommands
 from domain.cache import CacheKey, Hit
 
 T = TypeVar("T")
@@ -117,8 +117,7 @@ class RedisCache:
     READ_PAUSE_S = 1.0
 
     def __init__(self, redis: Redis, prefix: str = "keel") -> None:
-        self._redis = redis
-        self._reads = BatchedReads(redis)
+        self._batch = BatchedCommands(redis)
         self._prefix = prefix
         self._set_if_current = redis.register_script(_SET_IF_CURRENT)
         self._unlock = redis.register_script(_UNLOCK)
@@ -181,12 +180,12 @@ class RedisCache:
         )
         for key in [key for key in self._flights if key.startswith(stale)]:
             del self._flights[key]
+        generations = (self._keys(CacheKey(workspace_id, n, "x")).generation for n in namespaces)
+        sets = (("SET", key, uuid4().hex, "PX", self.GENERATION_TTL_MS) for key in generations)
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for namespace in namespaces:
-                    generation = self._keys(CacheKey(workspace_id, namespace, "x")).generation
-                    pipe.set(generation, uuid4().hex, px=self.GENERATION_TTL_MS)
-                await pipe.execute()
+            for answer in await self._batch.group(*sets):
+                if isinstance(answer, Exception):
+                    raise answer
         except (RedisError, OSError) as error:
             # The values stay reachable until their TTL: say so loudly.
             ERRORS.labels("invalidate").inc()
@@ -212,7 +211,9 @@ class RedisCache:
         token = uuid4().hex
         try:
             locked = bool(
-                await self._redis.set(keys.lock, token, nx=True, px=int(self.LOCK_TTL_S * 1000))
+                await self._batch.call(
+                    "SET", keys.lock, token, "NX", "PX", int(self.LOCK_TTL_S * 1000)
+                )
             )
         except (RedisError, OSError) as error:
             self._unavailable("lock", keys, error)
@@ -241,7 +242,7 @@ class RedisCache:
     async def _mget(self, *names: str) -> list[bytes | None]:
         if time.monotonic() < self._reads_paused_until:
             raise _ReadsPausedError("a read failed a moment ago")
-        return await self._reads.mget(names)
+        return await self._batch.mget(names)
 
     def _decode(
         self, raw_generation: bytes | None, raw_value: bytes | None, type_: type[T]
@@ -298,9 +299,10 @@ class RedisCache:
         envelope = _ENCODER.encode((token, msgspec.Raw(_ENCODER.encode(value))))
         ttl_ms = int(ttl_s * 1000 * random.uniform(1 - self.JITTER, 1 + self.JITTER))  # noqa: S311
         try:
-            await self._set_if_current(
-                keys=[keys.generation, keys.value, keys.lock],
-                args=[
+            await self._batch.script(
+                self._set_if_current,
+                [keys.generation, keys.value, keys.lock],
+                [
                     generation,
                     envelope,
                     max(ttl_ms, 1),
@@ -316,7 +318,7 @@ class RedisCache:
 
     async def _release(self, keys: _Keys, token: str) -> None:
         try:
-            await self._unlock(keys=[keys.lock], args=[token])
+            await self._batch.script(self._unlock, [keys.lock], [token])
         except (RedisError, OSError) as error:
             self._unavailable("unlock", keys, error)
 

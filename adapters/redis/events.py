@@ -45,8 +45,9 @@ from uuid import UUID
 import msgspec
 from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
+from adapters.redis.batching import BatchedCommands
 from adapters.redis.client import unavailable_as
 from domain.errors import SubscriptionClosedError, UnavailableError
 from domain.events import START, EventType, StoredEvent, StreamRef, TaskEvent, position
@@ -222,6 +223,7 @@ class RedisEventBus:
         self._limits = (workspace_maxlen, task_maxlen, retention_s)
         self._buffer = buffer
         self._publish = redis.register_script(_PUBLISH)
+        self._batch = BatchedCommands(redis)
         self._groups: dict[str, _Group] = {}
         self._channels: dict[str, int] = {HUB_CHANNEL: 1}  # channel -> groups using it
         self._confirmed: dict[str, asyncio.Future[None]] = {}
@@ -238,20 +240,10 @@ class RedisEventBus:
     async def publish(self, *events: TaskEvent) -> None:
         calls = [self._publish_call(event) for event in events]
         with unavailable_as(WHAT):
-            if len(calls) == 1:
-                # EVALSHA, loading the script only when Redis answers NOSCRIPT.
-                keys, args = calls[0]
-                await self._publish(keys=keys, args=args)
-            else:
-                # redis-py's pipeline asks SCRIPT EXISTS before every
-                # execute (a round trip): send EVALSHAs, load on NOSCRIPT.
-                # The script is missing for all of them or none, so running
-                # the lot again publishes nothing twice.
-                try:
-                    await self._publish_pipelined(calls)
-                except NoScriptError:
-                    await self._redis.script_load(_PUBLISH)
-                    await self._publish_pipelined(calls)
+            # In order, in one pipeline with whatever else is published now.
+            for answer in await self._batch.scripts(self._publish, calls):
+                if isinstance(answer, Exception):
+                    raise answer
         for event in events:
             PUBLISHED.labels(event.type.value).inc()
 
@@ -274,12 +266,6 @@ class RedisEventBus:
             str(event.task_id),
         ]
         return keys, args
-
-    async def _publish_pipelined(self, calls: list[tuple[list[str], list[Any]]]) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for keys, args in calls:
-                pipe.evalsha(self._publish.sha, len(keys), *keys, *args)
-            await pipe.execute()
 
     # Subscribing
 

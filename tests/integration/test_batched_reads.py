@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from adapters.redis.batching import BatchedReads
+from adapters.redis.batching import BatchedCommands
 from adapters.redis.client import create_redis
 from tests.counting import CountingCalls
 
@@ -23,7 +23,7 @@ async def test_concurrent_reads_share_one_round_trip_and_get_their_own_values(
     prefix = f"batch:{uuid.uuid4().hex}"
     await redis.mset({f"{prefix}:{i}": f"value-{i}".encode() for i in range(0, 50, 2)})
     counting = CountingCalls(redis, "pipeline")
-    reads = BatchedReads(counting)  # type: ignore[arg-type]
+    reads = BatchedCommands(counting)  # type: ignore[arg-type]
     results = await asyncio.gather(
         *(reads.mget((f"{prefix}:{i}", f"{prefix}:{i + 1}")) for i in range(0, 50, 2))
     )
@@ -36,7 +36,7 @@ async def test_concurrent_reads_share_one_round_trip_and_get_their_own_values(
 async def test_a_cancelled_reader_leaves_the_others_their_answers(redis: Redis) -> None:
     key = f"batch:{uuid.uuid4().hex}"
     await redis.set(key, b"v")
-    reads = BatchedReads(redis)
+    reads = BatchedCommands(redis)
     first = asyncio.ensure_future(reads.mget((key,)))
     second = asyncio.ensure_future(reads.mget((key,)))
     await asyncio.sleep(0)
@@ -47,7 +47,7 @@ async def test_a_cancelled_reader_leaves_the_others_their_answers(redis: Redis) 
 
 async def test_a_failure_reaches_every_reader_of_the_batch() -> None:
     dead = create_redis("redis://127.0.0.1:1/0", timeout_s=0.05, retries=0, wait_s=0.05)
-    reads = BatchedReads(dead)
+    reads = BatchedCommands(dead)
     results = await asyncio.gather(
         *(reads.mget((f"k{i}",)) for i in range(5)), return_exceptions=True
     )
@@ -61,7 +61,7 @@ def test_reads_left_by_a_stopped_event_loop_do_not_hold_up_the_next_one(services
     """An event loop that stops between a read and its send (a shutdown) must
     not leave the reader without sends on the next loop."""
     redis = create_redis(services.redis_url)
-    reads = BatchedReads(redis)
+    reads = BatchedCommands(redis)
     orphans: list[asyncio.Future[Any]] = []
 
     async def read_and_stop() -> None:

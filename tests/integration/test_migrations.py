@@ -91,6 +91,29 @@ async def _seed_0006(conn: sa.Connection) -> None:
     assert lease is None
 
 
+async def _seed_0007(conn: sa.Connection) -> None:
+    # The batch functions take the seeded task through a claim and a finish.
+    claimed = await conn.execute(
+        sa.text(
+            "select id, status from keel_worker.claim_tasks("
+            " array[cast(:w as uuid)], array[cast(:t as uuid)], array[cast(:u as uuid)],"
+            " array[4], array[30000], array[gen_random_uuid()])"
+        ),
+        {"w": WORKSPACE, "t": TASK, "u": USER},
+    )
+    assert [tuple(row) for row in claimed] == [(TASK, "running")]
+    finished = await conn.scalars(
+        sa.text(
+            "select keel_worker.finish_tasks("
+            " array[cast(:w as uuid)], array[cast(:t as uuid)], array[cast(:u as uuid)],"
+            " array[1], array['succeeded'], array[cast('{\"text\": \"x\"}' as jsonb)],"
+            " array[cast(null as text)], array[false], array[gen_random_uuid()])"
+        ),
+        {"w": WORKSPACE, "t": TASK, "u": USER},
+    )
+    assert list(finished) == [TASK]
+
+
 SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0001": _seed_0001,
     "0002": _seed_0002,
@@ -98,6 +121,7 @@ SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0004": _seed_0004,
     "0005": _seed_0005,
     "0006": _seed_0006,
+    "0007": _seed_0007,
 }
 
 
@@ -152,7 +176,7 @@ async def test_stairway_up_down_and_up_again(empty_database) -> None:
             ),
             {"w": WORKSPACE},
         )
-        assert tuple(read_back.one()) == ("stairs", "owner", "Voice", 1, "queued")
+        assert tuple(read_back.one()) == ("stairs", "owner", "Voice", 1, "succeeded")
 
     await asyncio.to_thread(downgrade, url, "base", log=False)
     assert await _tables(engine) == {"alembic_version"}

@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from adapters.redis.batching import BatchedReads
+from adapters.redis.batching import BatchedCommands
 from adapters.redis.cache import RedisCache
 from adapters.redis.client import create_redis
 from domain.cache import CacheKey
@@ -53,7 +53,7 @@ async def test_one_failing_command_fails_only_its_own_reader(
     )
     limited = Redis.from_url(services.redis_url, username=user, password=password)
     try:
-        reads = BatchedReads(limited)
+        reads = BatchedCommands(limited)
         results = await asyncio.gather(
             reads.mget((f"{prefix}:ok:0",)),
             reads.mget((f"{prefix}:refused",)),
@@ -71,32 +71,32 @@ async def test_one_failing_command_fails_only_its_own_reader(
 async def test_a_batch_cancelled_before_it_runs_still_answers_its_readers(redis: Redis) -> None:
     """Whoever cancels the sending task (a loop shutting down), a reader that
     was not cancelled itself gets an answer: a Redis error, so it loads."""
-    reads = BatchedReads(redis)
+    reads = BatchedCommands(redis)
     readers = [asyncio.ensure_future(reads.mget((f"k{i}",))) for i in range(3)]
     await asyncio.sleep(0)  # the readers queue their reads; the send is scheduled
     await asyncio.sleep(0)  # the send has run: its task exists, not yet started
-    assert len(reads._sending) == 1
-    for task in reads._sending:
+    assert len(reads._batches._sending) == 1
+    for task in reads._batches._sending:
         task.cancel()
     done, _ = await asyncio.wait(readers, timeout=2)
     assert len(done) == 3, "readers left waiting forever"
     for reader in readers:
         assert isinstance(reader.exception(), RedisError)
     await asyncio.sleep(0)
-    assert not reads._sending
+    assert not reads._batches._sending
 
 
 async def test_a_batch_cancelled_in_flight_answers_its_readers_with_a_redis_error(
     services: Services, redis: Redis
 ) -> None:
     client = create_redis(services.redis_url, timeout_s=5, retries=0)
-    reads = BatchedReads(client)
+    reads = BatchedCommands(client)
     readers = [asyncio.ensure_future(reads.mget((f"k{i}",))) for i in range(3)]
     await redis.execute_command("CLIENT", "PAUSE", "300", "ALL")
     try:
         await asyncio.sleep(0.05)  # the pipeline is waiting on Redis
-        assert len(reads._sending) == 1
-        for task in reads._sending:
+        assert len(reads._batches._sending) == 1
+        for task in reads._batches._sending:
             task.cancel()
         done, _ = await asyncio.wait(readers, timeout=2)
     finally:
@@ -109,12 +109,12 @@ async def test_a_batch_cancelled_in_flight_answers_its_readers_with_a_redis_erro
 
 
 async def test_many_batches_leave_nothing_behind(redis: Redis) -> None:
-    reads = BatchedReads(redis)
+    reads = BatchedCommands(redis)
     for _ in range(50):
         await asyncio.gather(*(reads.mget((f"k{i}",)) for i in range(5)))
     await asyncio.sleep(0)
-    assert not reads._sending
-    assert not reads._waiting
+    assert not reads._batches._sending
+    assert not reads._batches._waiting
 
 
 async def test_a_read_batched_with_an_invalidation_never_caches_an_older_value(
@@ -175,7 +175,7 @@ async def test_a_corrupt_cached_value_is_a_miss_not_a_failure(
 
 async def test_a_pause_ends_although_reads_keep_coming(services: Services, redis: Redis) -> None:
     client = create_redis(services.redis_url, timeout_s=0.05, retries=0)
-    counting = CountingCalls(client, "mget", "pipeline")
+    counting = CountingCalls(client, "execute_command", "pipeline")
     cache = RedisCache(counting)  # type: ignore[arg-type]
     cache.READ_PAUSE_S = 0.3
     key = _key()
@@ -189,12 +189,12 @@ async def test_a_pause_ends_although_reads_keep_coming(services: Services, redis
     finally:
         await redis.execute_command("CLIENT", "UNPAUSE")
     errors = _errors("read")
-    sent = counting.calls["mget"] + counting.calls["pipeline"]
+    sent = counting.calls["execute_command"] + counting.calls["pipeline"]
     deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:  # skipped reads, continuously
         assert await cache.get_or_set(key, load, type_=str, ttl_s=60) == "loaded"
         await asyncio.sleep(0.01)
-    assert counting.calls["mget"] + counting.calls["pipeline"] > sent, "the pause ended"
+    assert counting.calls["execute_command"] + counting.calls["pipeline"] > sent, "the pause ended"
     assert _errors("read") > errors, "skipped reads are counted"
     assert await cache.peek((key, str)) != [None], "and the cache filled again"
     await client.aclose()
