@@ -1,14 +1,15 @@
-"""Calls made in one turn of the event loop, sent together in one round trip.
+"""Calls that arrive together, sent together in one round trip.
 
 Under load many tasks (or requests) talk to Redis and Postgres at the same
 moment, and a round trip costs far more CPU than its bytes: connection
-checkout, packing, a `send` and an `epoll` system call (50-100 µs each in a
-VM), parsing. A Coalescer gathers the calls that arrive while the event loop
-is busy and hands them to `send` as one batch at the loop's next turn; a call
-alone goes out alone, one turn later. When all of a process's calls to a
-service go through one Coalescer, the answers of a batch wake their callers
-in the same turn, so their next calls fall into one batch again: under load
-the work falls into step by itself.
+checkout, packing, a `send` and an `epoll` system call (50-100 µs each in
+this VM), parsing. A Coalescer sends a call alone, at the event loop's next
+turn, when nothing is in flight; calls that arrive while a batch is in
+flight wait for it and then go out together as the next batch. One batch in
+flight per Coalescer: sending at every turn instead (several batches in
+flight) gave batches of 1.3 calls on average in the worker benchmark, one
+in flight about 2 (BENCHMARKS.md). A lone call waits for nothing but the
+next turn.
 
 `send` answers every item, each with its own value or its own exception (an
 error belongs to its caller, not to the batch); if `send` raises, every
