@@ -161,9 +161,10 @@ class TaskRepository(Protocol):
 
 
 class TaskStates(Protocol):
-    """A worker's state changes of one task. Each is one transaction of its own,
-    in the task's tenant context (its workspace and creator, under row-level
-    security), and each is guarded by (status, attempt), so a late or
+    """A worker's state changes of one task. Each has committed when it returns
+    (changes of several tasks made at the same moment may share a transaction),
+    each runs in its task's tenant context (its workspace and creator, under
+    row-level security), and each is guarded by (status, attempt), so a late or
     duplicate delivery can never write a second result."""
 
     async def claim(self, ref: TaskRef, max_running: int, lease_s: float) -> Claim | bool:
