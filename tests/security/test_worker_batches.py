@@ -111,14 +111,18 @@ async def test_a_task_twice_in_one_batch_is_claimed_once(
 
 
 async def test_the_workspace_cap_holds_inside_one_batch(
-    engine: AsyncEngine, tenants: dict[str, TaskRef]
+    engine: AsyncEngine, owner_engine: AsyncEngine, tenants: dict[str, TaskRef]
 ) -> None:
     states = PgTaskStates(engine)
-    answers = await asyncio.gather(
-        states.claim(tenants["a1"], 1, 30), states.claim(tenants["a2"], 1, 30)
-    )
-    assert sorted(map(type, answers), key=str) == sorted([Claim, bool], key=str)
-    assert True in answers, "the second task of the workspace waits (cap 1)"
+    a1, a2 = tenants["a1"], tenants["a2"]
+    first, second = await asyncio.gather(states.claim(a1, 1, 30), states.claim(a2, 1, 30))
+    # Taken in task order inside the batch: the first claim fills the cap of 1.
+    (claimed, waiting) = (a1, a2) if a1.task_id < a2.task_id else (a2, a1)
+    answers = {a1.task_id: first, a2.task_id: second}
+    assert isinstance(answers[claimed.task_id], Claim), answers
+    assert answers[waiting.task_id] is True, "the other task of the workspace waits"
+    assert await _row(owner_engine, claimed) == ("running", 1, None, 1)
+    assert await _row(owner_engine, waiting) == ("queued", 0, None, 0)
 
 
 async def test_finishes_of_one_batch_are_guarded_each_on_its_own(
