@@ -29,7 +29,7 @@ import structlog
 from bullmq import DelayedError, UnrecoverableError, Worker
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from adapters.redis.queue import QUEUE
+from adapters.redis.queue import QUEUE, worker_connection
 from application.dispatch import RecoverTasks, RelayTasks
 from application.run_task import Outcome, RunnerSettings, RunTask
 from domain.entities import TaskRef
@@ -138,7 +138,7 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
         QUEUE,
         process,
         {
-            "connection": settings.redis_url,
+            "connection": worker_connection(settings.redis_url),
             "prefix": settings.queue_prefix,
             "concurrency": concurrency,
             "lockDuration": int(settings.task_lease_s * 1000),

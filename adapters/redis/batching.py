@@ -1,5 +1,10 @@
-"""Redis commands made in one turn of the event loop, sent as one pipeline
-(adapters/coalescing.py says why).
+"""Redis commands that arrive together, sent as one pipeline
+(adapters/coalescing.py says why and when a batch goes out).
+
+Two ways in. BatchedCommands is for Keel's own adapters (the cache, the event
+bus). PipelinedRedis is a redis-py client that does the same for every
+command sent through it, for code that is not ours (BullMQ's worker): what
+ioredis calls auto-pipelining, which redis-py does not offer.
 
 A caller hands over a group of commands and gets an answer per command (a
 value or that command's own error); a group's commands stay together, in
@@ -93,3 +98,51 @@ class BatchedCommands:
 
 def _evalsha(script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Command:
     return ("EVALSHA", script.sha, len(keys), *keys, *args)
+
+
+# Commands that block, or that change or depend on their connection's state,
+# keep a connection to themselves.
+_ALONE = frozenset(
+    {
+        *("BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP"),
+        *("XREAD", "XREADGROUP", "WAIT", "WAITAOF", "MONITOR", "SUBSCRIBE", "PSUBSCRIBE"),
+        *("SSUBSCRIBE", "CLIENT", "SELECT", "AUTH", "HELLO", "RESET", "QUIT"),
+        *("MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH"),
+    }
+)
+
+Call = tuple[Command, dict[str, Any]]  # a command and redis-py's options for its answer
+
+
+class PipelinedRedis(Redis):
+    """A redis-py client whose commands, sent concurrently, share pipelines.
+
+    Each command still gets its own answer or raises its own error; a
+    command of `_ALONE` (a blocking pop, a connection setting) and every
+    command of a single-connection client go out as usual. Transactions
+    (`pipeline()`) and pub/sub are untouched: they do not use this method.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._calls: Coalescer[Call, Any] = Coalescer(
+            self._send, lambda: RedisConnectionError("the pipelined command did not complete")
+        )
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        name = args[0].decode() if isinstance(args[0], bytes) else str(args[0])
+        if self.single_connection_client or name.upper() in _ALONE:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        return await self._calls((args, options))
+
+    async def _send(self, calls: list[Call]) -> list[Any]:
+        if len(calls) == 1:
+            args, options = calls[0]
+            try:
+                return [await super().execute_command(*args, **options)]  # type: ignore[no-untyped-call]
+            except ResponseError as error:  # an error answer: the caller's own
+                return [error]
+        async with self.pipeline(transaction=False) as pipe:
+            for args, options in calls:
+                pipe.execute_command(*args, **options)
+            return list(await pipe.execute(raise_on_error=False))

@@ -13,9 +13,11 @@ Cluster slot, so the multi-key reads and scripts below work there too):
     keel:{ws:<uuid>}:v:<namespace>:<name>    msgpack [generation, payload (nil: not found)]
     keel:{ws:<uuid>}:lock:<namespace>:<name> fill lock across processes
 
-A read is one MGET of the generation and the value: a value written under an
-older generation is a miss. A fill writes only if the generation is still
-the one read before loading (a Lua compare-and-set). `invalidate` sets a new
+A read is one round trip for the generation and the value (a script that,
+when no value is stored, also takes the fill lock: a miss costs no second
+round trip); a value written under an older generation is a miss. A fill
+writes only if the generation is still the one read before loading (a Lua
+compare-and-set). `invalidate` sets a new
 random generation token, so everything cached before it becomes unreachable
 at once; a value is a hit only under the token it was stored with, so a
 generation key lost to eviction or failover cannot bring old values back.
@@ -83,6 +85,17 @@ redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 return 1
 """
 
+# The generation (KEYS[1]) and the value (KEYS[2]); when there is no value, also
+# tries to take the fill lock (KEYS[3]) with token ARGV[1] for ARGV[2] ms.
+_READ_OR_LOCK = """
+local values = redis.call('MGET', KEYS[1], KEYS[2])
+local locked = 0
+if not values[2] and redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  locked = 1
+end
+return {values[1], values[2], locked}
+"""
+
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -121,6 +134,7 @@ class RedisCache:
         self._prefix = prefix
         self._set_if_current = redis.register_script(_SET_IF_CURRENT)
         self._unlock = redis.register_script(_UNLOCK)
+        self._read_or_lock = redis.register_script(_READ_OR_LOCK)
         self._flights: dict[str, asyncio.Task[Any]] = {}
         self._decoders: dict[Any, msgspec.msgpack.Decoder[Any]] = {}
         self._last_log = 0.0
@@ -199,25 +213,28 @@ class RedisCache:
         ttl_s: float,
         negative_ttl_s: float | None,
     ) -> T | None:
+        token = uuid4().hex
+        lock_ms = int(self.LOCK_TTL_S * 1000)
         try:
-            generation, hit, value = await self._read(keys, type_)
+            self._check_pause()
+            raw_generation, raw_value, locked = await self._batch.script(
+                self._read_or_lock, [keys.generation, keys.value, keys.lock], [token, lock_ms]
+            )
         except (RedisError, OSError) as error:
             self._unavailable("read", keys, error)
             return await self._load(keys, loader)
-        if hit:
+        hit, value = self._decode(raw_generation, raw_value, type_)
+        if hit:  # (a hit has a value: the script took no lock)
             REQUESTS.labels(keys.namespace, "hit").inc()
             return value
         REQUESTS.labels(keys.namespace, "miss").inc()
-        token = uuid4().hex
-        try:
-            locked = bool(
-                await self._batch.call(
-                    "SET", keys.lock, token, "NX", "PX", int(self.LOCK_TTL_S * 1000)
-                )
-            )
-        except (RedisError, OSError) as error:
-            self._unavailable("lock", keys, error)
-            return await self._load(keys, loader)
+        generation = raw_generation.decode() if raw_generation else ""
+        if raw_value is not None:  # a stale or unreadable value: the script took no lock
+            try:
+                locked = await self._batch.call("SET", keys.lock, token, "NX", "PX", lock_ms)
+            except (RedisError, OSError) as error:
+                self._unavailable("lock", keys, error)
+                return await self._load(keys, loader)
         if not locked:
             token = ""
             found = await self._wait_for_fill(keys, type_)
@@ -240,9 +257,12 @@ class RedisCache:
         return (raw_generation.decode() if raw_generation else ""), hit, value
 
     async def _mget(self, *names: str) -> list[bytes | None]:
+        self._check_pause()
+        return await self._batch.mget(names)
+
+    def _check_pause(self) -> None:
         if time.monotonic() < self._reads_paused_until:
             raise _ReadsPausedError("a read failed a moment ago")
-        return await self._batch.mget(names)
 
     def _decode(
         self, raw_generation: bytes | None, raw_value: bytes | None, type_: type[T]

@@ -10,19 +10,41 @@ What it cannot do, Keel does around it: Postgres holds the task's state, so
 a job carries only (workspace, task, creator) and the job id `<task>.<n>`
 makes enqueueing attempt n idempotent; per-workspace fairness is a cap
 checked when a worker claims (BullMQ's groups are a Pro feature).
+
+A worker's BullMQ connection is a PipelinedRedis: BullMQ's Python worker
+sends every command of every job on one connection, one at a time (each job
+waits out the others' round trips); pipelined, the commands of concurrent
+jobs (fetching, completing, renewing locks) go to Redis together.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from bullmq import Queue
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import BusyLoadingError, TimeoutError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
+from adapters.redis.batching import PipelinedRedis
 from domain.entities import Dispatch, TaskRef
 
 QUEUE = "tasks"
 PREFIX = "{keel}"
 STATES = ("waiting", "prioritized", "delayed", "active", "failed")
+
+
+def worker_connection(redis_url: str) -> PipelinedRedis:
+    """The client for a bullmq Worker: BullMQ's own settings (decoded answers,
+    its retries on connection errors), pipelined."""
+    client = PipelinedRedis.from_url(
+        redis_url,
+        decode_responses=True,
+        retry=Retry(ExponentialBackoff(cap=20, base=1), 20),
+        retry_on_error=[BusyLoadingError, RedisConnectionError, TimeoutError],
+    )
+    return cast(PipelinedRedis, client)  # from_url builds `cls`; typeshed says Redis
 
 
 def job_id(ref: TaskRef, attempt: int) -> str:

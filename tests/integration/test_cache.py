@@ -266,3 +266,43 @@ async def test_a_fill_releases_its_lock_and_never_another_fillers(
     missing_lock = f"keel:{{ws:{missing.workspace_id}}}:lock:{missing.namespace}:{missing.name}"
     assert await cache.get_or_set(missing, Loader(None), type_=str, ttl_s=60) is None
     assert not await redis.exists(missing_lock), "released without a store too"
+
+
+async def test_a_miss_reads_and_locks_in_one_round_trip(services: Services, redis: Redis) -> None:
+    client = create_redis(services.redis_url)
+    counting = CountingCalls(client, "execute_command", "pipeline")
+    cache = RedisCache(counting)  # type: ignore[arg-type]
+    key = _key()
+    lock = f"keel:{{ws:{key.workspace_id}}}:lock:{key.namespace}:{key.name}"
+    held: list[bool] = []
+
+    async def load() -> str:
+        held.append(bool(await redis.exists(lock)))
+        return "v"
+
+    assert await cache.get_or_set(key, load, type_=str, ttl_s=60) == "v"
+    assert held == [True], "the loader ran under the fill lock"
+    assert counting.calls == {"execute_command": 2, "pipeline": 0}, "read-and-lock, then store"
+    assert await cache.get_or_set(key, Loader("other"), type_=str, ttl_s=60) == "v"
+    assert counting.calls["execute_command"] == 3, "a hit is one round trip"
+    await client.aclose()
+
+
+async def test_a_stale_value_is_refilled_by_one_process_only(
+    cache: RedisCache, second_process: RedisCache, redis: Redis
+) -> None:
+    """A value stored under an older generation is a miss the script takes no
+    lock for: the fill still locks, so another process waits for it."""
+    key, gate = _key(), asyncio.Event()
+    assert await cache.get_or_set(key, Loader("old"), type_=str, ttl_s=60) == "old"
+    await cache.invalidate(key.workspace_id, key.namespace)
+    first, second = Loader("new", gate), Loader("new")
+    second_process.LOCK_WAIT_S = 10
+    filling = asyncio.create_task(cache.get_or_set(key, first, type_=str, ttl_s=60))
+    await first.started.wait()
+    assert await redis.exists(cache._keys(key).lock), "the fill of a stale value holds the lock"
+    waiting = asyncio.create_task(second_process.get_or_set(key, second, type_=str, ttl_s=60))
+    await asyncio.sleep(0.05)
+    gate.set()
+    assert await asyncio.gather(filling, waiting) == ["new", "new"]
+    assert (first.calls, second.calls) == (1, 0)

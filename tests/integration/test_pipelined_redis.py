@@ -1,0 +1,147 @@
+"""The auto-pipelining client (adapters/redis/batching.py PipelinedRedis),
+against the real Redis: commands sent together share a pipeline, each gets
+its own answer (redis-py's parsing included) or its own error, scripts load
+themselves, and a blocking command never holds up the others."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from bullmq import Queue, Worker
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import ResponseError
+
+from adapters.redis.batching import PipelinedRedis
+from adapters.redis.queue import worker_connection
+from tests.services import Services
+
+
+class _Counted(PipelinedRedis):
+    """Counts the pipelines and the commands sent alone."""
+
+    pipelines = 0
+    alone = 0
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
+        self.pipelines += 1
+        return super().pipeline(transaction, shard_hint)
+
+    async def _send(self, calls: list[Any]) -> list[Any]:
+        self.alone += len(calls) == 1
+        return await super()._send(calls)
+
+
+@pytest.fixture
+async def client(services: Services) -> AsyncIterator[_Counted]:
+    counted = _Counted.from_url(services.redis_url, decode_responses=True)
+    assert isinstance(counted, _Counted)
+    yield counted
+    await counted.aclose()
+
+
+async def test_commands_sent_together_share_one_pipeline_and_get_their_own_answers(
+    client: _Counted,
+) -> None:
+    key = f"pipelined:{uuid.uuid4().hex}"
+    await client.hset(f"{key}:h", mapping={"a": "1", "b": "2"})
+    await client.set(f"{key}:s", "text")
+    before = client.pipelines
+    answers = await asyncio.gather(
+        client.hgetall(f"{key}:h"),
+        client.get(f"{key}:s"),
+        client.incr(f"{key}:n"),
+        client.exists(f"{key}:h", f"{key}:none"),
+        client.set(f"{key}:s2", "x", nx=True),
+        client.zadd(f"{key}:z", {"m": 3}),
+        client.zrange(f"{key}:z", 0, -1, withscores=True),
+    )
+    assert client.pipelines == before + 1
+    # each answer parsed as a plain command's would be (dicts, ints, bools, pairs)
+    assert answers == [{"a": "1", "b": "2"}, "text", 1, 1, True, 1, [("m", 3.0)]]
+
+
+async def test_a_command_alone_is_sent_alone(client: _Counted) -> None:
+    before = (client.pipelines, client.alone)
+    assert await client.get(f"pipelined:{uuid.uuid4().hex}") is None
+    assert (client.pipelines, client.alone) == (before[0], before[1] + 1)
+
+
+async def test_an_error_answer_fails_only_its_own_command(client: _Counted) -> None:
+    key = f"pipelined:{uuid.uuid4().hex}"
+    await client.set(f"{key}:text", "not a number")
+    results = await asyncio.gather(
+        client.incr(f"{key}:text"),
+        client.incr(f"{key}:n"),
+        client.set(f"{key}:x", "1"),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], ResponseError), results
+    assert results[1:] == [1, True]
+    with pytest.raises(ResponseError):  # alone too: the error is its caller's
+        await client.incr(f"{key}:text")
+
+
+async def test_scripts_load_themselves_when_redis_forgot_them(
+    client: _Counted, redis: Redis
+) -> None:
+    """redis-py's scripts go as EVALSHA; a NOSCRIPT answer inside a pipeline
+    must reach each script call so that it loads the script and runs once."""
+    key = f"pipelined:{uuid.uuid4().hex}"
+    add = client.register_script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    await redis.script_flush()
+    answers = await asyncio.gather(*(add([key], [n]) for n in (1, 2, 3)), client.get(key))
+    assert max(answers[:3]) == 6
+    assert int(await redis.get(key) or 0) == 6, "each call ran exactly once"
+
+
+async def test_a_blocking_command_never_holds_up_the_others(client: _Counted) -> None:
+    key = f"pipelined:{uuid.uuid4().hex}"
+    blocked = asyncio.ensure_future(client.bzpopmin(f"{key}:empty", 2))
+    read = asyncio.ensure_future(client.get(key))
+    done, _ = await asyncio.wait({blocked, read}, return_when=asyncio.FIRST_COMPLETED)
+    assert done == {read}, "a GET waited for a blocking pop"
+    await client.zadd(f"{key}:empty", {"m": 1})
+    assert await asyncio.wait_for(blocked, 2) == (f"{key}:empty", "m", 1.0)
+
+
+async def test_transactions_stay_transactions(client: _Counted) -> None:
+    key = f"pipelined:{uuid.uuid4().hex}"
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.incr(key).incr(key)
+        assert await pipe.execute() == [1, 2]
+
+
+async def test_a_bullmq_worker_on_the_pipelined_connection_runs_every_job(
+    services: Services,
+) -> None:
+    prefix = "{pipelined-" + uuid.uuid4().hex[:8] + "}"
+    queue = Queue("jobs", {"connection": services.redis_url, "prefix": prefix})
+    await queue.addBulk([{"name": "n", "data": {"i": i}} for i in range(200)])
+    seen: list[int] = []
+    done = asyncio.Event()
+
+    async def process(job: Any, _token: str) -> int:
+        seen.append(job.data["i"])
+        if len(seen) == 200:
+            done.set()
+        return int(job.data["i"]) * 2
+
+    connection = worker_connection(services.redis_url)
+    worker = Worker(
+        "jobs", process, {"connection": connection, "prefix": prefix, "concurrency": 16}
+    )
+    try:
+        await asyncio.wait_for(done.wait(), 30)
+        await asyncio.sleep(0.2)
+        counts = await queue.getJobCounts("completed", "active", "waiting", "failed")
+    finally:
+        await worker.close()
+        await queue.obliterate(force=True)
+        await queue.close()
+    assert sorted(seen) == list(range(200)), "every job once"
+    assert counts == {"completed": 200, "active": 0, "waiting": 0, "failed": 0}
