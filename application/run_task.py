@@ -7,8 +7,10 @@ attempt number so that a worker that lost its lease can never write a
 second result. Identical requests (kind, input, foundation, model) are
 answered from the AI-result cache without calling the model.
 
-Each step is published as a task event after its state change committed;
-tokens are sent in small batches (at most one event per TOKEN_BATCH_S), the
+Each step is published as a task event after its state change committed,
+in order; `task.started` goes out while the attempt goes on (its cache read
+and model call do not wait for it), and the next event waits for it. Tokens
+are sent in small batches (at most one event per TOKEN_BATCH_S), the
 last batch together with the outcome (one round trip for both). An
 event the bus cannot take is logged and skipped: the task itself goes on,
 and a stream that misses a terminal event ends from the database's state.
@@ -88,9 +90,6 @@ class RunTask:
         self._states = states
         self._events = events
 
-    async def _emit(self, ref: TaskRef, type_: EventType, **data: Any) -> None:
-        await publish(self._events, TaskEvent(ref.workspace_id, ref.task_id, type_, data))
-
     async def execute(self, ref: TaskRef) -> Outcome:
         settings = self._settings
         states = self._states
@@ -103,13 +102,20 @@ class RunTask:
         if claim is False:
             return Outcome.SKIPPED
         assert isinstance(claim, Claim)
-        await self._emit(ref, EventType.STARTED, attempt=claim.attempt)
+        events = _Announcer(self._events, ref)
+        events.start(EventType.STARTED, attempt=claim.attempt)
         try:
-            result, cached, tail = await self._attempt(ref, claim)
+            return await self._run(ref, claim, events)
+        finally:
+            await events.settle()
+
+    async def _run(self, ref: TaskRef, claim: Claim, events: _Announcer) -> Outcome:
+        try:
+            result, cached, tail = await self._attempt(ref, claim, events)
         except _LeaseLostError:
             return Outcome.SKIPPED
         except TaskCancelledError:
-            return await self._end(ref, claim, Outcome.CANCELLED)
+            return await self._end(ref, claim, events, Outcome.CANCELLED)
         except TransientModelError as error:
             if claim.attempt < claim.task.max_attempts:
                 delay = self._settings.backoff.delay_ms(claim.attempt, error.retry_after_s)
@@ -122,21 +128,28 @@ class RunTask:
                 logger.info(
                     "task.retrying %s attempt=%s delay_ms=%s", ref.task_id, claim.attempt, delay
                 )
-                await self._emit(
-                    ref,
+                await events.emit(
                     EventType.RETRYING,
                     attempt=claim.attempt,
                     delay_s=delay / 1000,
                     error=detail,
                 )
                 return Outcome.RETRYING
-            return await self._end(ref, claim, Outcome.FAILED, error=error.detail)
+            return await self._end(ref, claim, events, Outcome.FAILED, error=error.detail)
         except (ModelError, NotFoundError) as error:
-            return await self._end(ref, claim, Outcome.FAILED, error=error.detail)
-        return await self._end(ref, claim, Outcome.SUCCEEDED, tail, result=result, cached=cached)
+            return await self._end(ref, claim, events, Outcome.FAILED, error=error.detail)
+        return await self._end(
+            ref, claim, events, Outcome.SUCCEEDED, tail, result=result, cached=cached
+        )
 
     async def _end(
-        self, ref: TaskRef, claim: Claim, outcome: Outcome, tail: str = "", **fields: Any
+        self,
+        ref: TaskRef,
+        claim: Claim,
+        events: _Announcer,
+        outcome: Outcome,
+        tail: str = "",
+        **fields: Any,
     ) -> Outcome:
         """Record the final state and publish it (after `tail`, the tokens not sent
         yet), if this attempt still owns the task: a worker that lost its lease
@@ -150,12 +163,14 @@ class RunTask:
         ending = TaskEvent(ref.workspace_id, ref.task_id, event, fields)
         if tail:
             tokens = TaskEvent(ref.workspace_id, ref.task_id, EventType.TOKEN, {"text": tail})
-            await publish(self._events, tokens, ending)
+            await events.publish(tokens, ending)
         else:
-            await publish(self._events, ending)
+            await events.publish(ending)
         return outcome
 
-    async def _attempt(self, ref: TaskRef, claim: Claim) -> tuple[dict[str, Any], bool, str]:
+    async def _attempt(
+        self, ref: TaskRef, claim: Claim, events: _Announcer
+    ) -> tuple[dict[str, Any], bool, str]:
         """The result, whether it came from the cache, and the tokens not sent yet."""
         task = claim.task
         system, prompt = await self._messages(ref, task.kind, task.input)
@@ -169,7 +184,7 @@ class RunTask:
         async def call_model() -> dict[str, Any]:
             nonlocal called, tail
             called = True
-            text, tail = await self._stream(ref, claim, system, prompt)
+            text, tail = await self._stream(ref, claim, events, system, prompt)
             return {"summary": text} if task.kind is TaskKind.SUMMARIZE else {"text": text}
 
         result = await self._cache.get_or_set(
@@ -193,7 +208,7 @@ class RunTask:
         return system, str(data["prompt"])
 
     async def _stream(
-        self, ref: TaskRef, claim: Claim, system: str, prompt: str
+        self, ref: TaskRef, claim: Claim, events: _Announcer, system: str, prompt: str
     ) -> tuple[str, str]:
         """The whole answer, and its tokens not sent yet (they go with the outcome)."""
         tokens: list[str] = []
@@ -216,14 +231,14 @@ class RunTask:
                 tokens.append(token)
                 now = loop.time()
                 if now - last_batch >= TOKEN_BATCH_S:
-                    await self._emit(ref, EventType.TOKEN, text="".join(tokens[sent:]))
+                    await events.emit(EventType.TOKEN, text="".join(tokens[sent:]))
                     sent, last_batch = len(tokens), now
                 # A step: record progress and notice a cancel, at most every
                 # CHECK_IN_S (a fast task pays no extra transaction).
                 if now - last_check_in >= CHECK_IN_S:
                     await self._check_in(ref, claim, state, len(tokens))
-                    await self._emit(
-                        ref, EventType.PROGRESS, progress=_progress(len(tokens)), message="writing"
+                    await events.emit(
+                        EventType.PROGRESS, progress=_progress(len(tokens)), message="writing"
                     )
                     last_check_in = loop.time()
         finally:
@@ -239,6 +254,33 @@ class RunTask:
             raise _LeaseLostError
         if asked or state["cancel"]:
             raise TaskCancelledError("cancelled while running")
+
+
+class _Announcer:
+    """One attempt's events, published in order: `start` sends one without
+    waiting for it, and every later publish waits for it first."""
+
+    def __init__(self, events: EventPublisher, ref: TaskRef) -> None:
+        self._events, self._ref = events, ref
+        self._pending: asyncio.Future[None] | None = None
+
+    def start(self, type_: EventType, **data: Any) -> None:
+        self._pending = asyncio.ensure_future(publish(self._events, self._event(type_, data)))
+
+    async def emit(self, type_: EventType, **data: Any) -> None:
+        await self.publish(self._event(type_, data))
+
+    async def publish(self, *events: TaskEvent) -> None:
+        await self.settle()
+        await publish(self._events, *events)
+
+    async def settle(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await pending
+
+    def _event(self, type_: EventType, data: dict[str, Any]) -> TaskEvent:
+        return TaskEvent(self._ref.workspace_id, self._ref.task_id, type_, data)
 
 
 def _progress(tokens: int) -> int:

@@ -28,6 +28,7 @@ from adapters.postgres.uow import PgUnitOfWorkFactory
 from adapters.redis.queue import QUEUE
 from application.run_task import Outcome, RunnerSettings, RunTask
 from domain.entities import TaskRef
+from domain.events import EventType, TaskEvent
 from domain.ports import Cache
 from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
@@ -321,6 +322,52 @@ async def test_a_worker_touches_only_the_workspace_of_the_task_it_holds(
         assert await runner.execute(forged) is Outcome.SKIPPED
     task = await _task(client, owner_b, workspace_b, task_b)
     assert (task["status"], task["attempts"]) == ("queued", 0)
+
+
+async def test_the_attempt_goes_on_while_task_started_is_published_and_events_stay_in_order(
+    client: httpx.AsyncClient, people: People, engine: AsyncEngine, cache: Cache
+) -> None:
+    owner = await people.new()
+    workspace = await people.workspace(owner)
+    task_id = (await _start(client, owner, workspace)).json()["id"]
+    streaming = asyncio.Event()
+
+    class SlowStart(RecordedEvents):
+        """`task.started` reaches the bus only when the gate opens."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.gate = asyncio.Event()
+
+        async def publish(self, *events: TaskEvent) -> None:
+            if events[0].type is EventType.STARTED:
+                await self.gate.wait()
+            await super().publish(*events)
+
+    class Model:
+        name = f"model-{uuid.uuid4()}"
+
+        async def stream(self, system: str, prompt: str) -> AsyncIterator[str]:
+            streaming.set()
+            yield "an answer"
+
+    events = SlowStart()
+    runner = RunTask(
+        PgUnitOfWorkFactory(engine), PgTaskStates(engine), cache, Model(), events, RunnerSettings()
+    )
+    run = asyncio.create_task(runner.execute(TaskRef(workspace, uuid.UUID(task_id), owner.id)))
+    await asyncio.wait_for(streaming.wait(), 10)  # the model runs before `started` is out
+    await wait_until(lambda: _all_final(client, owner, workspace, [task_id]), timeout_s=10)
+    await asyncio.sleep(0.1)
+    assert events.events == [], "nothing is published before task.started"
+    assert not run.done()
+    events.gate.set()
+    assert await asyncio.wait_for(run, 10) is Outcome.SUCCEEDED
+    assert [event.type for event in events.events] == [
+        EventType.STARTED,
+        EventType.TOKEN,
+        EventType.SUCCEEDED,
+    ]
 
 
 async def test_one_workspace_flooding_the_queue_does_not_starve_another(
