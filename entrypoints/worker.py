@@ -26,10 +26,10 @@ from uuid import UUID
 
 import msgspec
 import structlog
-from bullmq import DelayedError, UnrecoverableError, Worker
+from bullmq import DelayedError, UnrecoverableError
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from adapters.redis.queue import QUEUE, worker_connection
+from adapters.redis.queue import QUEUE, FetchingWorker, worker_connection
 from application.dispatch import RecoverTasks, RelayTasks
 from application.run_task import Outcome, RunnerSettings, RunTask
 from domain.entities import TaskRef
@@ -134,7 +134,7 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
         await asyncio.sleep(QUEUE_METRICS_EVERY_S)
 
     assert settings.redis_url is not None
-    worker = Worker(
+    worker = FetchingWorker(
         QUEUE,
         process,
         {

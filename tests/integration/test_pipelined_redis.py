@@ -1,7 +1,10 @@
-"""The auto-pipelining client (adapters/redis/batching.py PipelinedRedis),
-against the real Redis: commands sent together share a pipeline, each gets
-its own answer (redis-py's parsing included) or its own error, scripts load
-themselves, and a blocking command never holds up the others."""
+"""The worker's BullMQ side against the real Redis: the auto-pipelining
+client (adapters/redis/batching.py PipelinedRedis) — commands sent together
+share a pipeline, each gets its own answer (redis-py's parsing included) or
+its own error, scripts load themselves, a blocking command never holds up
+the others — and FetchingWorker (adapters/redis/queue.py), which takes the
+next job while completing one: every job runs once, failures stay failures,
+closing leaves no job taken and not run."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from adapters.redis.batching import PipelinedRedis
-from adapters.redis.queue import worker_connection
+from adapters.redis.queue import FetchingWorker, worker_connection
 from tests.services import Services
 
 
@@ -145,3 +148,80 @@ async def test_a_bullmq_worker_on_the_pipelined_connection_runs_every_job(
         await queue.close()
     assert sorted(seen) == list(range(200)), "every job once"
     assert counts == {"completed": 200, "active": 0, "waiting": 0, "failed": 0}
+
+
+class _CountedWorker(FetchingWorker):
+    asked = 0
+
+    async def moveToActive(self, token: str) -> Any:  # noqa: N802 - bullmq's name
+        self.asked += 1
+        return await super().moveToActive(token)
+
+
+@pytest.fixture
+async def queue(services: Services) -> AsyncIterator[tuple[Queue, str]]:
+    prefix = "{fetching-" + uuid.uuid4().hex[:8] + "}"
+    jobs = Queue("jobs", {"connection": services.redis_url, "prefix": prefix})
+    yield jobs, prefix
+    await jobs.obliterate(force=True)
+    await jobs.close()
+
+
+async def test_a_fetching_worker_runs_every_job_once_mostly_taken_while_completing(
+    services: Services, queue: tuple[Queue, str]
+) -> None:
+    jobs, prefix = queue
+    await jobs.addBulk([{"name": "n", "data": {"i": i}} for i in range(300)])
+    seen: list[int] = []
+    done = asyncio.Event()
+
+    async def process(job: Any, _token: str) -> int:
+        seen.append(job.data["i"])
+        if job.data["i"] % 50 == 7:
+            raise ValueError("this job fails")
+        if len(seen) == 300:
+            done.set()
+        return int(job.data["i"])
+
+    worker = _CountedWorker(
+        "jobs",
+        process,
+        {"connection": worker_connection(services.redis_url), "prefix": prefix, "concurrency": 8},
+    )
+    try:
+        await asyncio.wait_for(done.wait(), 30)
+        await asyncio.sleep(0.2)
+        counts = await jobs.getJobCounts("completed", "failed", "active", "waiting")
+    finally:
+        await worker.close()
+    assert sorted(seen) == list(range(300)), "every job once"
+    assert counts == {"completed": 294, "failed": 6, "active": 0, "waiting": 0}
+    # 8 slots ask at the start and after each failure or empty answer; the
+    # other jobs come with a completion
+    assert worker.asked < 300 / 4, worker.asked
+
+
+async def test_a_closing_worker_takes_no_job_it_will_not_run(
+    services: Services, queue: tuple[Queue, str]
+) -> None:
+    jobs, prefix = queue
+    await jobs.addBulk([{"name": "n", "data": {"i": i}} for i in range(100)])
+    seen: list[int] = []
+    started = asyncio.Event()
+
+    async def process(job: Any, _token: str) -> None:
+        seen.append(job.data["i"])
+        started.set()
+        await asyncio.sleep(0.05)
+
+    worker = FetchingWorker(
+        "jobs",
+        process,
+        {"connection": worker_connection(services.redis_url), "prefix": prefix, "concurrency": 4},
+    )
+    await asyncio.wait_for(started.wait(), 10)
+    await worker.close()
+    counts = await jobs.getJobCounts("completed", "active", "waiting")
+    assert counts["active"] == 0, "a job taken while closing would wait for a stalled check"
+    assert counts["completed"] == len(seen) < 100
+    assert counts["completed"] + counts["waiting"] == 100
