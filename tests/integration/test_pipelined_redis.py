@@ -158,20 +158,34 @@ class _CountedWorker(FetchingWorker):
         return await super().moveToActive(token)
 
 
+class _Jobs:
+    """A queue of its own, and workers on it."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.redis_url, self.prefix = redis_url, "{fetching-" + uuid.uuid4().hex[:8] + "}"
+        self.queue = Queue("jobs", {"connection": redis_url, "prefix": self.prefix})
+
+    async def add(self, count: int) -> None:
+        await self.queue.addBulk([{"name": "n", "data": {"i": i}} for i in range(count)])
+
+    def worker(self, process: Any, concurrency: int) -> _CountedWorker:
+        connection = worker_connection(self.redis_url)
+        options = {"connection": connection, "prefix": self.prefix, "concurrency": concurrency}
+        return _CountedWorker("jobs", process, options)
+
+
 @pytest.fixture
-async def queue(services: Services) -> AsyncIterator[tuple[Queue, str]]:
-    prefix = "{fetching-" + uuid.uuid4().hex[:8] + "}"
-    jobs = Queue("jobs", {"connection": services.redis_url, "prefix": prefix})
-    yield jobs, prefix
-    await jobs.obliterate(force=True)
-    await jobs.close()
+async def jobs(services: Services) -> AsyncIterator[_Jobs]:
+    made = _Jobs(services.redis_url)
+    yield made
+    await made.queue.obliterate(force=True)
+    await made.queue.close()
 
 
 async def test_a_fetching_worker_runs_every_job_once_mostly_taken_while_completing(
-    services: Services, queue: tuple[Queue, str]
+    jobs: _Jobs,
 ) -> None:
-    jobs, prefix = queue
-    await jobs.addBulk([{"name": "n", "data": {"i": i}} for i in range(300)])
+    await jobs.add(300)
     seen: list[int] = []
     done = asyncio.Event()
 
@@ -183,15 +197,11 @@ async def test_a_fetching_worker_runs_every_job_once_mostly_taken_while_completi
             done.set()
         return int(job.data["i"])
 
-    worker = _CountedWorker(
-        "jobs",
-        process,
-        {"connection": worker_connection(services.redis_url), "prefix": prefix, "concurrency": 8},
-    )
+    worker = jobs.worker(process, concurrency=8)
     try:
         await asyncio.wait_for(done.wait(), 30)
         await asyncio.sleep(0.2)
-        counts = await jobs.getJobCounts("completed", "failed", "active", "waiting")
+        counts = await jobs.queue.getJobCounts("completed", "failed", "active", "waiting")
     finally:
         await worker.close()
     assert sorted(seen) == list(range(300)), "every job once"
@@ -201,11 +211,8 @@ async def test_a_fetching_worker_runs_every_job_once_mostly_taken_while_completi
     assert worker.asked < 300 / 4, worker.asked
 
 
-async def test_a_closing_worker_takes_no_job_it_will_not_run(
-    services: Services, queue: tuple[Queue, str]
-) -> None:
-    jobs, prefix = queue
-    await jobs.addBulk([{"name": "n", "data": {"i": i}} for i in range(100)])
+async def test_a_closing_worker_takes_no_job_it_will_not_run(jobs: _Jobs) -> None:
+    await jobs.add(100)
     seen: list[int] = []
     started = asyncio.Event()
 
@@ -214,14 +221,10 @@ async def test_a_closing_worker_takes_no_job_it_will_not_run(
         started.set()
         await asyncio.sleep(0.05)
 
-    worker = FetchingWorker(
-        "jobs",
-        process,
-        {"connection": worker_connection(services.redis_url), "prefix": prefix, "concurrency": 4},
-    )
+    worker = jobs.worker(process, concurrency=4)
     await asyncio.wait_for(started.wait(), 10)
     await worker.close()
-    counts = await jobs.getJobCounts("completed", "active", "waiting")
+    counts = await jobs.queue.getJobCounts("completed", "active", "waiting")
     assert counts["active"] == 0, "a job taken while closing would wait for a stalled check"
     assert counts["completed"] == len(seen) < 100
     assert counts["completed"] + counts["waiting"] == 100
