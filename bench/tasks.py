@@ -1,14 +1,16 @@
 """Task pipeline throughput and pickup latency, beside a bare BullMQ worker.
 
-    .venv/bin/python -m bench.tasks [--tasks 2000]
+    .venv/bin/python -m bench.tasks [--tasks 2000] [--concurrency 16,64]
 
-Services as in bench.cache. Keel workers are `keel worker --concurrency 16`
+Services as in bench.cache. Keel workers are `keel worker --concurrency N`
 processes with a zero-latency simulated model (24 tokens, no pause); tasks
 are inserted in bulk as committed outbox rows (what the API writes), so the
 number is the worker side: relay, BullMQ, claim, model, progress, result.
+The ceiling: a bare bullmq worker doing nothing, at the same concurrency,
+in the same run. Each concurrency runs the bare worker and one Keel process;
+four Keel processes run at the first concurrency each.
 Pickup latency: with idle workers, tasks are created one at a time through
 the API, and `started_at - created_at` is read back from Postgres.
-The ceiling: a bare bullmq worker (concurrency 16) doing nothing.
 """
 
 from __future__ import annotations
@@ -34,10 +36,8 @@ from bench.cache import SECRET, _provision, _server
 from entrypoints.http.auth import issue_token
 from tests.services import test_services
 
-CONCURRENCY = 16
 
-
-async def _bare_bullmq(redis_url: str, jobs: int) -> float:
+async def _bare_bullmq(redis_url: str, jobs: int, concurrency: int) -> float:
     prefix = "{bench-" + uuid.uuid4().hex[:8] + "}"
     queue = Queue("noop", {"connection": redis_url, "prefix": prefix})
     await queue.addBulk(
@@ -54,7 +54,7 @@ async def _bare_bullmq(redis_url: str, jobs: int) -> float:
 
     started = time.perf_counter()
     worker = Worker(
-        "noop", process, {"connection": redis_url, "prefix": prefix, "concurrency": CONCURRENCY}
+        "noop", process, {"connection": redis_url, "prefix": prefix, "concurrency": concurrency}
     )
     await asyncio.wait_for(done.wait(), 600)
     elapsed = time.perf_counter() - started
@@ -65,12 +65,18 @@ async def _bare_bullmq(redis_url: str, jobs: int) -> float:
 
 
 async def _keel_throughput(
-    owner_url: str, env: dict[str, str], workers: int, tasks: int, workspace: str, user: str
+    owner_url: str,
+    env: dict[str, str],
+    workers: int,
+    concurrency: int,
+    tasks: int,
+    workspace: str,
+    user: str,
 ) -> float:
     engine = create_engine(owner_url, pool_size=2)
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "entrypoints.cli", "worker", "--concurrency", str(CONCURRENCY)],
+            [sys.executable, "-m", "entrypoints.cli", "worker", "--concurrency", str(concurrency)],
             env={**os.environ, **env},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -119,6 +125,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--pickups", type=int, default=100)
+    parser.add_argument(
+        "--concurrency",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[16, 64],
+        help="comma-separated concurrencies per process (default 16,64)",
+    )
     args = parser.parse_args()
     suffix = uuid.uuid4().hex[:8]
     name, role, password = f"keel_bench_{suffix}", f"keel_bench_rt_{suffix}", secrets.token_hex(8)
@@ -143,12 +155,19 @@ def main() -> None:
                 workspace = httpx.post(
                     f"{base}/v1/workspaces", json={"name": "bench"}, headers=headers
                 ).json()["id"]
-                bare = asyncio.run(_bare_bullmq(services.redis_url, args.tasks))
-                one = asyncio.run(
-                    _keel_throughput(owner_url, env, 1, args.tasks, workspace, str(user))
-                )
+                rows = []
+                for concurrency in args.concurrency:
+                    bare = asyncio.run(_bare_bullmq(services.redis_url, args.tasks, concurrency))
+                    one = asyncio.run(
+                        _keel_throughput(
+                            owner_url, env, 1, concurrency, args.tasks, workspace, str(user)
+                        )
+                    )
+                    rows.append((concurrency, bare, one))
                 four = asyncio.run(
-                    _keel_throughput(owner_url, env, 4, args.tasks, workspace, str(user))
+                    _keel_throughput(
+                        owner_url, env, 4, args.concurrency[0], args.tasks, workspace, str(user)
+                    )
                 )
                 latencies = asyncio.run(
                     _pickups(base, headers, workspace, owner_url, env, args.pickups)
@@ -158,15 +177,14 @@ def main() -> None:
             asyncio.run(drop_role(services.postgres_url, role))
     p50 = statistics.median(latencies)
     p99 = statistics.quantiles(latencies, n=100)[98]
-    print(
-        f"\n{args.tasks} tasks each, {CONCURRENCY} concurrency per process,"
-        f" services: {services.origin}\n"
-    )
-    print("| run | tasks (jobs)/s |\n|---|---:|")
-    print(f"| bare bullmq worker, no-op jobs, 1 process | {bare:,.0f} |")
-    print(f"| Keel workers, 1 process | {one:,.0f} |")
-    print(f"| Keel workers, 4 processes | {four:,.0f} |")
-    print(f"\nKeel (1 process) / bare bullmq: {one / bare:.0%}")
+    print(f"\n{args.tasks} tasks (jobs) per run, services: {services.origin}\n")
+    print("| concurrency | bare bullmq worker, no-op jobs/s | Keel, 1 process, tasks/s |")
+    print("|---:|---:|---:|")
+    for concurrency, bare, one in rows:
+        print(f"| {concurrency} | {bare:,.0f} | {one:,.0f} ({one / bare:.0%}) |")
+    print(f"\nKeel, 4 processes x {args.concurrency[0]}: {four:,.0f} tasks/s")
+    best_bare, best_one = max(row[1] for row in rows), max(row[2] for row in rows)
+    print(f"Keel (1 process, best) / bare bullmq (best): {best_one / best_bare:.0%}")
     print(
         f"pickup latency (created → started, idle workers, {len(latencies)} tasks):"
         f" p50 {p50:.1f} ms, p99 {p99:.1f} ms"
