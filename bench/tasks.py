@@ -1,6 +1,6 @@
 """Task pipeline throughput and pickup latency, beside a bare BullMQ worker.
 
-    .venv/bin/python -m bench.tasks [--tasks 2000] [--concurrency 16,64]
+    .venv/bin/python -m bench.tasks [--tasks 4000] [--concurrency 16,64,128]
 
 Services as in bench.cache. Keel workers are `keel worker --concurrency N`
 processes with a zero-latency simulated model (24 tokens, no pause); tasks
@@ -123,13 +123,13 @@ async def _keel_throughput(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--tasks", type=int, default=4000)
     parser.add_argument("--pickups", type=int, default=100)
     parser.add_argument(
         "--concurrency",
         type=lambda text: [int(n) for n in text.split(",")],
-        default=[16, 64],
-        help="comma-separated concurrencies per process (default 16,64)",
+        default=[16, 64, 128],
+        help="comma-separated concurrencies per process (default 16,64,128)",
     )
     args = parser.parse_args()
     suffix = uuid.uuid4().hex[:8]
