@@ -276,8 +276,13 @@ class _Announcer:
 
     async def settle(self) -> None:
         pending, self._pending = self._pending, None
-        if pending is not None:
+        if pending is None:
+            return
+        try:
             await pending
+        except Exception:
+            # `publish` only lets a bug through; the events after it still go out.
+            logger.exception("task %s: an event was not published", self._ref.task_id)
 
     def _event(self, type_: EventType, data: dict[str, Any]) -> TaskEvent:
         return TaskEvent(self._ref.workspace_id, self._ref.task_id, type_, data)

@@ -29,7 +29,7 @@ import structlog
 from bullmq import DelayedError, UnrecoverableError
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from adapters.redis.queue import QUEUE, FetchingWorker, worker_connection
+from adapters.redis.queue import QUEUE, RETRY_DELAY_MS, FetchingWorker, worker_connection
 from application.dispatch import RecoverTasks, RelayTasks
 from application.run_task import Outcome, RunnerSettings, RunTask
 from domain.entities import TaskRef
@@ -144,6 +144,7 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
             "lockDuration": int(settings.task_lease_s * 1000),
             "stalledInterval": int(settings.task_lease_s * 1000),
             "maxStalledCount": 10,
+            "runRetryDelay": RETRY_DELAY_MS,
         },
     )
     worker.on("failed", lambda job, error: logger.error("job %s failed: %r", job.id, error))

@@ -131,7 +131,8 @@ class PipelinedRedis(Redis):
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         name = args[0].decode() if isinstance(args[0], bytes) else str(args[0])
-        if self.single_connection_client or name.upper() in _ALONE:
+        # redis-py names some commands with their subcommand ("CLIENT SETNAME")
+        if self.single_connection_client or name.split(maxsplit=1)[0].upper() in _ALONE:
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         return await self._calls((args, options))
 

@@ -47,7 +47,7 @@ from uuid import UUID, uuid4
 import msgspec
 from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from adapters.redis.batching import BatchedCommands
 from domain.cache import CacheKey, Hit
@@ -217,9 +217,15 @@ class RedisCache:
         lock_ms = int(self.LOCK_TTL_S * 1000)
         try:
             self._check_pause()
-            raw_generation, raw_value, locked = await self._batch.script(
-                self._read_or_lock, [keys.generation, keys.value, keys.lock], [token, lock_ms]
-            )
+            try:
+                raw_generation, raw_value, locked = await self._batch.script(
+                    self._read_or_lock, [keys.generation, keys.value, keys.lock], [token, lock_ms]
+                )
+            except ResponseError:
+                # Refused, not unreachable (an out-of-memory Redis refuses a script
+                # that may write): read alone, and lock below as for a stale value.
+                raw_generation, raw_value = await self._batch.mget((keys.generation, keys.value))
+                locked = None
         except (RedisError, OSError) as error:
             self._unavailable("read", keys, error)
             return await self._load(keys, loader)
@@ -229,7 +235,7 @@ class RedisCache:
             return value
         REQUESTS.labels(keys.namespace, "miss").inc()
         generation = raw_generation.decode() if raw_generation else ""
-        if raw_value is not None:  # a stale or unreadable value: the script took no lock
+        if locked is None or raw_value is not None:  # the script took no lock
             try:
                 locked = await self._batch.call("SET", keys.lock, token, "NX", "PX", lock_ms)
             except (RedisError, OSError) as error:

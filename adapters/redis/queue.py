@@ -28,27 +28,25 @@ from typing import Any, cast
 from bullmq import Queue, Worker
 from bullmq.job import Job
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import BusyLoadingError, TimeoutError
-from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.backoff import NoBackoff
 
 from adapters.redis.batching import PipelinedRedis
 from domain.entities import Dispatch, TaskRef
 
 QUEUE = "tasks"
+RETRY_DELAY_MS = 1000  # the worker's pause after a failed fetch (bullmq's runRetryDelay: 15 s)
 PREFIX = "{keel}"
 STATES = ("waiting", "prioritized", "delayed", "active", "failed")
 
 
 def worker_connection(redis_url: str) -> PipelinedRedis:
-    """The client for a bullmq Worker: BullMQ's own settings (decoded answers,
-    its retries on connection errors), pipelined."""
-    client = PipelinedRedis.from_url(
-        redis_url,
-        decode_responses=True,
-        retry=Retry(ExponentialBackoff(cap=20, base=1), 20),
-        retry_on_error=[BusyLoadingError, RedisConnectionError, TimeoutError],
-    )
+    """The client for a bullmq Worker: decoded answers (as BullMQ's own client),
+    pipelined, and no retries inside redis-py: after a lost connection it
+    would send a whole pipeline again, commands already answered included (a
+    second job taken, a completion run twice). A failed command fails its
+    caller; the worker's loop retries (RETRY_DELAY_MS), and a job whose
+    completion failed is recovered by BullMQ's stalled check."""
+    client = PipelinedRedis.from_url(redis_url, decode_responses=True, retry=Retry(NoBackoff(), 0))
     return cast(PipelinedRedis, client)  # from_url builds `cls`; typeshed says Redis
 
 
@@ -59,7 +57,11 @@ class FetchingWorker(Worker):  # type: ignore[misc]  # bullmq has no type hints
     with the finished job's token when asked to; bullmq's Python worker never
     asks. Here every completion asks, unless the worker is closing or paused,
     and the job it took runs next in the same slot (the worker's run loop
-    runs a job that a finished slot answers with).
+    runs a job that a finished slot answers with). A job taken by a completion
+    that was under way when `close()` or `pause()` was asked runs in the slot
+    that took it, which they wait for. Processors must not complete their
+    job themselves (Keel's return a value or raise): that completion would
+    take a job too.
     """
 
     def __init__(self, name: str, processor: Any, opts: dict[str, Any]) -> None:
@@ -89,8 +91,13 @@ class FetchingWorker(Worker):  # type: ignore[misc]  # bullmq has no type hints
         following: Job | None = await self.nextJobFromJobData(
             data, taken_id, limit_until or 0, delay_until or 0, token
         )
-        if following is not None:
-            self.emit("active", following, "waiting")
+        if following is None:
+            return None
+        self.emit("active", following, "waiting")
+        if self.closing or self.paused:
+            # Taken while close() or pause() was being asked: they wait for this
+            # slot's task, not for one the run loop would start for the job.
+            return await self.processJob(following, token)
         return following
 
 

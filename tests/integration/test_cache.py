@@ -306,3 +306,36 @@ async def test_a_stale_value_is_refilled_by_one_process_only(
     gate.set()
     assert await asyncio.gather(filling, waiting) == ["new", "new"]
     assert (first.calls, second.calls) == (1, 0)
+
+
+async def test_a_refused_read_script_reads_alone_and_pauses_nothing(
+    cache: RedisCache, services: Services, redis: Redis
+) -> None:
+    """Redis refusing the read script (out of memory, or here an ACL without
+    scripts) is an answering Redis: the read goes alone, a miss still locks,
+    and reads do not pause."""
+    user, password = f"noscript-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    await redis.execute_command(
+        "ACL", "SETUSER", user, "on", f">{password}", "~keel:*", "+@all", "-@scripting"
+    )
+    limited = create_redis(services.redis_url, timeout_s=0.5, retries=0)
+    limited.connection_pool.connection_kwargs.update(username=user, password=password)
+    refused = RedisCache(limited)
+    hot, cold = _key(), _key()
+    try:
+        assert await cache.get_or_set(hot, Loader("stored"), type_=str, ttl_s=60) == "stored"
+        loader = Loader("loaded")
+        assert await refused.get_or_set(hot, loader, type_=str, ttl_s=60) == "stored"
+        assert loader.calls == 0, "a hit read without the script"
+        held: list[bool] = []
+
+        async def load() -> str:
+            held.append(bool(await redis.exists(refused._keys(cold).lock)))
+            return "cold"
+
+        assert await refused.get_or_set(cold, load, type_=str, ttl_s=60) == "cold"
+        assert held == [True], "the miss took the fill lock on its own"
+        assert refused._reads_paused_until == 0.0
+    finally:
+        await limited.aclose()
+        await redis.execute_command("ACL", "DELUSER", user)

@@ -9,6 +9,7 @@ closing leaves no job taken and not run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from bullmq import Queue, Worker
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from adapters.redis.batching import PipelinedRedis
@@ -110,6 +112,62 @@ async def test_a_blocking_command_never_holds_up_the_others(client: _Counted) ->
     assert done == {read}, "a GET waited for a blocking pop"
     await client.zadd(f"{key}:empty", {"m": 1})
     assert await asyncio.wait_for(blocked, 2) == (f"{key}:empty", "m", 1.0)
+
+
+async def test_commands_named_with_their_subcommand_keep_their_connection(
+    client: _Counted,
+) -> None:
+    """redis-py sends CLIENT SETNAME as one "CLIENT SETNAME" argument: it must
+    not share a pipeline (a CLIENT REPLY OFF there would silence the others)."""
+    before = (client.pipelines, client.alone)
+    await asyncio.gather(client.client_setname("pipelined-test"), client.get("pipelined:x"))
+    assert (client.pipelines, client.alone) == (before[0], before[1] + 1), "only the GET batched"
+
+
+async def test_a_pipeline_cut_by_a_lost_connection_is_not_sent_again(services: Services) -> None:
+    """The worker's connection has no redis-py retries: resending a pipeline
+    after a lost connection would run commands already answered a second time."""
+    target = services.redis_url.split("//", 1)[1].split("/", 1)[0]
+    host, port = target.rsplit(":", 1)
+    connections = 0
+
+    async def cut_first_connection_after_one_answer(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        nonlocal connections
+        connections += 1
+        first = connections == 1
+        upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
+
+        async def up() -> None:
+            while data := await reader.read(65536):
+                upstream_writer.write(data)
+
+        async def down() -> None:
+            while data := await upstream_reader.read(65536):
+                if first and b"answered" in data:
+                    writer.write(data[: data.index(b"answered") + len(b"answered") + 2])
+                    await writer.drain()
+                    writer.transport.abort()
+                    upstream_writer.close()
+                    return
+                writer.write(data)
+
+        with contextlib.suppress(OSError):
+            await asyncio.gather(up(), down())
+
+    proxy = await asyncio.start_server(cut_first_connection_after_one_answer, "127.0.0.1", 0)
+    proxied = f"redis://127.0.0.1:{proxy.sockets[0].getsockname()[1]}/0"
+    client = worker_connection(proxied)
+    key = f"pipelined:{uuid.uuid4().hex}"
+    count = client.register_script("redis.call('INCR', KEYS[1]); return 'answered'")
+    await client.script_load(count.script)
+    results = await asyncio.gather(count([key]), client.get(key), return_exceptions=True)
+    assert isinstance(results[1], RedisConnectionError), results
+    assert await client.get(key) == "1", "the script ran once"
+    await client.delete(key)
+    await client.aclose()
+    proxy.close()
 
 
 async def test_transactions_stay_transactions(client: _Counted) -> None:
@@ -228,3 +286,39 @@ async def test_a_closing_worker_takes_no_job_it_will_not_run(jobs: _Jobs) -> Non
     assert counts["active"] == 0, "a job taken while closing would wait for a stalled check"
     assert counts["completed"] == len(seen) < 100
     assert counts["completed"] + counts["waiting"] == 100
+
+
+@pytest.mark.parametrize("stop", ["close", "pause"])
+async def test_a_job_taken_while_the_worker_stops_runs_before_it_has_stopped(
+    jobs: _Jobs, stop: str
+) -> None:
+    """close() or pause() asked while a completion that takes the next job is
+    on its way: the taken job runs before close() or pause() returns."""
+    await jobs.add(20)
+    started: list[int] = []
+    finished: list[int] = []
+    stopping: list[asyncio.Future[None]] = []
+    asked = asyncio.Event()
+
+    async def process(job: Any, _token: str) -> None:
+        started.append(job.data["i"])
+        if len(started) == 1:  # asked just as this job's completion goes out
+
+            def ask() -> None:
+                stopping.append(asyncio.ensure_future(getattr(worker, stop)()))
+                asked.set()
+
+            asyncio.get_running_loop().call_soon(ask)
+        else:
+            await asyncio.sleep(0.2)
+        finished.append(job.data["i"])
+
+    worker = jobs.worker(process, concurrency=1)
+    try:
+        await asyncio.wait_for(asked.wait(), 10)
+        await asyncio.wait_for(stopping[0], 10)
+        assert started == finished, "stopped with a job still running"
+        counts = await jobs.queue.getJobCounts("active", "completed", "waiting")
+        assert counts == {"active": 0, "completed": len(finished), "waiting": 20 - len(finished)}
+    finally:
+        await worker.close(force=True)

@@ -370,6 +370,33 @@ async def test_the_attempt_goes_on_while_task_started_is_published_and_events_st
     ]
 
 
+async def test_a_started_event_that_fails_to_publish_does_not_hold_back_the_outcome(
+    client: httpx.AsyncClient, people: People, engine: AsyncEngine, cache: Cache
+) -> None:
+    owner = await people.new()
+    workspace = await people.workspace(owner)
+    task_id = (await _start(client, owner, workspace)).json()["id"]
+
+    class BrokenStart(RecordedEvents):
+        async def publish(self, *events: TaskEvent) -> None:
+            if events[0].type is EventType.STARTED:
+                raise RuntimeError("a bug in the bus")
+            await super().publish(*events)
+
+    events = BrokenStart()
+    runner = RunTask(
+        PgUnitOfWorkFactory(engine),
+        PgTaskStates(engine),
+        cache,
+        SimulatedModel(0),
+        events,
+        RunnerSettings(),
+    )
+    ref = TaskRef(workspace, uuid.UUID(task_id), owner.id)
+    assert await runner.execute(ref) is Outcome.SUCCEEDED
+    assert events.events[-1].type is EventType.SUCCEEDED
+
+
 async def test_one_workspace_flooding_the_queue_does_not_starve_another(
     client: httpx.AsyncClient, people: People, settings: Settings, owner_engine: AsyncEngine
 ) -> None:
