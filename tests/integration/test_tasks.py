@@ -91,6 +91,13 @@ async def _task(
     return dict(response.json())
 
 
+def _runner(engine: AsyncEngine, cache: Cache, model: Any, events: RecordedEvents) -> RunTask:
+    """RunTask as a worker builds it, with the model and the event sink given."""
+    return RunTask(
+        PgUnitOfWorkFactory(engine), PgTaskStates(engine), cache, model, events, RunnerSettings()
+    )
+
+
 async def _all_final(client, person, workspace, ids) -> bool:
     states = [(await _task(client, person, workspace, i))["status"] for i in ids]
     return all(s in ("succeeded", "failed", "cancelled") for s in states)
@@ -306,14 +313,7 @@ async def test_a_worker_touches_only_the_workspace_of_the_task_it_holds(
     workspace_a, workspace_b = await people.workspace(owner_a), await people.workspace(owner_b)
     colleague = await people.join(workspace_b, owner_b, "member")
     task_b = (await _start(client, owner_b, workspace_b)).json()["id"]
-    runner = RunTask(
-        PgUnitOfWorkFactory(engine),
-        PgTaskStates(engine),
-        cache,
-        SimulatedModel(0),
-        RecordedEvents(),
-        RunnerSettings(),
-    )
+    runner = _runner(engine, cache, SimulatedModel(0), RecordedEvents())
     for forged in (
         TaskRef(workspace_a, uuid.UUID(task_b), owner_a.id),
         TaskRef(workspace_b, uuid.UUID(task_b), owner_a.id),
@@ -352,9 +352,7 @@ async def test_the_attempt_goes_on_while_task_started_is_published_and_events_st
             yield "an answer"
 
     events = SlowStart()
-    runner = RunTask(
-        PgUnitOfWorkFactory(engine), PgTaskStates(engine), cache, Model(), events, RunnerSettings()
-    )
+    runner = _runner(engine, cache, Model(), events)
     run = asyncio.create_task(runner.execute(TaskRef(workspace, uuid.UUID(task_id), owner.id)))
     await asyncio.wait_for(streaming.wait(), 10)  # the model runs before `started` is out
     await wait_until(lambda: _all_final(client, owner, workspace, [task_id]), timeout_s=10)
@@ -384,14 +382,7 @@ async def test_a_started_event_that_fails_to_publish_does_not_hold_back_the_outc
             await super().publish(*events)
 
     events = BrokenStart()
-    runner = RunTask(
-        PgUnitOfWorkFactory(engine),
-        PgTaskStates(engine),
-        cache,
-        SimulatedModel(0),
-        events,
-        RunnerSettings(),
-    )
+    runner = _runner(engine, cache, SimulatedModel(0), events)
     ref = TaskRef(workspace, uuid.UUID(task_id), owner.id)
     assert await runner.execute(ref) is Outcome.SUCCEEDED
     assert events.events[-1].type is EventType.SUCCEEDED
@@ -538,14 +529,7 @@ async def test_a_worker_that_lost_the_task_announces_no_ending(
             yield "late answer"
 
     events = RecordedEvents()
-    runner = RunTask(
-        PgUnitOfWorkFactory(engine),
-        PgTaskStates(engine),
-        cache,
-        HeldModel(),
-        events,
-        RunnerSettings(),
-    )
+    runner = _runner(engine, cache, HeldModel(), events)
     run = asyncio.create_task(runner.execute(TaskRef(workspace, uuid.UUID(task_id), owner.id)))
     await asyncio.wait_for(streaming.wait(), 10)
     async with owner_engine.begin() as conn:  # another worker's attempt 2 began
