@@ -18,6 +18,7 @@ import pytest
 from bullmq import Queue, Worker
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
@@ -127,9 +128,13 @@ async def test_commands_named_with_their_subcommand_keep_their_connection(
 async def test_a_pipeline_cut_by_a_lost_connection_is_not_sent_again(services: Services) -> None:
     """The worker's connection has no redis-py retries: resending a pipeline
     after a lost connection would run commands already answered a second time."""
-    target = services.redis_url.split("//", 1)[1].split("/", 1)[0]
-    host, port = target.rsplit(":", 1)
+    target = parse_url(services.redis_url)  # TCP, or the embedded server's socket
     connections = 0
+
+    async def open_upstream() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if "path" in target:
+            return await asyncio.open_unix_connection(target["path"])
+        return await asyncio.open_connection(target["host"], target["port"])
 
     async def cut_first_connection_after_one_answer(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -137,7 +142,7 @@ async def test_a_pipeline_cut_by_a_lost_connection_is_not_sent_again(services: S
         nonlocal connections
         connections += 1
         first = connections == 1
-        upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
+        upstream_reader, upstream_writer = await open_upstream()
 
         async def up() -> None:
             while data := await reader.read(65536):
@@ -157,7 +162,8 @@ async def test_a_pipeline_cut_by_a_lost_connection_is_not_sent_again(services: S
             await asyncio.gather(up(), down())
 
     proxy = await asyncio.start_server(cut_first_connection_after_one_answer, "127.0.0.1", 0)
-    proxied = f"redis://127.0.0.1:{proxy.sockets[0].getsockname()[1]}/0"
+    port, db = proxy.sockets[0].getsockname()[1], target.get("db", 0)
+    proxied = f"redis://127.0.0.1:{port}/{db}"
     client = worker_connection(proxied)
     key = f"pipelined:{uuid.uuid4().hex}"
     count = client.register_script("redis.call('INCR', KEYS[1]); return 'answered'")
