@@ -61,7 +61,9 @@ class FetchingWorker(Worker):  # type: ignore[misc]  # bullmq has no type hints
     that was under way when `close()` or `pause()` was asked runs in the slot
     that took it, which they wait for. Processors must not complete their
     job themselves (Keel's return a value or raise): that completion would
-    take a job too.
+    take a job too. This builds on the Worker's internals (its backend's
+    moveToCompleted, nextJobFromJobData, the run loop): pyproject.toml keeps
+    bullmq below 4, and tests/integration/test_pipelined_redis.py checks it.
     """
 
     def __init__(self, name: str, processor: Any, opts: dict[str, Any]) -> None:
