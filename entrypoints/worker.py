@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
-import msgspec
 import structlog
 from bullmq import DelayedError, UnrecoverableError
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
@@ -43,7 +42,6 @@ RECOVER_EVERY_S = 5.0
 GRACE_S = 20.0
 SHUTDOWN_S = 5.0  # after the grace period, for closing connections
 QUEUE_METRICS_EVERY_S = 5.0
-BACKGROUND_CONNECTIONS = 2  # the relay and the recovery
 
 ATTEMPTS = Counter("keel_task_attempts", "Task attempts this worker ran, by outcome", ["outcome"])
 ATTEMPT_SECONDS = Histogram(
@@ -77,11 +75,10 @@ async def _forever(name: str, step: Callable[[], Awaitable[Any]], pause_s: float
 
 async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) -> None:
     settings.require("database_url", "redis_url")
-    # A connection for every task at once and for the relay and the recovery:
-    # a smaller pool opens and closes overflow connections all the time (a
-    # Postgres backend started per task).
-    pool = max(settings.db_pool_size, concurrency + BACKGROUND_CONNECTIONS)
-    container = make_worker_container(msgspec.structs.replace(settings, db_pool_size=pool))
+    # Claims, heartbeats and finishes of tasks go in batches (PgTaskStates), so
+    # the pool does not grow with --concurrency: a benchmark worker running 128
+    # tasks at once used 5-6 connections.
+    container = make_worker_container(settings)
     run_task = await container.get(RunTask)
     relay = await container.get(RelayTasks)
     recover = await container.get(RecoverTasks)

@@ -9,9 +9,10 @@ the attempt-history row. A unit of work needs five or six round trips for
 the same (BEGIN, tenant switch, statements, COMMIT), plus building and
 compiling its Core statements; the worker makes two such changes per task.
 
-Claims and finishes made at the same moment (adapters/coalescing.py) go as
-one call of `claim_tasks` / `finish_tasks` (migration 0007), which switch
-the tenant context per task. A task that appears twice in a batch (a
+Claims, heartbeats and finishes made at the same moment
+(adapters/coalescing.py) go as one call of `claim_tasks` / `heartbeat_tasks`
+/ `finish_tasks` (migrations 0007, 0008), which switch the tenant context
+per task. A task that appears twice in a batch (a
 duplicate delivery) goes alone after it, and when a batch fails with an
 error that is not the database's availability, each of its changes is made
 again alone, so that one task's error is only that task's.
@@ -43,8 +44,10 @@ from adapters.postgres.tasks import task_from
 from domain.entities import Claim, TaskRef, TaskStatus
 from domain.errors import UnavailableError
 
-# (task, max running, lease ms) and (task, attempt, status, result, error, cached)
+# (task, max running, lease ms), (task, attempt, lease ms, progress) and
+# (task, attempt, status, result, error, cached)
 _ClaimItem = tuple[TaskRef, int, int]
+_HeartbeatItem = tuple[TaskRef, int, int, int]
 _FinishItem = tuple[TaskRef, int, str, str | None, str | None, bool]
 Item = TypeVar("Item", bound=tuple[Any, ...])
 Answer = TypeVar("Answer")
@@ -56,6 +59,7 @@ _RETRY = "select keel_worker.retry_task($1, $2, $3, $4, $5, $6, $7)"
 _POSTPONE = "select keel_worker.postpone_task($1, $2, $3, $4)"
 _CLAIMS = "select * from keel_worker.claim_tasks($1, $2, $3, $4, $5, $6)"
 _FINISHES = "select keel_worker.finish_tasks($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+_HEARTBEATS = "select * from keel_worker.heartbeat_tasks($1, $2, $3, $4, $5, $6)"
 
 # The connection is gone (or the server is going away): drop it from the pool.
 _LOST = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
@@ -73,6 +77,9 @@ class PgTaskStates:
         )
         self._finishes: Coalescer[_FinishItem, bool] = Coalescer(
             _Batches(self._finish_batch, self._finish_one), incomplete
+        )
+        self._heartbeats: Coalescer[_HeartbeatItem, bool | None] = Coalescer(
+            _Batches(self._heartbeat_batch, self._heartbeat_one), incomplete
         )
 
     async def _call(self, query: str, *args: Any) -> list[asyncpg.Record]:
@@ -125,8 +132,18 @@ class PgTaskStates:
     async def heartbeat(
         self, ref: TaskRef, attempt: int, lease_s: float, progress: int
     ) -> bool | None:
-        asked = await self._value(_HEARTBEAT, *_ref(ref), attempt, int(lease_s * 1000), progress)
+        return await self._heartbeats((ref, attempt, int(lease_s * 1000), progress))
+
+    async def _heartbeat_one(self, item: _HeartbeatItem) -> bool | None:
+        ref, *change = item
+        asked = await self._value(_HEARTBEAT, *_ref(ref), *change)
         return None if asked is None else bool(asked)
+
+    async def _heartbeat_batch(self, items: list[_HeartbeatItem]) -> list[bool | None]:
+        refs, columns = _columns(items)
+        rows = await self._call(_HEARTBEATS, *_refs(refs), *columns)
+        asked = {row["task"]: row["asked"] for row in rows}
+        return [asked.get(ref.task_id) for ref in refs]
 
     async def finish(
         self,
@@ -145,8 +162,7 @@ class PgTaskStates:
         return bool(await self._value(_FINISH, *_ref(ref), *change, uuid7()))
 
     async def _finish_batch(self, items: list[_FinishItem]) -> list[bool]:
-        refs = [item[0] for item in items]
-        columns = [list(column) for column in zip(*(item[1:] for item in items), strict=True)]
+        refs, columns = _columns(items)
         rows = await self._call(_FINISHES, *_refs(refs), *columns, [uuid7() for _ in items])
         finished = {row[0] for row in rows}
         return [ref.task_id in finished for ref in refs]
@@ -160,6 +176,12 @@ class PgTaskStates:
 
 def _ref(ref: TaskRef) -> tuple[Any, ...]:
     return ref.workspace_id, ref.task_id, ref.created_by
+
+
+def _columns(items: list[Any]) -> tuple[list[TaskRef], list[list[Any]]]:
+    """The tasks of (task, *change) items, and each change field as an array."""
+    refs = [item[0] for item in items]
+    return refs, [list(column) for column in zip(*(item[1:] for item in items), strict=True)]
 
 
 def _refs(refs: list[TaskRef]) -> tuple[list[Any], ...]:

@@ -114,6 +114,19 @@ async def _seed_0007(conn: sa.Connection) -> None:
     assert list(finished) == [TASK]
 
 
+async def _seed_0008(conn: sa.Connection) -> None:
+    # The seeded task has finished: a batched heartbeat changes nothing and says so.
+    answered = await conn.execute(
+        sa.text(
+            "select task, asked from keel_worker.heartbeat_tasks("
+            " array[cast(:w as uuid)], array[cast(:t as uuid)], array[cast(:u as uuid)],"
+            " array[1], array[30000], array[50])"
+        ),
+        {"w": WORKSPACE, "t": TASK, "u": USER},
+    )
+    assert [tuple(row) for row in answered] == [(TASK, None)]
+
+
 SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0001": _seed_0001,
     "0002": _seed_0002,
@@ -122,6 +135,7 @@ SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0005": _seed_0005,
     "0006": _seed_0006,
     "0007": _seed_0007,
+    "0008": _seed_0008,
 }
 
 

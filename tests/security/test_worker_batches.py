@@ -1,4 +1,5 @@
-"""Batched claims and finishes (migration 0007, adapters/postgres/task_states.py)
+"""Batched claims, heartbeats and finishes (migrations 0007 and 0008,
+adapters/postgres/task_states.py)
 against the real Postgres, as the worker's restricted role: tasks of several
 tenants in one call each stay in their own tenant context, a task named with
 another tenant's context is untouched, duplicates and failures stay with
@@ -32,17 +33,29 @@ async def _new_task(owner_engine: AsyncEngine, workspace: uuid.UUID, creator: uu
     return TaskRef(workspace, task, creator)
 
 
-async def _row(owner_engine: AsyncEngine, ref: TaskRef) -> tuple[object, ...]:
+async def _read(owner_engine: AsyncEngine, ref: TaskRef, columns: str) -> tuple[object, ...]:
     async with owner_engine.connect() as conn:
         row = await conn.execute(
-            sa.text(
-                "select t.status, t.attempts, t.result,"
-                " (select count(*) from task_attempts a where a.task_id = t.id)"
-                " from tasks t where t.id = :t"
-            ),
-            {"t": ref.task_id},
+            sa.text(f"select {columns} from tasks t where t.id = :t"), {"t": ref.task_id}
         )
         return tuple(row.one())
+
+
+async def _row(owner_engine: AsyncEngine, ref: TaskRef) -> tuple[object, ...]:
+    """Status, attempts, result, and how many attempt-history rows."""
+    return await _read(
+        owner_engine,
+        ref,
+        "t.status, t.attempts, t.result,"
+        " (select count(*) from task_attempts a where a.task_id = t.id)",
+    )
+
+
+async def _lease(owner_engine: AsyncEngine, ref: TaskRef) -> tuple[object, ...]:
+    """Progress, and the seconds left on the lease."""
+    return await _read(
+        owner_engine, ref, "t.progress, round(extract(epoch from t.lease_expires_at - now()))"
+    )
 
 
 class _Recorded(PgTaskStates):
@@ -66,6 +79,15 @@ async def tenants(people: People, owner_engine: AsyncEngine) -> dict[str, TaskRe
         "a2": await _new_task(owner_engine, workspace_a, owner_a.id),
         "b1": await _new_task(owner_engine, workspace_b, owner_b.id),
     }
+
+
+async def _all_running(
+    states: PgTaskStates, tenants: dict[str, TaskRef]
+) -> tuple[TaskRef, TaskRef, TaskRef]:
+    """The three tasks, claimed (attempt 1)."""
+    a1, a2, b1 = tenants["a1"], tenants["a2"], tenants["b1"]
+    await asyncio.gather(*(states.claim(ref, 4, 30) for ref in (a1, a2, b1)))
+    return a1, a2, b1
 
 
 async def test_one_batch_claims_each_task_in_its_own_tenant_context(
@@ -129,8 +151,7 @@ async def test_finishes_of_one_batch_are_guarded_each_on_its_own(
     engine: AsyncEngine, owner_engine: AsyncEngine, tenants: dict[str, TaskRef]
 ) -> None:
     states = PgTaskStates(engine)
-    a1, a2, b1 = tenants["a1"], tenants["a2"], tenants["b1"]
-    await asyncio.gather(*(states.claim(ref, 4, 30) for ref in (a1, a2, b1)))
+    a1, a2, b1 = await _all_running(states, tenants)
     answers = await asyncio.gather(
         states.finish(a1, 1, TaskStatus.SUCCEEDED, result={"text": "a1"}),
         states.finish(a2, 2, TaskStatus.SUCCEEDED, result={"text": "late"}),  # not its attempt
@@ -141,6 +162,34 @@ async def test_finishes_of_one_batch_are_guarded_each_on_its_own(
     assert await _row(owner_engine, a1) == ("succeeded", 1, {"text": "a1"}, 2)
     assert await _row(owner_engine, a2) == ("running", 1, None, 1)
     assert await _row(owner_engine, b1) == ("failed", 1, None, 2)
+
+
+async def test_heartbeats_of_one_batch_are_guarded_each_in_its_own_tenant_context(
+    engine: AsyncEngine, owner_engine: AsyncEngine, tenants: dict[str, TaskRef]
+) -> None:
+    states = _Recorded(engine)
+    a1, a2, b1 = await _all_running(states, tenants)
+    async with owner_engine.begin() as conn:  # a cancel asked for b1
+        await conn.execute(
+            sa.text("update tasks set cancel_requested = true where id = :t"), {"t": b1.task_id}
+        )
+    states.queries.clear()
+    answers = await asyncio.gather(
+        states.heartbeat(a1, 1, 600, 40),
+        states.heartbeat(TaskRef(b1.workspace_id, a2.task_id, b1.created_by), 1, 600, 90),
+        states.heartbeat(TaskRef(a1.workspace_id, b1.task_id, a1.created_by), 1, 600, 90),
+        states.heartbeat(a2, 2, 600, 90),  # not its attempt
+        states.heartbeat(b1, 1, 600, 70),
+    )
+    # one call for the batch; the two tasks named a second time go alone after it
+    assert states.queries == [
+        "select * from keel_worker.heartbeat_tasks($1, $2, $3, $4, $5, $6)",
+        *["select keel_worker.heartbeat_task($1, $2, $3, $4, $5, $6)"] * 2,
+    ]
+    assert answers == [False, None, None, None, True], "forged or stale: not ours (None)"
+    assert await _lease(owner_engine, a1) == (40, 600)
+    assert await _lease(owner_engine, a2) == (0, 30), "untouched by the forged and stale ones"
+    assert await _lease(owner_engine, b1) == (70, 600)
 
 
 async def test_an_error_in_one_change_fails_only_its_own_caller(
