@@ -19,7 +19,7 @@ them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -78,17 +78,8 @@ class BatchedCommands:
         return answer
 
     async def _send(self, groups: list[tuple[Command, ...]]) -> list[list[Any]]:
-        if len(groups) == 1 and len(groups[0]) == 1:
-            try:
-                return [[await self._redis.execute_command(*groups[0][0])]]  # type: ignore[no-untyped-call]
-            except ResponseError as error:  # an error answer: the caller's own
-                return [[error]]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for commands in groups:
-                for command in commands:
-                    pipe.execute_command(*command)
-            # an error answer belongs to its own command, not to the batch
-            answers = await pipe.execute(raise_on_error=False)
+        calls: list[Call] = [(command, {}) for commands in groups for command in commands]
+        answers = await _answers(self._redis.execute_command, self._redis, calls)
         grouped, start = [], 0
         for commands in groups:
             grouped.append(answers[start : start + len(commands)])
@@ -98,6 +89,26 @@ class BatchedCommands:
 
 def _evalsha(script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Command:
     return ("EVALSHA", script.sha, len(keys), *keys, *args)
+
+
+Call = tuple[Command, dict[str, Any]]  # a command and redis-py's options for its answer
+
+
+async def _answers(
+    execute: Callable[..., Awaitable[Any]], redis: Redis, calls: list[Call]
+) -> list[Any]:
+    """Each call's answer, or its error answer (the caller's own, not the batch's):
+    a call alone as a plain command (`execute`), several as one pipeline."""
+    if len(calls) == 1:
+        args, options = calls[0]
+        try:
+            return [await execute(*args, **options)]
+        except ResponseError as error:
+            return [error]
+    async with redis.pipeline(transaction=False) as pipe:
+        for args, options in calls:
+            pipe.execute_command(*args, **options)
+        return list(await pipe.execute(raise_on_error=False))
 
 
 # Commands that block, or that change or depend on their connection's state,
@@ -110,8 +121,6 @@ _ALONE = frozenset(
         *("MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH"),
     }
 )
-
-Call = tuple[Command, dict[str, Any]]  # a command and redis-py's options for its answer
 
 
 class PipelinedRedis(Redis):
@@ -137,13 +146,5 @@ class PipelinedRedis(Redis):
         return await self._calls((args, options))
 
     async def _send(self, calls: list[Call]) -> list[Any]:
-        if len(calls) == 1:
-            args, options = calls[0]
-            try:
-                return [await super().execute_command(*args, **options)]  # type: ignore[no-untyped-call]
-            except ResponseError as error:  # an error answer: the caller's own
-                return [error]
-        async with self.pipeline(transaction=False) as pipe:
-            for args, options in calls:
-                pipe.execute_command(*args, **options)
-            return list(await pipe.execute(raise_on_error=False))
+        # a call alone goes as redis-py sends it, not back through the batches
+        return await _answers(super().execute_command, self, calls)
