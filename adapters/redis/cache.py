@@ -36,6 +36,7 @@ ones behind it go straight to the loader; invalidations are always tried.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 import time
@@ -139,6 +140,7 @@ class RedisCache:
         self._decoders: dict[Any, msgspec.msgpack.Decoder[Any]] = {}
         self._last_log = 0.0
         self._reads_paused_until = 0.0
+        self._lock_tokens, self._lock_count = uuid4().hex, itertools.count()
 
     def _keys(self, key: CacheKey) -> _Keys:
         base = f"{self._prefix}:{{ws:{key.workspace_id}}}"
@@ -213,7 +215,9 @@ class RedisCache:
         ttl_s: float,
         negative_ttl_s: float | None,
     ) -> T | None:
-        token = uuid4().hex
+        # Every read may take the lock, so every read needs a token: unique
+        # across processes (a random prefix) without a random draw per read.
+        token = f"{self._lock_tokens}.{next(self._lock_count)}"
         lock_ms = int(self.LOCK_TTL_S * 1000)
         try:
             self._check_pause()
