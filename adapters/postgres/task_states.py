@@ -118,14 +118,8 @@ class PgTaskStates:
         return rows[0] if rows else None
 
     async def _claim_batch(self, items: list[_ClaimItem]) -> list[asyncpg.Record | None]:
-        refs = [ref for ref, _, _ in items]
-        rows = await self._call(
-            _CLAIMS,
-            *_refs(refs),
-            [max_running for _, max_running, _ in items],
-            [lease_ms for _, _, lease_ms in items],
-            [uuid7() for _ in items],
-        )
+        refs, columns = _columns(items)
+        rows = await self._call(_CLAIMS, *_refs(refs), *columns, [uuid7() for _ in items])
         by_task = {row["id"]: row for row in rows}
         return [by_task.get(ref.task_id) for ref in refs]
 
