@@ -8,13 +8,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, get_type_hints
+from typing import Annotated, Any, get_args, get_type_hints
 
 import msgspec
 from msgspec import Meta
 
 PREFIX = "KEEL_"
 MIN_SECRET_BYTES = 32
+# Comma-separated origins (scheme://host[:port], no path), or `*` for any.
+_ORIGIN = r"\s*(?:\*|https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?)\s*"
+CORS_ORIGINS = rf"^(?:{_ORIGIN}(?:,{_ORIGIN})*)?$"
 
 
 class ConfigError(Exception):
@@ -93,6 +96,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         int, Meta(ge=10, le=100_000, description="Events buffered per stream before it is closed")
     ] = 1000
     max_body_bytes: Annotated[int, Meta(ge=1024, description="Request body limit")] = 1024 * 1024
+    cors_origins: Annotated[
+        str,
+        Meta(
+            pattern=CORS_ORIGINS,
+            description=(
+                "Origins allowed to call the API from a browser: "
+                "scheme://host[:port], comma-separated, or *"
+            ),
+        ),
+    ] = ""
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
     def data_path(self) -> Path:
@@ -126,10 +143,20 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         try:
             values[name] = msgspec.convert(raw, hints[name], strict=False)
         except msgspec.ValidationError as error:
-            problems.append(f"{variable}={_shown(name, raw)}: {error}")
+            problems.append(f"{variable}={_shown(name, raw)}: {_explained(error, hints[name])}")
     if problems:
         raise ConfigError(problems)
     return Settings(**values)
+
+
+def _explained(error: msgspec.ValidationError, hint: Any) -> str:
+    """msgspec's message, or for a pattern mismatch the field's own description
+    (a regex says little to someone setting a variable)."""
+    if "matching regex" in str(error):
+        for meta in get_args(hint)[1:]:
+            if isinstance(meta, Meta) and meta.description:
+                return f"expected {meta.description[0].lower()}{meta.description[1:]}"
+    return str(error)
 
 
 def _shown(name: str, raw: object) -> object:

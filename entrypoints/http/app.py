@@ -14,6 +14,7 @@ from dishka import AsyncContainer
 from dishka.integrations.litestar import DishkaRouter, setup_dishka
 from litestar import Litestar
 from litestar.config.app import AppConfig
+from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.security.jwt import JWTAuth
@@ -26,6 +27,7 @@ from application.profiles import RegisterCaller
 from domain.ports import Cache, EventBus
 from entrypoints.http.auth import Principal, RememberedToken, jwt_auth
 from entrypoints.http.console import console
+from entrypoints.http.content_type import json_bodies_only
 from entrypoints.http.controllers import MeController, MemberController, WorkspaceController
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.events import EventController
@@ -74,6 +76,27 @@ def _authenticate_inside(config: AppConfig, auth: JWTAuth[Principal, RememberedT
     return config
 
 
+def cors(origins: list[str]) -> CORSConfig | None:
+    """Browsers on `origins` may call the API with a bearer token (no cookies)."""
+    if not origins:
+        return None
+    return CORSConfig(
+        allow_origins=origins,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "If-Match",
+            "If-None-Match",
+            "Idempotency-Key",
+            "Last-Event-ID",
+            "X-Request-ID",
+        ],
+        expose_headers=["ETag", "Retry-After", "X-Request-ID", "Location"],
+        allow_credentials=False,
+    )
+
+
 def drain_event_streams(app: Litestar) -> None:
     """Close every open event stream with a retry hint (call it when shutdown starts:
     the server waits for open responses before the app's own shutdown runs).
@@ -112,6 +135,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
         await container.close()
 
     auth = jwt_auth(settings.jwt_secret, settings.jwt_audience)
+    cors_config = cors(settings.cors_origin_list)
     routes = DishkaRouter(
         "",
         route_handlers=[
@@ -143,6 +167,8 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
         ],
         on_shutdown=[close_container],
         middleware=[METRICS.middleware],
+        guards=[json_bodies_only],
+        cors_config=cors_config,
         before_request=bind_route,
         exception_handlers=EXCEPTION_HANDLERS,
         # Logging is configured by the entry point (entrypoints/logging.py);
@@ -155,6 +181,8 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
     setup_dishka(container, app)
     # Outside Litestar's own layers, so that every answer, a refusal by a
     # middleware or an unknown route included, has a request id and a log line.
-    hot_reads = HotDocumentReads(request_context(app.asgi_handler), auth, METRICS)
+    hot_reads = HotDocumentReads(
+        request_context(app.asgi_handler), auth, METRICS, cross_origin=cors_config is not None
+    )
     app.asgi_handler = hot_reads
     return app

@@ -11,7 +11,8 @@ other request to the full path untouched. It answers when
 
 - the request is exactly `GET /v1/workspaces/{uuid}/foundation/{uuid}`
   (canonical lower-case ids; the path as Litestar routes it, root path cut
-  off its way) with no query string and no conditional header;
+  off its way) with no query string, no conditional header, and, when CORS
+  is on, no `Origin` (the full path adds the CORS headers);
 - it carries one `Authorization: Bearer` token that passes the very check the
   JWT middleware makes (same token class, secret, algorithm, audience and
   required claims), for a user whose profile is registered already;
@@ -66,9 +67,15 @@ class HotDocumentReads:
     """The ASGI layer in front of the app; `ready()` arms it once the app has started."""
 
     def __init__(
-        self, app: ASGIApp, auth: JWTAuth[Principal, RememberedToken], metrics: PrometheusConfig
+        self,
+        app: ASGIApp,
+        auth: JWTAuth[Principal, RememberedToken],
+        metrics: PrometheusConfig,
+        *,
+        cross_origin: bool = False,
     ) -> None:
         self.full_path = self._app = app
+        self._cross_origin = cross_origin
         self._auth = auth
         self._metrics = RouteMetricsMiddleware(app, metrics)
         self._peek: PeekDocument | None = None
@@ -127,7 +134,7 @@ class HotDocumentReads:
         can answer; else None. Whatever can fail runs here, before the answer starts."""
         if self._peek is None or self._register is None:
             return None
-        encoded = _bearer_token(scope)
+        encoded = _bearer_token(scope, self._cross_origin)
         if encoded is None:
             return None
         auth = self._auth
@@ -167,12 +174,14 @@ def _routed_path(scope: Scope) -> str:
     return path
 
 
-def _bearer_token(scope: Scope) -> str | None:
+def _bearer_token(scope: Scope, cross_origin: bool) -> str | None:
     """The token of the request's one `Authorization: Bearer` header; None
-    for anything else (no header, two, another scheme, a conditional request)."""
+    for anything else (no header, two, another scheme, a conditional request,
+    a browser's cross-origin request when CORS is on: its headers are the
+    full path's)."""
     found: str | None = None
     for name, value in scope["headers"]:
-        if name in _CONDITIONAL:
+        if name in _CONDITIONAL or (cross_origin and name == b"origin"):
             return None
         if name == b"authorization":
             if found is not None or value[:7].lower() != _BEARER:
