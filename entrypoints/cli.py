@@ -27,10 +27,19 @@ if TYPE_CHECKING:
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
-    from entrypoints.devstack.stack import dev_secret
+    from entrypoints.devstack.stack import existing_dev_secret
     from entrypoints.http.auth import issue_token
 
-    secret = settings.jwt_secret or dev_secret(settings.data_path)
+    secret = settings.jwt_secret or existing_dev_secret(settings.data_path)
+    if secret is None:
+        # Making a secret here would sign tokens that no server accepts.
+        print(
+            "keel token: no signing secret. Set KEEL_JWT_SECRET to the API's secret, or run"
+            f" it where `keel dev` keeps its data ({settings.data_path}/jwt-secret is missing;"
+            " KEEL_DATA_DIR moves it).",
+            file=sys.stderr,
+        )
+        return 2
     print(issue_token(secret, settings.jwt_audience, args.sub, args.email, args.ttl))
     return 0
 

@@ -64,7 +64,14 @@ def _kept(path: Path, make: str) -> str:
 
 
 def dev_secret(data_dir: Path) -> str:
+    """`keel dev`'s signing secret: made on first use, then kept in `data_dir`."""
     return _kept(data_dir / "jwt-secret", secrets.token_urlsafe(48))
+
+
+def existing_dev_secret(data_dir: Path) -> str | None:
+    """The secret a `keel dev` keeps in `data_dir`, if one ever ran there."""
+    path = data_dir / "jwt-secret"
+    return path.read_text().strip() if path.is_file() else None
 
 
 def _lock(data_dir: Path) -> IO[str] | None:
@@ -119,9 +126,9 @@ def run_dev(settings: Settings) -> int:
             f"  Console   {base}/console\n"
             f"  Metrics   {base}/metrics (API)\n"
             f"            http://{settings.host}:{metrics_port}/metrics (worker)\n"
-            f"  Token     {token}\n"
-            f"            (user {user}, valid 24 h; `keel token --sub {user}` makes another)\n"
-            f'  Try       curl -H "Authorization: Bearer $TOKEN" {base}/v1/me\n'
+            f"  Token     user {user}, valid 24 h (`keel token --sub {user}` makes another)\n"
+            f"  Try       export TOKEN={token}\n"
+            f'            curl -H "Authorization: Bearer $TOKEN" {base}/v1/me\n'
             f"Press Ctrl-C to stop.\n",
             flush=True,
         )

@@ -37,7 +37,7 @@ from entrypoints.devstack.redis import EmbeddedRedis
 
 STARTUP_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 30
-TOKEN_PREFIX = "  Token     "
+TOKEN_PREFIX = "  Try       export TOKEN="
 AUDIENCE = "authenticated"
 
 
@@ -242,7 +242,7 @@ def test_keel_dev_starts_serves_stops_and_dies_with_its_children(tmp_path: Path)
         # 1. First start: token, readiness, the token's user, the schema; then SIGTERM.
         first, token = start()
         user = _user_of(token, data_dir)
-        assert f"(user {user}," in first.output
+        assert f"user {user}, valid 24 h" in first.output
         assert first.get("/readyz").status_code == 200, first.output
         me = first.get("/v1/me", token)
         assert me.status_code == 200, me.text
