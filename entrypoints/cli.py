@@ -55,6 +55,7 @@ def _api(settings: Settings, _args: argparse.Namespace) -> int:
 
     from entrypoints.http.app import check_database_role, create_app, drain_event_streams
     from entrypoints.logging import configure_logging
+    from entrypoints.tracing import configure_tracing
 
     class _Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -64,6 +65,7 @@ def _api(settings: Settings, _args: argparse.Namespace) -> int:
             super().handle_exit(sig, frame)
 
     configure_logging(settings.log_level)
+    configure_tracing(settings, "keel-api")
     app = create_app(settings)
     asyncio.run(_with_engine(settings, check_database_role))
     config = uvicorn.Config(
@@ -93,9 +95,11 @@ async def _with_engine(settings: Settings, check: Callable[..., Awaitable[None]]
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from entrypoints.logging import configure_logging
+    from entrypoints.tracing import configure_tracing
     from entrypoints.worker import main as run
 
     configure_logging(settings.log_level)
+    configure_tracing(settings, "keel-worker")
     return run(settings, args.concurrency)
 
 
@@ -235,6 +239,7 @@ _API = (
     "sse_buffer_events",
     "max_body_bytes",
     "cors_origins",
+    "tracing",
 )
 _WORKER = (
     *_SERVICES,
@@ -252,6 +257,7 @@ _WORKER = (
     "retry_base_ms",
     "retry_cap_ms",
     "worker_metrics_port",
+    "tracing",
 )
 _DEV = ("data_dir", "database_url", "migration_database_url", "redis_url", "jwt_secret", "port")
 COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {

@@ -123,6 +123,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         int, Meta(ge=10, le=100_000, description="Events buffered per stream before it is closed")
     ] = 1000
     max_body_bytes: Annotated[int, Meta(ge=1024, description="Request body limit")] = 1024 * 1024
+    tracing: Annotated[
+        bool,
+        Meta(description="Export OpenTelemetry traces (OTEL_* configure it; needs keel[tracing])"),
+    ] = False
     cors_origins: Annotated[
         str,
         Meta(

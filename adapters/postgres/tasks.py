@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from adapters.postgres.repositories import Repository
 from adapters.postgres.tables import tasks
+from adapters.tracing import current_traceparent
 from domain.entities import Task, TaskKind, TaskStatus
 
 CHANNEL = "keel_tasks"
@@ -58,6 +59,7 @@ class PgTaskRepository(Repository):
                 max_attempts=task.max_attempts,
                 idempotency_key=idempotency_key,
                 request_hash=request_hash,
+                trace_context=current_traceparent(),
             )
             .on_conflict_do_nothing(
                 index_elements=[tasks.c.workspace_id, tasks.c.idempotency_key],

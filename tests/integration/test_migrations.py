@@ -127,6 +127,27 @@ async def _seed_0008(conn: sa.Connection) -> None:
     assert [tuple(row) for row in answered] == [(TASK, None)]
 
 
+async def _seed_0009(conn: sa.Connection) -> None:
+    # The seeded task was not traced; a traced one is dispatched with its trace.
+    assert (
+        await conn.scalar(sa.text("select trace_context from tasks where id = :t"), {"t": TASK})
+        is None
+    )
+    traced = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    await conn.execute(
+        sa.text(
+            "insert into tasks (workspace_id, id, kind, input, created_by, trace_context)"
+            " values (:w, gen_random_uuid(), 'summarize', '{}', :u, :trace)"
+        ),
+        {"w": WORKSPACE, "u": USER, "trace": traced},
+    )
+    dispatched = await conn.scalars(
+        sa.text("select trace_context from keel_private.dispatch_tasks(10)")
+    )
+    assert list(dispatched) == [traced]
+    await conn.execute(sa.text("delete from tasks where trace_context is not null"))
+
+
 SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0001": _seed_0001,
     "0002": _seed_0002,
@@ -136,6 +157,7 @@ SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0006": _seed_0006,
     "0007": _seed_0007,
     "0008": _seed_0008,
+    "0009": _seed_0009,
 }
 
 
