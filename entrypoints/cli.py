@@ -122,7 +122,10 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
             ensure_login_role(_migration_url(settings), args.name, password, worker=args.worker)
         )
         roles = "keel_app and keel_dispatcher" if args.worker else "keel_app"
-        print(f"login role {args.name} is ready (LOGIN NOINHERIT, member of {roles})")
+        print(
+            f"login role {args.name} is ready (LOGIN NOINHERIT, member of {roles},"
+            " may connect to this database only)"
+        )
         return 0
     url = _migration_url(settings)
     config = alembic_config(url)
