@@ -6,6 +6,7 @@ keel worker [--concurrency N]     the task worker (production)
 keel token --sub UUID             a signed development token
 keel db upgrade|downgrade|current|history|check|sql|slow-queries
 keel db login-role NAME           create/update a runtime login role (password from env)
+keel doctor [--json]              read-only checks of the configured Postgres and Redis
 """
 
 from __future__ import annotations
@@ -97,6 +98,12 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
     configure_logging(settings.log_level)
     return run(settings, args.concurrency)
+
+
+def _doctor(settings: Settings, args: argparse.Namespace) -> int:
+    from entrypoints.doctor import doctor
+
+    return doctor(settings, json=args.json)
 
 
 def _migration_url(settings: Settings) -> str:
@@ -236,6 +243,9 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--email", default=None)
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
     token.set_defaults(run=_token)
+    checks = commands.add_parser("doctor", help="check that Postgres and Redis are set up safely")
+    checks.add_argument("--json", action="store_true", help="one JSON document, for machines")
+    checks.set_defaults(run=_doctor)
     db = commands.add_parser("db", help="migrations and database roles")
     db.add_argument(
         "action",
