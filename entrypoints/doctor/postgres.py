@@ -19,6 +19,7 @@ from adapters.postgres.catalog import rls_problems
 from adapters.postgres.database import async_url
 from entrypoints.doctor.report import Check, fail, ok, warn
 from entrypoints.doctor.roles import runtime_role_checks
+from entrypoints.doctor.schema import schema_checks
 
 SHARED_ROLES = ("keel_app", "keel_guard", "keel_dispatcher")
 
@@ -83,6 +84,7 @@ async def _as_runtime_role(url: str) -> list[Check]:
                 *await _database_scope(conn, database),
                 *await _outside_rls(conn),
                 *await runtime_role_checks(conn),
+                *await schema_checks(conn),
             ]
         finally:
             await conn.close()

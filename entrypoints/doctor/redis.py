@@ -1,6 +1,6 @@
 """`keel doctor`'s Redis checks, read-only: reachable, version 6.2 or later
-(the queue's scripts need it), and `maxmemory-policy noeviction` (BullMQ's
-jobs must never be evicted)."""
+(the queue's scripts need it), `maxmemory-policy noeviction` (BullMQ's
+jobs must never be evicted), and whether it keeps anything on disk."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from entrypoints.doctor.report import Check, fail, ok, warn
 MINIMUM = (6, 2)
 
 
-def version_check(version: str) -> Check:
+def redis_version_check(version: str) -> Check:
     parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
     if parts >= MINIMUM:
         return ok("redis.version", f"Redis {version}.")
@@ -46,7 +46,10 @@ async def redis_checks(url: str) -> list[Check]:
 async def _checks(client: Redis) -> list[Check]:
     await client.ping()
     server = await client.info("server")
-    checks = [ok("redis.reachable", "PING answered."), version_check(str(server["redis_version"]))]
+    checks = [
+        ok("redis.reachable", "PING answered."),
+        redis_version_check(str(server["redis_version"])),
+    ]
     try:
         policy = (await client.config_get("maxmemory-policy")).get("maxmemory-policy")
     except ResponseError as error:
@@ -58,4 +61,19 @@ async def _checks(client: Redis) -> list[Check]:
         )
     else:
         checks.append(policy_check(str(policy)))
+        kept = await client.config_get("appendonly")
+        saves = await client.config_get("save")
+        checks.append(persistence_check(kept.get("appendonly") == "yes", bool(saves.get("save"))))
     return checks
+
+
+def persistence_check(append_only: bool, snapshots: bool) -> Check:
+    if append_only:
+        return ok("redis.persistence", "appendonly: queued jobs survive a restart of Redis.")
+    return warn(
+        "redis.persistence",
+        ("only periodic snapshots" if snapshots else "nothing")
+        + " on disk: a restart of Redis loses jobs, stream tickets and UI state; the outbox"
+        " and the reconciler still run every committed task (late), but set"
+        " `appendonly yes` to keep the rest.",
+    )

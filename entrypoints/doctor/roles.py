@@ -2,14 +2,17 @@
 security (not superuser, no BYPASSRLS), owning nothing (an owner can switch
 RLS off, and drop or alter what it owns), in keel_app, and able to create
 nothing: no schema in the database, no object in any schema, for itself or
-as the roles it switches to."""
+as the roles it switches to. And whether it may run `keel worker` (in
+keel_dispatcher): a warning only, since an API's role need not."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from entrypoints.doctor.report import Check, fail, ok
+from entrypoints.doctor.report import Check, fail, ok, warn
 
 _ROLE = sa.text(
     """
@@ -20,7 +23,10 @@ _ROLE = sa.text(
            + (select count(*) from pg_largeobject_metadata where lomowner = r.oid) as owned,
            exists (select from pg_roles a
                     where a.rolname = 'keel_app' and pg_has_role(r.oid, a.oid, 'MEMBER'))
-             as member_of_app
+             as member_of_app,
+           exists (select from pg_roles a
+                    where a.rolname = 'keel_dispatcher' and pg_has_role(r.oid, a.oid, 'MEMBER'))
+             as member_of_dispatcher
       from pg_roles r where r.rolname = current_user
     """
 )
@@ -40,6 +46,22 @@ _CREATE = sa.text(
 
 async def runtime_role_checks(conn: AsyncConnection) -> list[Check]:
     role = (await conn.execute(_ROLE)).one()
+    return [*await _bounds(conn, role), _worker(role)]
+
+
+def _worker(role: sa.Row[Any]) -> Check:
+    if role.member_of_dispatcher:
+        return ok(
+            "postgres.worker", f"{role.name} is in keel_dispatcher: it may run `keel worker`."
+        )
+    return warn(
+        "postgres.worker",
+        f"{role.name} is not in keel_dispatcher: enough for `keel api`, but `keel worker`"
+        f" needs `keel db login-role {role.name} --worker`.",
+    )
+
+
+async def _bounds(conn: AsyncConnection, role: sa.Row[Any]) -> list[Check]:
     problems = []
     if role.superuser:
         problems.append("is a superuser (superusers bypass row-level security)")

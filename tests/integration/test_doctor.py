@@ -27,11 +27,16 @@ from adapters.postgres.provisioning import (
 )
 from entrypoints.cli import main
 from entrypoints.devstack.redis import EmbeddedRedis
-from entrypoints.doctor.redis import version_check
+from entrypoints.doctor.redis import persistence_check, redis_version_check
 from entrypoints.doctor.report import Status
+from entrypoints.doctor.schema import server_version_check
 from entrypoints.migrations import upgrade
 from tests.conftest import Database
 from tests.services import Services
+
+# Warnings about the test environment, not about Keel's setup: this database
+# has no pg_stat_statements, and the tests' Redis keeps nothing on disk.
+ENVIRONMENT = {"postgres.statements", "redis.persistence"}
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,7 @@ async def test_a_correct_deployment_reports_no_fail(
         migration=deployment.owner_url,
         redis=services.redis_url,
     )
-    assert (code, found["fail"], found["warn"]) == (0, set(), set())
+    assert (code, found["fail"], found["warn"] - ENVIRONMENT) == (0, set(), set())
     assert {
         "postgres.reachable",
         "postgres.connect",
@@ -116,6 +121,10 @@ async def test_a_correct_deployment_reports_no_fail(
         "postgres.rls",
         "postgres.role",
         "postgres.migrations",
+        "postgres.worker",
+        "postgres.definer-functions",
+        "postgres.views",
+        "postgres.version",
         "redis.reachable",
         "redis.version",
         "redis.maxmemory-policy",
@@ -187,6 +196,21 @@ BROKEN = {
         "postgres.role",
         "keel_app in new schemas",
     ),
+    "a SECURITY DEFINER function executable by PUBLIC": (
+        "grant execute on function keel_private.keep_an_owner() to public",
+        "postgres.definer-functions",
+        "keel_private.keep_an_owner() runs as its owner and PUBLIC may execute it",
+    ),
+    "a SECURITY DEFINER function without search_path": (
+        "alter function keel_private.caller_role(uuid) reset search_path",
+        "postgres.definer-functions",
+        "keel_private.caller_role(uuid) runs as its owner with the caller's search_path",
+    ),
+    "a view without security_invoker": (
+        "create view public.member_names as select workspace_id, user_id from memberships",
+        "postgres.views",
+        "member_names",
+    ),
     "migrations behind head": (
         "update alembic_version set version_num = '0008'",
         "postgres.migrations",
@@ -223,18 +247,32 @@ async def test_a_broken_deployment_reports_exactly_that_fail(
     assert any(named in message for message in failed), failed
 
 
-async def test_large_objects_for_public_again_is_a_warning(
+WARNED = {
+    "large objects for PUBLIC again (a non-superuser's 0009)": (
+        "grant execute on function lo_create(oid) to public",
+        "postgres.large-objects",
+    ),
+    "pg_notify for keel_app": (
+        "grant execute on function pg_notify(text, text) to keel_app",
+        "postgres.notify",
+    ),
+    "a login role made without --worker": ("revoke keel_dispatcher from {role}", "postgres.worker"),
+}
+
+
+@pytest.mark.parametrize("case", list(WARNED))
+async def test_what_an_operator_may_not_be_able_to_change_is_a_warning(
     deployment: Deployment,
     services: Services,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    case: str,
 ) -> None:
-    """What a non-superuser's migration leaves: a warning, not a failure."""
+    sql, name = WARNED[case]
     engine = create_engine(deployment.owner_url, pool_size=1)
     try:
         async with engine.begin() as conn:
-            await conn.exec_driver_sql("grant execute on function lo_create(oid) to public")
-            await conn.exec_driver_sql("grant execute on function pg_notify(text, text) to public")
+            await conn.exec_driver_sql(sql.format(role=deployment.role))
     finally:
         await engine.dispose()
     code, found, _ = await _doctor(
@@ -244,11 +282,33 @@ async def test_large_objects_for_public_again_is_a_warning(
         migration=deployment.owner_url,
         redis=services.redis_url,
     )
-    assert (code, found["fail"], found["warn"]) == (
-        0,
-        set(),
-        {"postgres.large-objects", "postgres.notify"},
+    assert (code, found["fail"], found["warn"] - ENVIRONMENT) == (0, set(), {name})
+
+
+async def test_a_security_invoker_view_passes(
+    deployment: Deployment,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    engine = create_engine(deployment.owner_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(
+                "create view public.member_names with (security_invoker = true)"
+                " as select workspace_id, user_id from memberships"
+            )
+    finally:
+        await engine.dispose()
+    code, found, _ = await _doctor(
+        monkeypatch,
+        capsys,
+        runtime=deployment.runtime_url,
+        migration=deployment.owner_url,
+        redis=services.redis_url,
     )
+    assert (code, found["fail"]) == (0, set())
+    assert "postgres.views" in found["ok"]
 
 
 async def test_an_evicting_redis_fails(
@@ -296,4 +356,36 @@ async def test_unreachable_services_and_another_deployments_role_fail(
     [("6.0.16", Status.FAIL), ("5.0.7", Status.FAIL), ("6.2.0", Status.OK), ("7.4.1", Status.OK)],
 )
 def test_redis_older_than_6_2_fails(version: str, status: Status) -> None:
-    assert version_check(version).status is status
+    assert redis_version_check(version).status is status
+
+
+@pytest.mark.parametrize(
+    ("number", "status"),
+    [
+        (120022, Status.FAIL),  # unsupported
+        (130021, Status.FAIL),
+        (130022, Status.OK),
+        (140018, Status.FAIL),
+        (150013, Status.FAIL),
+        (150014, Status.OK),
+        (160009, Status.FAIL),
+        (160010, Status.OK),
+        (170005, Status.FAIL),
+        (170006, Status.OK),
+        (180000, Status.OK),
+    ],
+)
+def test_postgres_without_the_rls_fixes_fails(number: int, status: Status) -> None:
+    check = server_version_check(number)
+    assert check.status is status
+    assert "CVE-2024-10976" in check.message
+
+
+@pytest.mark.parametrize(
+    ("append_only", "snapshots", "status"),
+    [(True, False, Status.OK), (False, True, Status.WARN), (False, False, Status.WARN)],
+)
+def test_a_redis_that_keeps_nothing_on_disk_is_a_warning(
+    append_only: bool, snapshots: bool, status: Status
+) -> None:
+    assert persistence_check(append_only, snapshots).status is status
