@@ -130,6 +130,11 @@ def upgrade() -> None:
             "0009: PUBLIC may still CONNECT to this database: only its owner can revoke that"
             " (REVOKE CONNECT ON DATABASE ... FROM PUBLIC)"
         )
+    elif not context.is_offline_mode():
+        log.warning(
+            "0009: only roles granted CONNECT may open this database now: run `keel db"
+            " login-role NAME` again for each login role of this deployment made before it"
+        )
     if _may_change_catalog():
         for function in CATALOG_FUNCTIONS:
             op.execute(f"revoke execute on function pg_catalog.{function} from public")
