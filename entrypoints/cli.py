@@ -5,6 +5,7 @@ keel api                          the HTTP API (production)
 keel worker [--concurrency N]     the task worker (production)
 keel token --sub UUID             a signed development token
 keel db ACTION                    migrations and roles (`keel db --help` lists them)
+keel doctor [--json]              read-only checks of the configured Postgres and Redis
 keel COMMAND --help               a command's options and the variables it reads
 """
 
@@ -103,6 +104,12 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     return run(settings, args.concurrency)
 
 
+def _doctor(settings: Settings, args: argparse.Namespace) -> int:
+    from entrypoints.doctor import doctor
+
+    return doctor(settings, json=args.json)
+
+
 def _migration_url(settings: Settings) -> str:
     settings.require("migration_database_url")
     assert settings.migration_database_url is not None
@@ -126,7 +133,10 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
             ensure_login_role(_migration_url(settings), args.name, password, worker=args.worker)
         )
         roles = "keel_app and keel_dispatcher" if args.worker else "keel_app"
-        print(f"login role {args.name} is ready (LOGIN NOINHERIT, member of {roles})")
+        print(
+            f"login role {args.name} is ready (LOGIN NOINHERIT, member of {roles},"
+            " may connect to this database only)"
+        )
         return 0
     url = _migration_url(settings)
     config = alembic_config(url)
@@ -266,6 +276,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "worker": _WORKER,
     "token": ("jwt_secret", "jwt_audience", "data_dir"),
     "db": ("migration_database_url",),
+    "doctor": ("database_url", "migration_database_url", "redis_url"),
 }
 _DB_ACTIONS = {
     "upgrade": "apply migrations up to REVISION (default: head)",
@@ -275,7 +286,8 @@ _DB_ACTIONS = {
     "check": "models vs. migrations, then row-level security in the live catalog",
     "sql": "print the SQL of an upgrade to REVISION (default: head) without running it",
     "slow-queries": "top statements by total time, from pg_stat_statements",
-    "login-role": "create or update a runtime login role NAME (LOGIN, NOINHERIT, in keel_app)",
+    "login-role": "create or update a runtime login role NAME (LOGIN, NOINHERIT, in keel_app,"
+    " CONNECT on this database only)",
 }
 
 
@@ -335,6 +347,15 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--sub", type=uuid.UUID, required=True, help="the user's UUID")
     token.add_argument("--email", default=None, help="the email claim")
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    doctor = _command(
+        commands,
+        "doctor",
+        "check that Postgres and Redis are set up safely",
+        "Read-only checks of the configured Postgres and Redis: one ok / warn / fail line"
+        " each, with why and how to fix it; exits 1 on any fail.",
+        _doctor,
+    )
+    doctor.add_argument("--json", action="store_true", help="one JSON document, for machines")
     db = commands.add_parser(
         "db",
         help="migrations and database roles",

@@ -1,5 +1,6 @@
 """Tasks over Core. The row is its own outbox: a queued, undispatched task is
-the enqueue intent, and `pg_notify` (delivered on commit) wakes the relay.
+the enqueue intent, and a NOTIFY (delivered on commit) wakes the relay: a plain
+statement, as the runtime roles may not execute `pg_notify` (migration 0010).
 The worker's state changes are in adapters.postgres.task_states."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from adapters.tracing import current_traceparent
 from domain.entities import Task, TaskKind, TaskStatus
 
 CHANNEL = "keel_tasks"
-_NOTIFY = sa.text(f"select pg_notify('{CHANNEL}', '')")
+_NOTIFY = sa.text(f"notify {CHANNEL}")
 
 
 def task_from(row: Mapping[Any, Any]) -> Task:
