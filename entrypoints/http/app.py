@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from pathlib import Path
 
 from dishka import AsyncContainer
 from dishka.integrations.litestar import DishkaRouter, setup_dishka
@@ -17,7 +18,6 @@ from litestar.config.app import AppConfig
 from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from litestar.security.jwt import JWTAuth
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.database import inspect_runtime_role
@@ -25,7 +25,7 @@ from adapters.redis.client import create_redis
 from application.foundation import PeekDocument
 from application.profiles import RegisterCaller
 from domain.ports import Cache, EventBus
-from entrypoints.http.auth import Principal, RememberedToken, jwt_auth
+from entrypoints.http.auth import BearerAuth
 from entrypoints.http.console import console
 from entrypoints.http.content_type import json_bodies_only
 from entrypoints.http.controllers import MeController, MemberController, WorkspaceController
@@ -34,9 +34,11 @@ from entrypoints.http.events import EventController
 from entrypoints.http.foundation import FoundationController
 from entrypoints.http.health import healthz, readyz
 from entrypoints.http.hot_reads import HotDocumentReads
+from entrypoints.http.jwks import KeySet
 from entrypoints.http.observability import RouteMetricsMiddleware, bind_route, request_context
 from entrypoints.http.rate_limit import STORE, FailOpenRedisStore, task_rate_limit
 from entrypoints.http.tasks import TaskController
+from entrypoints.http.tokens import TokenVerifier
 from entrypoints.http.ui_state import UIStateController
 from entrypoints.ioc import make_container
 from entrypoints.settings import ConfigError, Settings
@@ -68,12 +70,33 @@ async def check_database_role(engine: AsyncEngine) -> None:
         )
 
 
-def _authenticate_inside(config: AppConfig, auth: JWTAuth[Principal, RememberedToken]) -> AppConfig:
-    """Install JWT authentication inside the metrics middleware (JWTAuth puts
-    itself first): a refused request is counted too."""
+def _authenticate_inside(config: AppConfig, auth: BearerAuth) -> AppConfig:
+    """Install authentication inside the metrics middleware (a security config
+    puts itself first): a refused request is counted too."""
     config = auth.on_app_init(config)
     config.middleware.append(config.middleware.pop(0))
     return config
+
+
+def token_verifier(settings: Settings) -> TokenVerifier:
+    """Raises ConfigError unless KEEL_JWT_SECRET or KEEL_JWT_JWKS_URL is set
+    (both may be: HS256 tokens use the one, ES256/RS256 tokens the other)."""
+    source = settings.jwt_jwks_url
+    if settings.jwt_secret is None and source is None:
+        raise ConfigError(["KEEL_JWT_SECRET or KEEL_JWT_JWKS_URL is required but neither is set"])
+    if (
+        source is not None
+        and not source.startswith(("http://", "https://"))
+        and not Path(source).is_file()
+    ):
+        raise ConfigError(["KEEL_JWT_JWKS_URL is neither an http(s) URL nor a readable file"])
+    return TokenVerifier(
+        audience=settings.jwt_audience,
+        secret=settings.jwt_secret,
+        keys=KeySet(source, settings.jwt_jwks_refresh_s) if source else None,
+        issuer=settings.jwt_issuer,
+        leeway_s=settings.jwt_leeway_s,
+    )
 
 
 def cors(origins: list[str]) -> CORSConfig | None:
@@ -108,8 +131,8 @@ def drain_event_streams(app: Litestar) -> None:
 
 def create_app(settings: Settings, container: AsyncContainer | None = None) -> Litestar:
     """Raises ConfigError when a required setting is missing."""
-    settings.require("database_url", "redis_url", "jwt_secret")
-    assert settings.jwt_secret is not None
+    settings.require("database_url", "redis_url")
+    verifier = token_verifier(settings)
     assert settings.redis_url is not None
     container = container or make_container(settings)
 
@@ -134,7 +157,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
     async def close_container() -> None:
         await container.close()
 
-    auth = jwt_auth(settings.jwt_secret, settings.jwt_audience)
+    auth = BearerAuth(verifier)
     cors_config = cors(settings.cors_origin_list)
     routes = DishkaRouter(
         "",
@@ -182,7 +205,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
     # Outside Litestar's own layers, so that every answer, a refusal by a
     # middleware or an unknown route included, has a request id and a log line.
     hot_reads = HotDocumentReads(
-        request_context(app.asgi_handler), auth, METRICS, cross_origin=cors_config is not None
+        request_context(app.asgi_handler), verifier, METRICS, cross_origin=cors_config is not None
     )
     app.asgi_handler = hot_reads
     return app
