@@ -142,6 +142,10 @@ class TokenVerifier:
             raise refused("the token is for another audience") from None
         except jwt.InvalidIssuerError:
             raise refused("the token is from another issuer") from None
+        except jwt.InvalidSignatureError:
+            raise refused("the token's signature does not verify") from None
+        except jwt.InvalidAlgorithmError:
+            raise refused("the token's algorithm is not its key's") from None
         except jwt.MissingRequiredClaimError as error:
             raise refused(f"the token has no {error.claim} claim") from None
         except jwt.PyJWTError:
