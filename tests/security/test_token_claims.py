@@ -20,6 +20,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from entrypoints.http.app import create_app
+from entrypoints.settings import ConfigError, Settings
 from tests.security.token_cases import GOOD, INVALID, NOT_A_USER, Case, with_claims
 
 # Sent without credentials in the Bearer scheme: a bare challenge, no error code (RFC 6750 §3.1).
@@ -113,3 +115,27 @@ async def test_no_credentials_is_a_bare_bearer_challenge(client: httpx.AsyncClie
     response = await client.get("/v1/workspaces")
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_the_openapi_bearer_scheme_is_a_valid_http_scheme(client: httpx.AsyncClient) -> None:
+    schemes = (await client.get("/schema/openapi.json")).json()["components"]["securitySchemes"]
+    assert schemes["BearerToken"] == {
+        "type": "http",
+        "scheme": "Bearer",
+        "bearerFormat": "JWT",
+        "description": "A Supabase Auth (or compatible) access token",
+    }
+
+
+def test_an_app_without_a_secret_or_a_key_set_is_not_made(settings: Settings) -> None:
+    bare = Settings(database_url=settings.database_url, redis_url=settings.redis_url)
+    with pytest.raises(ConfigError, match="KEEL_JWT_SECRET or KEEL_JWT_JWKS_URL"):
+        create_app(bare)
+    with pytest.raises(ConfigError, match="KEEL_JWT_JWKS_URL is neither"):
+        create_app(
+            Settings(
+                database_url=settings.database_url,
+                redis_url=settings.redis_url,
+                jwt_jwks_url="/nonexistent/jwks.json",
+            )
+        )
