@@ -11,6 +11,7 @@ import gc
 import logging
 from pathlib import Path
 
+import httpx
 from dishka import AsyncContainer
 from dishka.integrations.litestar import DishkaRouter, setup_dishka
 from litestar import Litestar
@@ -78,17 +79,22 @@ def _authenticate_inside(config: AppConfig, auth: BearerAuth) -> AppConfig:
     return config
 
 
+def _jwks_source_ok(source: str) -> bool:
+    if not source.startswith(("http://", "https://")):
+        return Path(source).is_file()
+    try:
+        return bool(httpx.URL(source).host)
+    except httpx.InvalidURL:
+        return False
+
+
 def token_verifier(settings: Settings) -> TokenVerifier:
     """Raises ConfigError unless KEEL_JWT_SECRET or KEEL_JWT_JWKS_URL is set
     (both may be: HS256 tokens use the one, ES256/RS256 tokens the other)."""
     source = settings.jwt_jwks_url
     if settings.jwt_secret is None and source is None:
         raise ConfigError(["KEEL_JWT_SECRET or KEEL_JWT_JWKS_URL is required but neither is set"])
-    if (
-        source is not None
-        and not source.startswith(("http://", "https://"))
-        and not Path(source).is_file()
-    ):
+    if source is not None and not _jwks_source_ok(source):
         raise ConfigError(["KEEL_JWT_JWKS_URL is neither an http(s) URL nor a readable file"])
     return TokenVerifier(
         audience=settings.jwt_audience,

@@ -82,7 +82,7 @@ class KeySet:
             try:
                 document = json.loads(await self._fetch())
                 keys = parse(document)
-            except (OSError, httpx.HTTPError, ValueError) as error:
+            except (OSError, httpx.HTTPError, httpx.InvalidURL, ValueError) as error:
                 self._due_at = self._read_at + self._retry_s
                 logger.warning("reading the JWKS from %s failed: %s", self._where, error)
                 return

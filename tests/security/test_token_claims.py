@@ -131,11 +131,12 @@ def test_an_app_without_a_secret_or_a_key_set_is_not_made(settings: Settings) ->
     bare = Settings(database_url=settings.database_url, redis_url=settings.redis_url)
     with pytest.raises(ConfigError, match="KEEL_JWT_SECRET or KEEL_JWT_JWKS_URL"):
         create_app(bare)
-    with pytest.raises(ConfigError, match="KEEL_JWT_JWKS_URL is neither"):
-        create_app(
-            Settings(
-                database_url=settings.database_url,
-                redis_url=settings.redis_url,
-                jwt_jwks_url="/nonexistent/jwks.json",
+    for source in ("/nonexistent/jwks.json", "https://", "http://[::1"):
+        with pytest.raises(ConfigError, match="KEEL_JWT_JWKS_URL is neither"):
+            create_app(
+                Settings(
+                    database_url=settings.database_url,
+                    redis_url=settings.redis_url,
+                    jwt_jwks_url=source,
+                )
             )
-        )
