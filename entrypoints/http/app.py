@@ -156,6 +156,9 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
         register = app.state.register_caller = await container.get(RegisterCaller)
         hot_reads.ready(PeekDocument(await container.get(Cache)), register)
 
+    async def read_token_keys() -> None:
+        await verifier.warm()  # a failure is logged; requests try again
+
     async def keep_event_bus(app: Litestar) -> None:
         bus, loop = await container.get(EventBus), asyncio.get_running_loop()
         app.state.drain_event_streams = lambda: loop.call_soon_threadsafe(bus.drain)
@@ -191,6 +194,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
         on_startup=[
             check_role_on_startup,
             arm_hot_reads,
+            read_token_keys,
             keep_event_bus,
             freeze_startup_objects,
         ],

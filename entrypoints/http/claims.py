@@ -58,7 +58,8 @@ def identity_of(claims: dict[str, Any]) -> Identity:
     email = _email(claims.get("email"))
     role = claims.get("role", USER_ROLE)
     if role != USER_ROLE:
-        raise NotAUserError(f"a token with role {str(role)[:40]!r} is not a user's")
+        shown = role if role in ("anon", "service_role") else "other"
+        raise NotAUserError(f"a token whose role is {shown} is not a user's (only {USER_ROLE})")
     anonymous = claims.get("is_anonymous", False)
     if not isinstance(anonymous, bool):
         raise ClaimError("is_anonymous must be true or false")

@@ -64,6 +64,10 @@ class KeySet:
         self._lock = asyncio.Lock()
         self.generation = 0  # changes whenever the published keys do
 
+    async def warm(self) -> None:
+        """Read the set now unless it is fresh (at start-up: the first request need not wait)."""
+        await self._read(lambda: self._clock() >= self._due_at)
+
     async def key(self, kid: str) -> jwt.PyJWK | None:
         """The signing key with this `kid`, or None; raises KeysUnavailableError."""
         if self._clock() >= self._due_at:

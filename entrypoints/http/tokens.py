@@ -95,6 +95,10 @@ class TokenVerifier:
         self._remembered: dict[str, Identity] = {}
         self._generation = 0
 
+    async def warm(self) -> None:
+        if self._keys is not None:
+            await self._keys.warm()
+
     async def verify(self, token: str) -> Identity:
         """The identity a token proves; raises 401, 403 or 503 (keys unavailable)."""
         if len(token) > MAX_TOKEN_BYTES:

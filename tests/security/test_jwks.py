@@ -144,6 +144,7 @@ async def test_forged_confused_and_foreign_tokens_are_refused(
 async def test_unknown_kids_cost_at_most_one_read(settings: Settings, issuer: Issuer) -> None:
     issuer.publish(ES256)
     async with api(settings, jwt_jwks_url=issuer.url) as client:
+        assert issuer.reads == 1, "read at start-up"
         assert (await _me(client, ES256.sign(claims(uuid.uuid4())))).status_code == 200
         reads = issuer.reads
         for _ in range(25):
