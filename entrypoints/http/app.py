@@ -88,14 +88,22 @@ def _jwks_source_ok(source: str) -> bool:
         return False
 
 
-def token_verifier(settings: Settings) -> TokenVerifier:
-    """Raises ConfigError unless KEEL_JWT_SECRET or KEEL_JWT_JWKS_URL is set
-    (both may be: HS256 tokens use the one, ES256/RS256 tokens the other)."""
+def token_problems(settings: Settings) -> list[str]:
+    """What keeps tokens from being verified: KEEL_JWT_SECRET or KEEL_JWT_JWKS_URL
+    must be set (both may be: HS256 tokens use the one, ES256/RS256 tokens the other)."""
     source = settings.jwt_jwks_url
     if settings.jwt_secret is None and source is None:
-        raise ConfigError(["KEEL_JWT_SECRET or KEEL_JWT_JWKS_URL is required but neither is set"])
+        return ["KEEL_JWT_SECRET or KEEL_JWT_JWKS_URL is required but neither is set"]
     if source is not None and not _jwks_source_ok(source):
-        raise ConfigError(["KEEL_JWT_JWKS_URL is neither an http(s) URL nor a readable file"])
+        return ["KEEL_JWT_JWKS_URL is neither an http(s) URL nor a readable file"]
+    return []
+
+
+def token_verifier(settings: Settings) -> TokenVerifier:
+    """Raises ConfigError naming token_problems(), if any."""
+    if problems := token_problems(settings):
+        raise ConfigError(problems)
+    source = settings.jwt_jwks_url
     return TokenVerifier(
         audience=settings.jwt_audience,
         secret=settings.jwt_secret,
@@ -137,7 +145,10 @@ def drain_event_streams(app: Litestar) -> None:
 
 def create_app(settings: Settings, container: AsyncContainer | None = None) -> Litestar:
     """Raises ConfigError when a required setting is missing."""
-    settings.require("database_url", "redis_url")
+    try:
+        settings.require("database_url", "redis_url")
+    except ConfigError as missing:
+        raise ConfigError(missing.problems + token_problems(settings)) from None
     verifier = token_verifier(settings)
     assert settings.redis_url is not None
     container = container or make_container(settings)
