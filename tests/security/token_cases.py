@@ -30,7 +30,12 @@ def claims(user: uuid.UUID, email: str | None, /, **changes: Any) -> dict[str, A
         "email": email,
     }
     found.update(changes)
-    return {key: value for key, value in found.items() if value is not ...}
+    # A time is given as a function, called now: the cases are built at import.
+    return {
+        key: value() if callable(value) else value
+        for key, value in found.items()
+        if value is not ...
+    }
 
 
 def signed(payload: dict[str, Any], headers: dict[str, Any] | None = None) -> str:
@@ -67,8 +72,9 @@ def scheme(spell: Callable[[str], str]) -> Case:
     return lambda user, email: {"Authorization": spell(signed(claims(user, email)))}
 
 
-def _seconds(delta: float) -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=delta)
+def _seconds(delta: float) -> Callable[[], datetime]:
+    """`delta` seconds from the moment the token is made."""
+    return lambda: datetime.now(UTC) + timedelta(seconds=delta)
 
 
 LEEWAY_S = 30  # KEEL_JWT_LEEWAY_S's default, which the test app keeps
