@@ -49,6 +49,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_audience: Annotated[str, Meta(min_length=1, description="Required `aud` claim")] = (
         "authenticated"
     )
+    jwt_jwks_url: (
+        Annotated[
+            str,
+            Meta(
+                pattern=r"^\S+$",
+                description="The token issuer's JWKS (ES256/RS256 keys): an http(s) URL or a file",
+            ),
+        ]
+        | None
+    ) = None
+    jwt_jwks_refresh_s: Annotated[
+        float, Meta(ge=1, le=86_400, description="Re-read the JWKS this often (seconds)")
+    ] = 300
+    jwt_issuer: (
+        Annotated[str, Meta(min_length=1, description="Required `iss` claim, when set")] | None
+    ) = None
+    jwt_leeway_s: Annotated[
+        float, Meta(ge=0, le=300, description="Clock skew allowed on `exp`, `nbf` and `iat`")
+    ] = 30
     host: Annotated[str, Meta(min_length=1, description="API listen address")] = "127.0.0.1"
     port: Annotated[int, Meta(ge=1, le=65535, description="API listen port")] = 8000
     data_dir: Annotated[str, Meta(min_length=1, description="Embedded services' data")] = ".keel"

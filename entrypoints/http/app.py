@@ -9,14 +9,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from pathlib import Path
 
+import httpx
 from dishka import AsyncContainer
 from dishka.integrations.litestar import DishkaRouter, setup_dishka
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.config.cors import CORSConfig
 from litestar.plugins.prometheus import PrometheusConfig
-from litestar.security.jwt import JWTAuth
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.database import inspect_runtime_role
@@ -24,7 +25,7 @@ from adapters.redis.client import create_redis
 from application.foundation import PeekDocument
 from application.profiles import RegisterCaller
 from domain.ports import Cache, EventBus
-from entrypoints.http.auth import Principal, RememberedToken, jwt_auth
+from entrypoints.http.auth import BearerAuth
 from entrypoints.http.console import console
 from entrypoints.http.content_type import json_bodies_only
 from entrypoints.http.controllers import MeController, MemberController, WorkspaceController
@@ -33,6 +34,7 @@ from entrypoints.http.events import EventController
 from entrypoints.http.foundation import FoundationController
 from entrypoints.http.health import healthz, readyz
 from entrypoints.http.hot_reads import HotDocumentReads
+from entrypoints.http.jwks import KeySet
 from entrypoints.http.observability import (
     MetricsController,
     RouteMetricsMiddleware,
@@ -42,6 +44,7 @@ from entrypoints.http.observability import (
 from entrypoints.http.openapi import SECURITY, openapi_config, swagger_assets
 from entrypoints.http.rate_limit import STORE, FailOpenRedisStore, task_rate_limit
 from entrypoints.http.tasks import TaskController
+from entrypoints.http.tokens import TokenVerifier
 from entrypoints.http.ui_state import UIStateController
 from entrypoints.ioc import make_container
 from entrypoints.settings import ConfigError, Settings
@@ -74,17 +77,50 @@ async def check_database_role(engine: AsyncEngine) -> None:
         )
 
 
-def _authenticate_inside(config: AppConfig, auth: JWTAuth[Principal, RememberedToken]) -> AppConfig:
-    """Install JWT authentication inside the metrics middleware (JWTAuth puts
-    itself first): a refused request is counted too.
+def _authenticate_inside(config: AppConfig, auth: BearerAuth) -> AppConfig:
+    """Install authentication inside the metrics middleware (a security config
+    puts itself first): a refused request is counted too.
 
-    JWTAuth also documents its scheme with a `name` (not valid for an http
-    scheme) and marks every route as needing it: the API's own OpenAPI
-    config replaces that, and the authenticated routes name their scheme."""
+    A security config also marks every route as needing its scheme: the API's
+    own OpenAPI config replaces that, and the authenticated routes name it."""
     config = auth.on_app_init(config)
     config.middleware.append(config.middleware.pop(0))
     config.openapi_config = openapi_config()
     return config
+
+
+def _jwks_source_ok(source: str) -> bool:
+    if not source.startswith(("http://", "https://")):
+        return Path(source).is_file()
+    try:
+        return bool(httpx.URL(source).host)
+    except httpx.InvalidURL:
+        return False
+
+
+def token_problems(settings: Settings) -> list[str]:
+    """What keeps tokens from being verified: KEEL_JWT_SECRET or KEEL_JWT_JWKS_URL
+    must be set (both may be: HS256 tokens use the one, ES256/RS256 tokens the other)."""
+    source = settings.jwt_jwks_url
+    if settings.jwt_secret is None and source is None:
+        return ["KEEL_JWT_SECRET or KEEL_JWT_JWKS_URL is required but neither is set"]
+    if source is not None and not _jwks_source_ok(source):
+        return ["KEEL_JWT_JWKS_URL is neither an http(s) URL nor a readable file"]
+    return []
+
+
+def token_verifier(settings: Settings) -> TokenVerifier:
+    """Raises ConfigError naming token_problems(), if any."""
+    if problems := token_problems(settings):
+        raise ConfigError(problems)
+    source = settings.jwt_jwks_url
+    return TokenVerifier(
+        audience=settings.jwt_audience,
+        secret=settings.jwt_secret,
+        keys=KeySet(source, settings.jwt_jwks_refresh_s) if source else None,
+        issuer=settings.jwt_issuer,
+        leeway_s=settings.jwt_leeway_s,
+    )
 
 
 def cors(origins: list[str]) -> CORSConfig | None:
@@ -119,8 +155,11 @@ def drain_event_streams(app: Litestar) -> None:
 
 def create_app(settings: Settings, container: AsyncContainer | None = None) -> Litestar:
     """Raises ConfigError when a required setting is missing."""
-    settings.require("database_url", "redis_url", "jwt_secret")
-    assert settings.jwt_secret is not None
+    try:
+        settings.require("database_url", "redis_url")
+    except ConfigError as missing:
+        raise ConfigError(missing.problems + token_problems(settings)) from None
+    verifier = token_verifier(settings)
     assert settings.redis_url is not None
     container = container or make_container(settings)
 
@@ -138,6 +177,9 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
         register = app.state.register_caller = await container.get(RegisterCaller)
         hot_reads.ready(PeekDocument(await container.get(Cache)), register)
 
+    async def read_token_keys() -> None:
+        await verifier.warm()  # a failure is logged; requests try again
+
     async def keep_event_bus(app: Litestar) -> None:
         bus, loop = await container.get(EventBus), asyncio.get_running_loop()
         app.state.drain_event_streams = lambda: loop.call_soon_threadsafe(bus.drain)
@@ -145,7 +187,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
     async def close_container() -> None:
         await container.close()
 
-    auth = jwt_auth(settings.jwt_secret, settings.jwt_audience)
+    auth = BearerAuth(verifier)
     cors_config = cors(settings.cors_origin_list)
     routes = DishkaRouter(
         "",
@@ -180,6 +222,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
         on_startup=[
             check_role_on_startup,
             arm_hot_reads,
+            read_token_keys,
             keep_event_bus,
             freeze_startup_objects,
         ],
@@ -200,7 +243,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
     # Outside Litestar's own layers, so that every answer, a refusal by a
     # middleware or an unknown route included, has a request id and a log line.
     hot_reads = HotDocumentReads(
-        request_context(app.asgi_handler), auth, METRICS, cross_origin=cors_config is not None
+        request_context(app.asgi_handler), verifier, METRICS, cross_origin=cors_config is not None
     )
     app.asgi_handler = traced(hot_reads) if settings.tracing else hot_reads
     return app

@@ -1,7 +1,11 @@
-"""Bearer-JWT authentication (HS256, Supabase-compatible) on Litestar's JWTAuth.
+"""Bearer-token authentication (Supabase-compatible) as a Litestar security config.
 
-Litestar verifies the signature, `exp`, `aud` and the required claims; an
-`alg` other than the configured one, `none` included, is refused by PyJWT.
+The rules are entrypoints/http/tokens.py's and claims.py's; this is the
+middleware that applies them (or, on event-stream paths, redeems a stream
+ticket), the OpenAPI security scheme, and a token issuer for development.
+Litestar's JWTAuth is not used: it knows one secret and one algorithm,
+requires `iat` and refuses one a second ahead, and its OpenAPI scheme
+carries a `name` the `http` type does not have.
 The first request of a user upserts their profile (RegisterCaller).
 """
 
@@ -10,54 +14,30 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 from uuid import UUID
 
 import jwt
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
-from litestar.middleware.authentication import AuthenticationResult
-from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
+from litestar.middleware.authentication import (
+    AbstractAuthenticationMiddleware,
+    AuthenticationResult,
+)
+from litestar.middleware.base import DefineMiddleware
+from litestar.openapi.spec import Components, SecurityRequirement
+from litestar.security.base import AbstractSecurityConfig
+from litestar.types import ASGIApp, Method
 
 from application.profiles import RegisterCaller
 from domain.events import StreamGrant
 from domain.ports import StreamTickets
+from entrypoints.http.claims import Identity
+from entrypoints.http.openapi import BEARER, BEARER_COMPONENTS
+from entrypoints.http.tokens import SYMMETRIC, TokenVerifier, credentials
 
-ALGORITHM = "HS256"
 PUBLIC_PATHS = ["^/healthz$", "^/readyz$", "^/schema", "^/metrics$", "^/console$"]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class RememberedToken(Token):
-    """A Token whose successful verifications are remembered, bounded.
-
-    A client sends the same token on every request until it expires; checking
-    its HMAC and parsing its JSON each time was a fifth of a cached read's
-    CPU. The whole encoded token (signature included) and the verification
-    settings are the key, so a changed byte is verified afresh; expiry is
-    checked on every use, and failures are never remembered.
-    """
-
-    MAX_REMEMBERED: ClassVar[int] = 10_000
-    _verified: ClassVar[dict[tuple[Any, ...], RememberedToken]] = {}
-
-    @classmethod
-    def decode(
-        cls, encoded_token: str, secret: str, algorithm: str, *args: Any, **kwargs: Any
-    ) -> RememberedToken:
-        key = (encoded_token, secret, algorithm, repr(args), repr(sorted(kwargs.items())))
-        token = cls._verified.get(key)
-        if token is not None and token.exp > _now():
-            return token
-        token = super().decode(encoded_token, secret, algorithm, *args, **kwargs)
-        if len(cls._verified) >= cls.MAX_REMEMBERED:
-            cls._verified.clear()
-        cls._verified[key] = token
-        return token
+STREAM_PATHS = re.compile(r"/v1/workspaces/[^/]+/(?:tasks/[^/]+/)?events")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,55 +47,66 @@ class Principal:
     grant: StreamGrant | None = None  # set when a stream ticket authenticated the request
 
 
-async def _retrieve_principal(
-    token: Token, connection: ASGIConnection[Any, Any, Any, Any]
-) -> Principal | None:
-    try:
-        user_id = UUID(token.sub)
-    except ValueError:
-        return None
-    email = token.extras.get("email")
-    principal = Principal(user_id, email if isinstance(email, str) else None)
-    register: RegisterCaller = connection.app.state.register_caller
-    await register.execute(principal.user_id, principal.email)
-    return principal
-
-
-STREAM_PATHS = re.compile(r"/v1/workspaces/[^/]+/(?:tasks/[^/]+/)?events")
-
-
-class TokenOrTicketMiddleware(JWTAuthenticationMiddleware):
+class TokenOrTicketMiddleware(AbstractAuthenticationMiddleware):
     """A bearer token, or on event-stream paths only, a single-use `?ticket=`
     (EventSource cannot send headers). A request with a token never spends a ticket."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        verifier: TokenVerifier,
+        exclude: list[str],
+        exclude_http_methods: list[Method],
+    ) -> None:
+        super().__init__(app, exclude=exclude, exclude_http_methods=exclude_http_methods)
+        self.verifier = verifier
 
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
+        values = connection.headers.getall("authorization", [])
         ticket = connection.query_params.get("ticket")
-        if (
-            ticket is None
-            or connection.headers.get(self.auth_header)
-            or not STREAM_PATHS.fullmatch(connection.scope["path"])
-        ):
-            return await super().authenticate_request(connection)
-        tickets = await connection.state.dishka_container.get(StreamTickets)
-        grant = await tickets.redeem(ticket)
-        if grant is None:
-            raise NotAuthorizedException("the stream ticket is unknown, used or expired")
-        return AuthenticationResult(user=Principal(grant.user_id, None, grant), auth=grant)
+        if ticket is not None and not values and STREAM_PATHS.fullmatch(connection.scope["path"]):
+            tickets = await connection.state.dishka_container.get(StreamTickets)
+            grant = await tickets.redeem(ticket)
+            if grant is None:
+                raise NotAuthorizedException(
+                    "the stream ticket is unknown, used or expired",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            return AuthenticationResult(user=Principal(grant.user_id, None, grant), auth=grant)
+        identity = await self.verifier.verify(credentials(values))
+        register: RegisterCaller = connection.app.state.register_caller
+        await register.execute(identity.user_id, identity.email)
+        return AuthenticationResult(user=Principal(identity.user_id, identity.email), auth=identity)
 
 
-def jwt_auth(secret: str, audience: str) -> JWTAuth[Principal, RememberedToken]:
-    return JWTAuth[Principal, RememberedToken](
-        authentication_middleware_class=TokenOrTicketMiddleware,
-        token_secret=secret,
-        token_cls=RememberedToken,
-        algorithm=ALGORITHM,
-        accepted_audiences=[audience],
-        require_claims=["sub", "exp", "aud"],
-        retrieve_user_handler=_retrieve_principal,
-        exclude=PUBLIC_PATHS,
-    )
+class BearerAuth(AbstractSecurityConfig[Principal, Identity]):
+    """Installs TokenOrTicketMiddleware and documents the bearer scheme."""
+
+    authentication_middleware_class = TokenOrTicketMiddleware
+
+    def __init__(self, verifier: TokenVerifier) -> None:
+        self.verifier = verifier
+        self.exclude = list(PUBLIC_PATHS)
+        self.exclude_http_methods: list[Method] = ["OPTIONS", "HEAD"]  # as Litestar's JWTAuth
+
+    @property
+    def middleware(self) -> DefineMiddleware:
+        return DefineMiddleware(
+            self.authentication_middleware_class,
+            verifier=self.verifier,
+            exclude=self.exclude,
+            exclude_http_methods=self.exclude_http_methods,
+        )
+
+    @property
+    def openapi_components(self) -> Components:
+        return BEARER_COMPONENTS
+
+    @property
+    def security_requirement(self) -> SecurityRequirement:
+        return {BEARER: []}
 
 
 def issue_token(
@@ -132,4 +123,4 @@ def issue_token(
     }
     if email:
         claims["email"] = email
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+    return jwt.encode(claims, secret, algorithm=SYMMETRIC)

@@ -87,6 +87,8 @@ def on_http_error(request: Request[Any, Any, Any], error: HTTPException) -> Resp
     headers = dict(error.headers or {})
     if error.status_code == 429 and "RateLimit-Reset" in headers:
         headers["Retry-After"] = headers["RateLimit-Reset"]
+    if error.status_code == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")  # RFC 9110 §15.5.2: every 401 has one
     return problem(
         request, error.status_code, phrase, error.detail or phrase, _slug(phrase), extra, headers
     )

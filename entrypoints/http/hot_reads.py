@@ -14,8 +14,9 @@ other request to the full path untouched. It answers when
   off its way) with no query string, no conditional header, and, when CORS
   is on, no `Origin` (the full path adds the CORS headers);
 - it carries one `Authorization: Bearer` token that passes the very check the
-  JWT middleware makes (same token class, secret, algorithm, audience and
-  required claims), for a user whose profile is registered already;
+  authentication middleware makes (the same `credentials` and the same
+  TokenVerifier, entrypoints/http/tokens.py), for a user whose profile is
+  registered already;
 - the cache holds both the caller's membership and the document (PeekDocument,
   the lookup GetDocument starts with).
 
@@ -36,14 +37,12 @@ import msgspec
 import structlog
 from litestar.enums import ScopeType
 from litestar.plugins.prometheus import PrometheusConfig
-from litestar.security.jwt import JWTAuth
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Receive, Scope, Send
 from prometheus_client import Counter
 
 from application.foundation import PeekDocument
 from application.profiles import RegisterCaller
 from domain.entities import FoundationDocument
-from entrypoints.http.auth import Principal, RememberedToken
 from entrypoints.http.foundation import etag
 from entrypoints.http.observability import (
     HEADER,
@@ -52,12 +51,12 @@ from entrypoints.http.observability import (
     request_id_of,
 )
 from entrypoints.http.schemas import DocumentOut
+from entrypoints.http.tokens import TokenVerifier, credentials
 
 logger = logging.getLogger("keel.http")
 ROUTE = "/v1/workspaces/{workspace_id}/foundation/{document_id}"
 _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _PATH = re.compile(f"/v1/workspaces/({_UUID})/foundation/({_UUID})")
-_BEARER = b"bearer "
 _CONDITIONAL = {b"if-none-match", b"if-match", b"if-modified-since", b"if-unmodified-since"}
 _encode = msgspec.json.Encoder().encode
 ANSWERED = Counter("keel_hot_reads_total", "GET foundation/{id} answered before the framework")
@@ -69,14 +68,14 @@ class HotDocumentReads:
     def __init__(
         self,
         app: ASGIApp,
-        auth: JWTAuth[Principal, RememberedToken],
+        verifier: TokenVerifier,
         metrics: PrometheusConfig,
         *,
         cross_origin: bool = False,
     ) -> None:
         self.full_path = self._app = app
         self._cross_origin = cross_origin
-        self._auth = auth
+        self._verifier = verifier
         self._metrics = RouteMetricsMiddleware(app, metrics)
         self._peek: PeekDocument | None = None
         self._register: RegisterCaller | None = None
@@ -134,27 +133,15 @@ class HotDocumentReads:
         can answer; else None. Whatever can fail runs here, before the answer starts."""
         if self._peek is None or self._register is None:
             return None
-        encoded = _bearer_token(scope, self._cross_origin)
-        if encoded is None:
+        authorization = _authorization(scope, self._cross_origin)
+        if authorization is None:
             return None
-        auth = self._auth
         try:
-            token = RememberedToken.decode(
-                encoded_token=encoded,
-                secret=auth.token_secret,
-                algorithm=auth.algorithm,
-                audience=auth.accepted_audiences,
-                issuer=auth.accepted_issuers,
-                require_claims=auth.require_claims,
-                verify_exp=auth.verify_expiry,
-                verify_nbf=auth.verify_not_before,
-                strict_audience=auth.strict_audience,
-            )
-            user_id = UUID(token.sub)
+            identity = await self._verifier.verify(credentials(authorization))
         except Exception:  # the full path answers, and explains, every refusal
             return None
-        email = token.extras.get("email")
-        if not self._register.known(user_id, email if isinstance(email, str) else None):
+        user_id, email = identity.user_id, identity.email
+        if not self._register.known(user_id, email):
             return None
         document = await self._peek.execute(workspace_id, user_id, document_id)
         if document is None:
@@ -174,17 +161,15 @@ def _routed_path(scope: Scope) -> str:
     return path
 
 
-def _bearer_token(scope: Scope, cross_origin: bool) -> str | None:
-    """The token of the request's one `Authorization: Bearer` header; None
-    for anything else (no header, two, another scheme, a conditional request,
-    a browser's cross-origin request when CORS is on: its headers are the
-    full path's)."""
-    found: str | None = None
+def _authorization(scope: Scope, cross_origin: bool) -> list[str] | None:
+    """The request's `Authorization` values, for `credentials` to judge; None
+    for a request the full path must answer (no such header, a conditional
+    request, a browser's cross-origin request when CORS is on: its headers
+    are the full path's)."""
+    found: list[str] = []
     for name, value in scope["headers"]:
         if name in _CONDITIONAL or (cross_origin and name == b"origin"):
             return None
         if name == b"authorization":
-            if found is not None or value[:7].lower() != _BEARER:
-                return None
-            found = value[7:].decode("latin-1")
-    return found
+            found.append(value.decode("latin-1"))
+    return found or None

@@ -36,6 +36,16 @@ SCHEMA_PATH = "/schema"
 ASSETS_PATH = f"{SCHEMA_PATH}/assets"
 BEARER = "BearerToken"
 SECURITY: list[dict[str, list[str]]] = [{BEARER: []}]
+BEARER_COMPONENTS = Components(
+    security_schemes={
+        BEARER: SecurityScheme(
+            type="http",
+            scheme="bearer",
+            bearer_format="JWT",
+            description="A Supabase Auth (or compatible) access token (docs/API.md)",
+        )
+    }
+)
 
 
 class Problem(msgspec.Struct, frozen=True):
@@ -139,16 +149,7 @@ def openapi_config() -> OpenAPIConfig:
         version="1.0.0",
         path=SCHEMA_PATH,
         operation_id_creator=operation_id,
-        components=Components(
-            security_schemes={
-                BEARER: SecurityScheme(
-                    type="http",
-                    scheme="bearer",
-                    bearer_format="JWT",
-                    description="A JWT from the identity provider (API.md: Authentication)",
-                )
-            }
-        ),
+        components=BEARER_COMPONENTS,
         render_plugins=[
             SwaggerRenderPlugin(
                 js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",

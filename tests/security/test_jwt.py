@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +15,8 @@ import jwt
 import pytest
 from litestar.exceptions import NotAuthorizedException
 
-from entrypoints.http.auth import RememberedToken
+from entrypoints.http.claims import Identity
+from entrypoints.http.tokens import TokenVerifier
 from tests.conftest import AUDIENCE, JWT_SECRET
 
 
@@ -42,7 +45,7 @@ FORGED = {
     "bad signature": jwt.encode(_claims(), "another-secret-" + "y" * 40, algorithm="HS256"),
     "other algorithm, same secret": jwt.encode(_claims(), JWT_SECRET, algorithm="HS512"),
     "expired": jwt.encode(
-        _claims(exp=datetime.now(UTC) - timedelta(seconds=5)), JWT_SECRET, algorithm="HS256"
+        _claims(exp=datetime.now(UTC) - timedelta(seconds=60)), JWT_SECRET, algorithm="HS256"
     ),
     "wrong audience": jwt.encode(_claims(aud="someone-else"), JWT_SECRET, algorithm="HS256"),
     "no audience": jwt.encode(_claims(aud=None), JWT_SECRET, algorithm="HS256"),
@@ -93,26 +96,25 @@ async def test_a_supabase_shaped_token_works_and_registers_the_profile(
     assert (await client.get("/v1/me", headers=headers)).json()["email"] == "b@example.test"
 
 
-def test_a_remembered_token_is_still_refused_once_expired() -> None:
+async def test_a_remembered_token_is_still_refused_once_expired() -> None:
+    verifier = TokenVerifier(audience=AUDIENCE, secret=JWT_SECRET, leeway_s=0)
     encoded = jwt.encode(
         _claims(exp=datetime.now(UTC) - timedelta(seconds=1)), JWT_SECRET, algorithm="HS256"
     )
-    args = (encoded, JWT_SECRET, "HS256", [AUDIENCE])
-    remembered = RememberedToken(
-        sub=str(uuid.uuid4()), exp=datetime.now(UTC) + timedelta(seconds=30)
-    )
-    RememberedToken._verified[(*args[:3], repr((args[3],)), repr([]))] = remembered
-    # While the remembered copy has not expired, it is what decode returns…
-    assert RememberedToken.decode(*args) is remembered
+    remembered = Identity(uuid.uuid4(), None, int(time.time()) + 30)
+    verifier._remembered[encoded] = remembered
+    # While the remembered copy has not expired, it is what verify returns…
+    assert await verifier.verify(encoded) is remembered
     # …and once it has, the token is verified afresh, and refused.
-    object.__setattr__(remembered, "exp", datetime.now(UTC) - timedelta(seconds=1))
+    verifier._remembered[encoded] = replace(remembered, expires_at=int(time.time()) - 1)
     with pytest.raises(NotAuthorizedException):
-        RememberedToken.decode(*args)
+        await verifier.verify(encoded)
 
 
-def test_a_changed_signature_is_verified_afresh() -> None:
+async def test_a_changed_signature_is_verified_afresh() -> None:
+    verifier = TokenVerifier(audience=AUDIENCE, secret=JWT_SECRET)
     good = jwt.encode(_claims(), JWT_SECRET, algorithm="HS256")
-    assert RememberedToken.decode(good, JWT_SECRET, "HS256", [AUDIENCE]).sub
+    assert (await verifier.verify(good)).user_id
     forged = good[:-2] + ("AA" if not good.endswith("AA") else "BB")
     with pytest.raises(NotAuthorizedException):
-        RememberedToken.decode(forged, JWT_SECRET, "HS256", [AUDIENCE])
+        await verifier.verify(forged)

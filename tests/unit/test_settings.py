@@ -114,6 +114,9 @@ def test_good_values_alongside_bad_ones_are_not_reported() -> None:
         ("KEEL_DB_POOL_SIZE", "201", "<= 200"),
         ("KEEL_MAX_BODY_BYTES", "1023", ">= 1024"),
         ("KEEL_DB_STATEMENT_CACHE", "maybe", "Expected `bool`"),
+        ("KEEL_JWT_LEEWAY_S", "-1", ">= 0"),
+        ("KEEL_JWT_LEEWAY_S", "301", "<= 300"),
+        ("KEEL_JWT_JWKS_REFRESH_S", "0", ">= 1"),
     ],
 )
 def test_each_bad_value_is_one_problem(variable: str, value: str, reason: str) -> None:
@@ -131,6 +134,9 @@ def test_each_bad_value_is_one_problem(variable: str, value: str, reason: str) -
         ("KEEL_PORT", "65535"),
         ("KEEL_DB_POOL_SIZE", "200"),
         ("KEEL_MAX_BODY_BYTES", "1024"),
+        ("KEEL_JWT_LEEWAY_S", "0"),
+        ("KEEL_JWT_LEEWAY_S", "300"),
+        ("KEEL_JWT_JWKS_REFRESH_S", "86400"),
     ],
 )
 def test_bounds_are_inclusive(variable: str, value: str) -> None:
