@@ -78,13 +78,19 @@ def on_domain_error(request: Request[Any, Any, Any], error: DomainError) -> Resp
     if isinstance(error, InvalidFieldsError):
         extra = {
             "errors": [
-                {"key": found.key, "message": found.message, "source": found.source}
+                {"key": _text(found.key), "message": found.message, "source": found.source}
                 for found in error.problems
             ]
         }
     return problem(
-        request, status, error.title, error.detail, _slug(error.title), extra, headers=headers
+        request, status, error.title, _text(error.detail), _slug(error.title), extra, headers
     )
+
+
+def _text(echoed: str) -> str:
+    """Text that quotes the request, as UTF-8 can carry it: a lone surrogate in a
+    field's name is written as its escape, not a response that cannot be encoded."""
+    return echoed.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def on_stream_ended(request: Request[Any, Any, Any], error: StreamEndedError) -> Response[Any]:
