@@ -84,10 +84,11 @@ def _number_problem(number: float) -> str | None:
 
 def _float_bytes(number: float) -> int:
     # Postgres stores the digits json.dumps sends (repr) as numeric and prints
-    # them without an exponent: 1e-07 becomes 0.0000001.
+    # them without an exponent (1e-07 becomes 0.0000001) and without the sign
+    # of a zero.
     if number != number or number in (float("inf"), float("-inf")):
         return len(repr(number))
-    return len(format(Decimal(repr(number)), "f"))
+    return len(format(Decimal(repr(abs(number) if number == 0 else number)), "f"))
 
 
 def inspect(value: object, at: str = "", source: str = "body") -> Inspection:
