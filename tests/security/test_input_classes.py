@@ -22,6 +22,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.postgres.uow import PgUnitOfWorkFactory
+from domain.entities import Caller, FoundationDocument
+from domain.errors import InvalidInputError
 from domain.foundation import MAX_CONTENT_BYTES
 from tests.conftest import People, Person
 
@@ -379,3 +382,63 @@ async def test_a_kind_with_a_newline_is_a_400(
     created = await client.post(f"{base}/foundation", json=DOC, headers=owner.headers)
     one = f"{base}/foundation/{created.json()['id']}"
     _problem(await client.patch(one, json={"kind": kind}, headers=owner.headers), "/kind")
+
+
+# -- behind the boundary: what Postgres refuses is still a 400 ------------------------
+
+
+def _add(**changes: Any) -> Any:
+    async def write(uow: Any, workspace: uuid.UUID, user: uuid.UUID) -> None:
+        fields = {**DOC, **changes}
+        draft = FoundationDocument(
+            workspace, uuid.uuid4(), **fields, version=1, created_by=user, updated_by=user
+        )
+        await uow.foundation.add(draft)
+
+    return write
+
+
+def _rename(name: str) -> Any:
+    async def write(uow: Any, workspace: uuid.UUID, user: uuid.UUID) -> None:
+        await uow.workspaces.rename(workspace, name)
+
+    return write
+
+
+async def _delete_version(uow: Any, workspace: uuid.UUID, user: uuid.UUID) -> None:
+    await uow.foundation.delete(workspace, uuid.uuid4(), 2**31, user)
+
+
+BEHIND_THE_BOUNDARY = {
+    "NUL in the title": _add(title="a\x00b"),
+    "NUL in a tag": _add(tags=["a\x00"]),
+    "a lone surrogate in the title": _add(title="a\ud800"),
+    "NUL in content": _add(content={"a": "\x00"}),
+    "NUL in a content key": _add(content={"\x00": 1}),
+    "a kind with a newline": _add(kind="brand\n"),
+    "content over the limit as stored": _add(content={"a": [1] * 90_000}),
+    "an empty title": _add(title=""),
+    "51 tags": _add(tags=[str(n) for n in range(51)]),
+    "NUL in a workspace name": _rename("a\x00b"),
+    "an empty workspace name": _rename(""),
+    "a version past int32": _delete_version,
+}
+
+
+@pytest.mark.parametrize("write", BEHIND_THE_BOUNDARY.values(), ids=BEHIND_THE_BOUNDARY.keys())
+async def test_input_that_got_past_the_boundary_is_refused_by_postgres_as_a_400(
+    people: People, engine: AsyncEngine, write: Any
+) -> None:
+    """The repositories called directly (as a bug at the boundary would): the
+    database's or the driver's refusal is InvalidInputError (a 400), not a
+    driver error (a 500)."""
+    owner = await people.new()
+    workspace = await people.workspace(owner)
+    uow = PgUnitOfWorkFactory(engine)(Caller(owner.id, workspace))
+
+    async def attempt() -> None:
+        async with uow:
+            await write(uow, workspace, owner.id)
+
+    with pytest.raises(InvalidInputError):
+        await attempt()
