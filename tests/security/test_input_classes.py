@@ -26,7 +26,7 @@ from adapters.postgres.uow import PgUnitOfWorkFactory
 from domain.entities import Caller, FoundationDocument
 from domain.errors import InvalidInputError
 from domain.foundation import MAX_CONTENT_BYTES
-from tests.conftest import People, Person
+from tests.conftest import People, Person, bearer
 
 # The contract (SECURITY.md, "Keel's JSON"), written out so these tests read
 # as it does and run against code that predates it.
@@ -442,3 +442,17 @@ async def test_input_that_got_past_the_boundary_is_refused_by_postgres_as_a_400(
 
     with pytest.raises(InvalidInputError):
         await attempt()
+
+
+# -- a token's claims reach Postgres too --------------------------------------------
+
+
+@pytest.mark.parametrize("email", ["a\x00b@example.test", "\x00", "\ud800@example.test"])
+async def test_an_email_claim_postgres_cannot_store_is_a_4xx_not_a_500(
+    client: httpx.AsyncClient, email: str
+) -> None:
+    headers = bearer(uuid.uuid4(), email)
+    for _ in range(2):  # (the second time, the profile cache must not hide it)
+        response = await client.get("/v1/me", headers=headers)
+        assert 400 <= response.status_code < 500, response.text
+        assert response.headers["content-type"] == "application/problem+json"
