@@ -23,12 +23,9 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.json_values import MAX_SAFE_INTEGER, inspect
 from tests.conftest import People, Person
 
 EXAMPLES = int(os.environ.get("KEEL_FUZZ_EXAMPLES", "50"))
@@ -267,38 +264,3 @@ async def test_no_body_header_or_query_field_reaches_a_5xx(
     path = operation.path(world, document) + (f"?{query}" if query else "")
     response = await world.client.request(operation.method, path, content=content, headers=headers)
     _never_5xx(response)
-
-
-keel_text = st.text(
-    st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=12
-)
-keel_scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER),
-    st.floats(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER, allow_nan=False),
-    keel_text,
-)
-keel_values = st.recursive(
-    keel_scalars,
-    lambda children: st.one_of(
-        st.lists(children, max_size=4), st.dictionaries(keel_text, children, max_size=4)
-    ),
-    max_leaves=30,
-)
-
-
-@FUZZ
-@given(value=keel_values)
-async def test_the_measured_size_is_the_size_postgres_stores(
-    owner_engine: AsyncEngine, value: Any
-) -> None:
-    """The content limit is in Postgres's unit: what inspect() measures is exactly
-    octet_length(value::jsonb::text) for any value within Keel's JSON."""
-    found = inspect(value)
-    assert found.problems == []
-    async with owner_engine.connect() as conn:
-        stored = await conn.scalar(
-            sa.text("select octet_length(cast(:v as jsonb)::text)"), {"v": json.dumps(value)}
-        )
-    assert found.stored_bytes == stored
