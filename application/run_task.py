@@ -4,8 +4,8 @@ It claims the task (a guarded state change), loads its context (the cached
 foundation bundle), streams the model's answer while a heartbeat keeps the
 lease and notices cancellation, and records the outcome, guarded by the
 attempt number so that a worker that lost its lease can never write a
-second result. A foundation value Keel cannot carry fails the task at
-once, with the reason (no retry would read anything else). Identical
+second result. A foundation value or a task input Keel cannot carry fails
+the task at once, with the reason (no retry would read anything else). Identical
 requests (kind, input, foundation, model) are answered from the AI-result
 cache without calling the model.
 
@@ -113,6 +113,8 @@ class RunTask:
             await events.settle()
 
     async def _run(self, ref: TaskRef, claim: Claim, events: _Announcer) -> Outcome:
+        if claim.unreadable is not None:
+            return await self._end(ref, claim, events, Outcome.FAILED, error=claim.unreadable)
         try:
             result, cached, tail = await self._attempt(ref, claim, events)
         except _LeaseLostError:

@@ -162,3 +162,43 @@ async def test_the_cache_refuses_a_value_it_cannot_carry_and_keeps_no_lock(
             await cache.get_or_set(key, loader, type_=dict, ttl_s=60)
     assert loads == 2, "nothing was stored: each read loads again"
     assert await redis.keys(f"*{key.workspace_id}*lock*") == []
+
+
+TASK_POISON = {
+    "too many digits to read": '{"text": "x", "n": 1e5000}',
+    "too deep to decode": '{"text": "x", "a": ' + "[" * 3000 + "]" * 3000 + "}",
+}
+
+
+@pytest.mark.parametrize("stored", TASK_POISON.values(), ids=TASK_POISON.keys())
+async def test_a_task_whose_own_input_cannot_be_read_fails_once_and_frees_its_slot(
+    client: httpx.AsyncClient,
+    people: People,
+    owner_engine: AsyncEngine,
+    engine: AsyncEngine,
+    cache: Cache,
+    stored: str,
+) -> None:
+    owner = await people.new()
+    workspace = await people.workspace(owner)
+    tasks = f"/v1/workspaces/{workspace}/tasks"
+    summary = {"kind": "summarize", "input": {"text": "Keel runs agents."}}
+    first = (await client.post(tasks, json=summary, headers=owner.headers)).json()["id"]
+    async with owner_engine.begin() as conn:
+        await conn.execute(
+            sa.text("update tasks set input = cast(:i as jsonb) where id = :t"),
+            {"i": stored, "t": uuid.UUID(first)},
+        )
+    read = await client.get(f"{tasks}/{first}", headers=owner.headers)
+    assert read.status_code == 409, read.text
+    assert first in read.json()["detail"]
+
+    runner = _runner(engine, cache)
+    assert await runner.execute(TaskRef(workspace, uuid.UUID(first), owner.id)) is Outcome.FAILED
+    row = await _task_row(owner_engine, first)
+    assert (row.status, row.attempts, row.lease_expires_at) == ("failed", 1, None)
+    assert first in row.error
+
+    second = (await client.post(tasks, json=summary, headers=owner.headers)).json()["id"]
+    ref = TaskRef(workspace, uuid.UUID(second), owner.id)
+    assert await runner.execute(ref) is Outcome.SUCCEEDED
