@@ -94,7 +94,11 @@ class PeekDocument:
 
 
 class GetDocument:
-    """One document, from the cache when it can: no Postgres round trip on a hit."""
+    """One document, from the cache when it can: no Postgres round trip on a hit.
+
+    Raises NotFoundError, or UnreadableValueError naming the document when it
+    holds a value Keel cannot carry (stored before Keel's JSON was enforced).
+    """
 
     def __init__(self, uow: UnitOfWork, cache: Cache) -> None:
         self._uow, self._cache = uow, cache
@@ -130,7 +134,10 @@ class GetDocument:
 
 
 class GetFoundationBundle:
-    """Every foundation document of the workspace, cached as one value."""
+    """Every foundation document of the workspace, cached as one value.
+
+    Raises UnreadableValueError naming the documents Keel cannot carry.
+    """
 
     def __init__(self, uow: UnitOfWork, cache: Cache) -> None:
         self._uow, self._cache = uow, cache
