@@ -17,8 +17,9 @@ from domain.entities import (
     Page,
     Role,
 )
-from domain.errors import NotFoundError, PreconditionFailedError
+from domain.errors import NotFoundError, PreconditionFailedError, UnreadableValueError
 from domain.foundation import check_changes, check_content, check_kind, check_tags, check_title
+from domain.json_values import inspect
 from domain.ports import Cache, IdGenerator, UnitOfWork
 from domain.rules import require_role
 
@@ -93,7 +94,11 @@ class PeekDocument:
 
 
 class GetDocument:
-    """One document, from the cache when it can: no Postgres round trip on a hit."""
+    """One document, from the cache when it can: no Postgres round trip on a hit.
+
+    Raises NotFoundError, or UnreadableValueError naming the document when it
+    holds a value Keel cannot carry (stored before Keel's JSON was enforced).
+    """
 
     def __init__(self, uow: UnitOfWork, cache: Cache) -> None:
         self._uow, self._cache = uow, cache
@@ -109,24 +114,30 @@ class GetDocument:
             async with self._uow as uow:
                 return await uow.foundation.get(workspace_id, document_id)
 
-        document = (
-            cached.value
-            if cached is not None
-            else await self._cache.get_or_set(
-                key,
-                load,
-                type_=FoundationDocument,
-                ttl_s=FOUNDATION_TTL_S,
-                negative_ttl_s=MISSING_TTL_S,
+        try:
+            document = (
+                cached.value
+                if cached is not None
+                else await self._cache.get_or_set(
+                    key,
+                    load,
+                    type_=FoundationDocument,
+                    ttl_s=FOUNDATION_TTL_S,
+                    negative_ttl_s=MISSING_TTL_S,
+                )
             )
-        )
+        except UnreadableValueError as error:
+            raise UnreadableValueError(_unreadable(document_id, error.detail)) from error
         if document is None:
             raise NotFoundError("foundation document not found")
         return document
 
 
 class GetFoundationBundle:
-    """Every foundation document of the workspace, cached as one value."""
+    """Every foundation document of the workspace, cached as one value.
+
+    Raises UnreadableValueError naming the documents Keel cannot carry.
+    """
 
     def __init__(self, uow: UnitOfWork, cache: Cache) -> None:
         self._uow, self._cache = uow, cache
@@ -135,16 +146,35 @@ class GetFoundationBundle:
         await cached_role(self._uow, self._cache)
         workspace_id = current_workspace(self._uow)
 
+        loaded: list[FoundationDocument] = []
+
         async def load() -> FoundationBundle:
             async with self._uow as uow:
                 documents = await uow.foundation.list(workspace_id, FoundationFilter(), None, None)
+            loaded.extend(documents)
             return FoundationBundle(workspace_id, documents)
 
-        bundle = await self._cache.get_or_set(
-            bundle_key(workspace_id), load, type_=FoundationBundle, ttl_s=FOUNDATION_TTL_S
-        )
+        try:
+            bundle = await self._cache.get_or_set(
+                bundle_key(workspace_id), load, type_=FoundationBundle, ttl_s=FOUNDATION_TTL_S
+            )
+        except UnreadableValueError as error:
+            # Name the documents outside Keel's JSON: those are what to rewrite.
+            culprits = [document for document in loaded if inspect(document.content).problems]
+            if not culprits:
+                raise
+            raise UnreadableValueError(
+                "; ".join(_unreadable(document.id, error.detail) for document in culprits)
+            ) from error
         assert bundle is not None, "the bundle loader never returns None"
         return bundle
+
+
+def _unreadable(document_id: UUID, reason: str) -> str:
+    return (
+        f"foundation document {document_id} holds a value Keel cannot carry ({reason});"
+        " rewrite its content (PATCH) or delete it"
+    )
 
 
 class UpdateDocument:

@@ -4,8 +4,10 @@ It claims the task (a guarded state change), loads its context (the cached
 foundation bundle), streams the model's answer while a heartbeat keeps the
 lease and notices cancellation, and records the outcome, guarded by the
 attempt number so that a worker that lost its lease can never write a
-second result. Identical requests (kind, input, foundation, model) are
-answered from the AI-result cache without calling the model.
+second result. A foundation value or a task input Keel cannot carry fails
+the task at once, with the reason (no retry would read anything else). Identical
+requests (kind, input, foundation, model) are answered from the AI-result
+cache without calling the model.
 
 Each step is published as a task event after its state change committed,
 in order; `task.started` goes out while the attempt goes on (its cache read
@@ -36,6 +38,7 @@ from domain.errors import (
     NotFoundError,
     TaskCancelledError,
     TransientModelError,
+    UnreadableValueError,
 )
 from domain.events import EventType, TaskEvent
 from domain.ports import Cache, EventPublisher, LanguageModel, TaskStates, UnitOfWorkFactory
@@ -110,6 +113,8 @@ class RunTask:
             await events.settle()
 
     async def _run(self, ref: TaskRef, claim: Claim, events: _Announcer) -> Outcome:
+        if claim.unreadable is not None:
+            return await self._end(ref, claim, events, Outcome.FAILED, error=claim.unreadable)
         try:
             result, cached, tail = await self._attempt(ref, claim, events)
         except _LeaseLostError:
@@ -136,7 +141,8 @@ class RunTask:
                 )
                 return Outcome.RETRYING
             return await self._end(ref, claim, events, Outcome.FAILED, error=error.detail)
-        except (ModelError, NotFoundError) as error:
+        except (ModelError, NotFoundError, UnreadableValueError) as error:
+            # For good: another attempt would read the same stored value.
             return await self._end(ref, claim, events, Outcome.FAILED, error=error.detail)
         return await self._end(
             ref, claim, events, Outcome.SUCCEEDED, tail, result=result, cached=cached

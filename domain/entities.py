@@ -180,10 +180,15 @@ class TaskRef:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A task this worker now runs: attempt `attempt` of `max_attempts`."""
+    """A task this worker now runs: attempt `attempt` of `max_attempts`.
+
+    `unreadable` says why the task's stored input cannot be read (a row
+    written around Keel's rules); such an attempt fails at once, for good.
+    """
 
     task: Task
     attempt: int
+    unreadable: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,13 @@
 
 DomainError
 ├── InvalidInputError        400  the request is well-formed but not acceptable
+│   └── InvalidFieldsError   400  … naming each bad field (outside Keel's JSON, too large)
 ├── NotFoundError            404  absent, or inside a workspace the caller cannot see
 ├── PermissionDeniedError    403  a member whose role does not allow the action
 ├── ConflictError            409  a duplicate, or a rule about other rows
 │   └── LastOwnerError       409  the change would leave a workspace without an owner
 ├── PreconditionFailedError  412  an If-Match version that is no longer current
+├── UnreadableValueError     409  a stored value Keel cannot carry (stored before its rules)
 ├── UnavailableError         503  a dependency (Postgres, Redis) cannot be reached
 ├── RateLimitedError         429  too many at once (e.g. open event streams)
 ├── SubscriptionClosedError       an event subscriber must reconnect (fell behind, shutdown)
@@ -15,6 +17,12 @@ DomainError
 └── ModelError                    a model provider refused for good (worker-internal)
     └── TransientModelError       … or failed in a way worth retrying
 """
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from domain.json_values import FieldProblem
 
 
 class DomainError(Exception):
@@ -29,6 +37,23 @@ class DomainError(Exception):
 
 class InvalidInputError(DomainError):
     title = "Invalid input"
+
+
+class InvalidFieldsError(InvalidInputError):
+    """Bad input, with every bad field named (a JSON Pointer, a parameter or a header)."""
+
+    def __init__(self, problems: Sequence[FieldProblem]) -> None:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"{first.key or 'the body'}: {first.message}{more}")
+        self.problems = tuple(problems)
+
+
+class UnreadableValueError(DomainError):
+    """A stored value Keel cannot carry (written before Keel's JSON was enforced,
+    or by hand): the read fails for good, until the value is rewritten."""
+
+    title = "Unreadable stored value"
 
 
 class NotFoundError(DomainError):

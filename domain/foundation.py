@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from domain.entities import FoundationChanges
-from domain.errors import InvalidInputError
+from domain.errors import InvalidFieldsError, InvalidInputError
+from domain.json_values import FieldProblem, inspect
 
-MAX_CONTENT_BYTES = 256 * 1024
+MAX_CONTENT_BYTES = 256 * 1024  # as stored: octet_length(content::text), a check in the schema
+MAX_VERSION = 2**31 - 1  # versions are Postgres integers
 MAX_TAGS = 50
 MAX_TAG_LENGTH = 64
 MAX_TITLE_LENGTH = 300
@@ -17,9 +18,15 @@ KIND = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 
 
 def check_kind(kind: str) -> str:
-    if not KIND.match(kind):
-        raise InvalidInputError(
-            "kind must be 1 to 64 characters: a lower-case letter, then letters, digits, . _ -"
+    # fullmatch: `$` in a `match` would also accept a trailing newline.
+    if not KIND.fullmatch(kind):
+        raise InvalidFieldsError(
+            [
+                FieldProblem(
+                    "/kind",
+                    "is 1 to 64 characters: a lower-case letter, then letters, digits, . _ -",
+                )
+            ]
         )
     return kind
 
@@ -32,9 +39,20 @@ def check_title(title: str) -> str:
 
 
 def check_content(content: dict[str, Any]) -> dict[str, Any]:
-    size = len(json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode())
-    if size > MAX_CONTENT_BYTES:
-        raise InvalidInputError(f"content is {size} bytes; at most {MAX_CONTENT_BYTES} are allowed")
+    """Keel's JSON, at most MAX_CONTENT_BYTES as Postgres stores it."""
+    found = inspect(content, "/content")
+    if found.problems:
+        raise InvalidFieldsError(found.problems)
+    if found.stored_bytes > MAX_CONTENT_BYTES:
+        raise InvalidFieldsError(
+            [
+                FieldProblem(
+                    "/content",
+                    f"is {found.stored_bytes} bytes as stored (JSONB text);"
+                    f" at most {MAX_CONTENT_BYTES} are allowed",
+                )
+            ]
+        )
     return content
 
 

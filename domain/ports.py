@@ -253,6 +253,8 @@ class Cache(Protocol):
         """The cached value of `key`, or the loader's (then cached for about `ttl_s`).
 
         A None from the loader is cached for `negative_ttl_s` when given.
+        Raises UnreadableValueError when the loader's value cannot be stored
+        (it is not cached; the next call loads again).
         """
         ...
 

@@ -3,7 +3,7 @@
 A key is 1 to 128 characters of `A-Z a-z 0-9 . _ : -`, so it can never break
 out of the storage key it is placed in (no glob characters, hash-tag braces,
 spaces or control characters). A value is one JSON document of at most
-64 KiB, kept exactly as sent. Every entry lives from 1 second to 30 days
+64 KiB within Keel's JSON, kept exactly as sent. Every entry lives from 1 second to 30 days
 (7 by default), and a user keeps at most 1000 live keys per workspace.
 """
 
@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import NoReturn
 from uuid import UUID
 
-from domain.errors import InvalidInputError
+from domain.errors import InvalidFieldsError, InvalidInputError
+from domain.json_values import inspect
 
 KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 MAX_VALUE_BYTES = 64 * 1024
@@ -57,15 +58,18 @@ def _not_a_constant(name: str) -> NoReturn:
 
 
 def check_value(value: bytes) -> bytes:
-    """One JSON document in UTF-8 (NaN and Infinity are not JSON), at most 64 KiB."""
+    """One JSON document in UTF-8 (NaN and Infinity are not JSON), at most 64 KiB,
+    within Keel's JSON (domain/json_values.py)."""
     if len(value) > MAX_VALUE_BYTES:
         raise InvalidInputError(
             f"the value is {len(value)} bytes; at most {MAX_VALUE_BYTES} are allowed"
         )
     try:
-        json.loads(value.decode(), parse_constant=_not_a_constant)
+        parsed = json.loads(value.decode(), parse_constant=_not_a_constant)
     except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise InvalidInputError("the body must be one JSON value in UTF-8") from None
     except RecursionError:
         raise InvalidInputError("the JSON value is nested too deeply") from None
+    if problems := inspect(parsed).problems:
+        raise InvalidFieldsError(problems)
     return value

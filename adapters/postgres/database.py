@@ -8,6 +8,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from adapters.postgres import stored_json
+
 
 def async_url(url: str) -> str:
     """`postgresql://…` as users write it, as the URL SQLAlchemy's asyncpg dialect wants."""
@@ -32,6 +34,7 @@ def create_engine(url: str, *, pool_size: int = 10, statement_cache: bool = True
         # server restart, SQLAlchemy invalidates the pool on the first
         # disconnect error, so one request fails (503) and the rest reconnect.
         connect_args=connect_args,
+        json_deserializer=stored_json.decode,
     )
 
 

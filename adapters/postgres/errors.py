@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import asyncpg
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from domain.errors import (
     ConflictError,
     DomainError,
+    InvalidInputError,
     LastOwnerError,
     NotFoundError,
     UnavailableError,
@@ -19,6 +21,15 @@ _BY_CONSTRAINT: dict[str, DomainError] = {
     "memberships_pkey": ConflictError("already a member of this workspace"),
     "memberships_user_id_fkey": NotFoundError("no such user: they must sign in once first"),
     "workspace_keeps_an_owner": LastOwnerError("a workspace keeps at least one owner"),
+    # The schema's own input checks: reached only by input the boundary let
+    # through (a bug there), which is still a 400, not a 500.
+    "foundation_documents_content_object": InvalidInputError(
+        "content must be a JSON object of at most 256 KiB as stored"
+    ),
+    "foundation_documents_kind_valid": InvalidInputError("kind is not a valid kind"),
+    "foundation_documents_title_length": InvalidInputError("title must be 1 to 300 characters"),
+    "foundation_documents_tags_count": InvalidInputError("at most 50 tags are allowed"),
+    "workspaces_name_length": InvalidInputError("name must be 1 to 200 characters"),
 }
 
 # insufficient_privilege: a row-level security check refused the row. The
@@ -26,7 +37,11 @@ _BY_CONSTRAINT: dict[str, DomainError] = {
 # probing another tenant: answer as if the row did not exist.
 # serialization_failure, deadlock_detected: the transaction lost a race and
 # is worth running again (503 over HTTP; background work retries it).
+# character_not_in_repertoire, untranslatable_character: a NUL in text or in
+# JSONB, which Postgres cannot store (the boundary refuses it first).
 _BY_SQLSTATE: dict[str, DomainError] = {
+    "22021": InvalidInputError("text cannot contain NUL characters"),
+    "22P05": InvalidInputError("JSON text cannot contain \\u0000"),
     "42501": NotFoundError("not found"),
     "40001": UnavailableError("a concurrent transaction conflicted; try again"),
     "40P01": UnavailableError("a concurrent transaction conflicted; try again"),
@@ -47,6 +62,10 @@ def translated() -> Iterator[None]:
     except (OperationalError, InterfaceError, OSError) as error:
         raise UnavailableError("the database is unavailable") from error
     except DBAPIError as error:
+        if isinstance(getattr(error.orig, "__cause__", None), asyncpg.DataError):
+            # The driver could not encode a parameter: input (a lone surrogate,
+            # a number past its column's type) that the boundary let through.
+            raise InvalidInputError("a value cannot be stored as given") from error
         code, constraint = sqlstate(error)
         known = _BY_CONSTRAINT.get(constraint or "") or _BY_SQLSTATE.get(code or "")
         if known is None:

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from uuid6 import uuid7
 
 from adapters.postgres.repositories import Repository
+from adapters.postgres.stored_json import readable
 from adapters.postgres.tables import foundation_documents as documents
 from adapters.postgres.tables import foundation_revisions as revisions
 from domain.entities import FoundationChanges, FoundationDocument, FoundationFilter
@@ -23,7 +24,7 @@ def _document(row: sa.Row[Any]) -> FoundationDocument:
         id=row.id,
         kind=row.kind,
         title=row.title,
-        content=row.content,
+        content=readable(row.content, f"the content of foundation document {row.id}"),
         tags=list(row.tags),
         version=row.version,
         created_by=row.created_by,

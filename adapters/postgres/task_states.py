@@ -42,7 +42,7 @@ from adapters.postgres.errors import translated
 from adapters.postgres.observability import record
 from adapters.postgres.tasks import task_from
 from domain.entities import Claim, TaskRef, TaskStatus
-from domain.errors import UnavailableError
+from domain.errors import UnavailableError, UnreadableValueError
 
 # (task, max running, lease ms), (task, attempt, lease ms, progress) and
 # (task, attempt, status, result, error, cached)
@@ -107,9 +107,14 @@ class PgTaskStates:
         row = await self._claims((ref, max_running, int(lease_s * 1000)))
         if row is None:
             return False  # nothing to run: cancelled, finished, or another worker's
-        task = task_from(row)
-        if task.status is TaskStatus.QUEUED:
+        if row["status"] == TaskStatus.QUEUED.value:
             return True  # still waiting: the workspace runs its maximum
+        try:
+            task = task_from(row)
+        except UnreadableValueError as error:
+            # Claimed all the same: the attempt fails at once and frees its slot.
+            task = task_from({**row, "input": {}, "result": None})
+            return Claim(task, task.attempts, unreadable=error.detail)
         return Claim(task, task.attempts)
 
     async def _claim_one(self, item: _ClaimItem) -> asyncpg.Record | None:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from adapters.postgres.repositories import Repository
+from adapters.postgres.stored_json import readable
 from adapters.postgres.tables import tasks
 from adapters.tracing import current_traceparent
 from domain.entities import Task, TaskKind, TaskStatus
@@ -22,19 +23,22 @@ _NOTIFY = sa.text(f"notify {CHANNEL}")
 
 
 def task_from(row: Mapping[Any, Any]) -> Task:
-    """A task from a row's columns (a Core row's `_mapping`, an asyncpg record)."""
+    """A task from a row's columns (a Core row's `_mapping`, an asyncpg record).
+
+    Raises UnreadableValueError, naming the task, for JSON that cannot be read.
+    """
     return Task(
         workspace_id=row["workspace_id"],
         id=row["id"],
         kind=TaskKind(row["kind"]),
         status=TaskStatus(row["status"]),
-        input=row["input"],
+        input=readable(row["input"], f"the input of task {row['id']}"),
         created_by=row["created_by"],
         attempts=row["attempts"],
         max_attempts=row["max_attempts"],
         priority=row["priority"],
         progress=row["progress"],
-        result=row["result"],
+        result=readable(row["result"], f"the result of task {row['id']}"),
         error=row["error"],
         cached=row["cached"],
         created_at=row["created_at"],

@@ -26,6 +26,10 @@ Stampedes: concurrent misses of one key in a process share one load; across
 processes a short Redis lock lets one process load while the others poll
 for its value, for a bounded time, then load themselves.
 
+A value msgpack cannot carry (an integer past 64 bits, nesting past its
+limit) is stored by nobody: the read raises UnreadableValueError, the fill
+lock is released, and the next read loads again.
+
 Redis down or slow (the client's timeout, 50 ms by default) never fails a
 read: the loader's value is returned uncached, counted and logged. After a
 failed read, reads skip Redis for READ_PAUSE_S, so that a request (whose
@@ -52,6 +56,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from adapters.redis.batching import BatchedCommands
 from domain.cache import CacheKey, Hit
+from domain.errors import UnreadableValueError
 
 T = TypeVar("T")
 logger = logging.getLogger("keel.cache")
@@ -326,7 +331,11 @@ class RedisCache:
         lock held with `lock_token` ('' for none); False if Redis failed (the
         lock is then still to release)."""
         token = generation or uuid4().hex
-        envelope = _ENCODER.encode((token, msgspec.Raw(_ENCODER.encode(value))))
+        try:
+            payload = _ENCODER.encode(value)
+        except (msgspec.EncodeError, OverflowError, RecursionError, TypeError, ValueError) as error:
+            raise UnreadableValueError(f"the value cannot be cached ({error})") from None
+        envelope = _ENCODER.encode((token, msgspec.Raw(payload)))
         ttl_ms = int(ttl_s * 1000 * random.uniform(1 - self.JITTER, 1 + self.JITTER))  # noqa: S311
         try:
             await self._batch.script(

@@ -34,6 +34,7 @@ from entrypoints.http.events import EventController
 from entrypoints.http.foundation import FoundationController
 from entrypoints.http.health import healthz, readyz
 from entrypoints.http.hot_reads import HotDocumentReads
+from entrypoints.http.inputs import KeelRequest, text_fields_only
 from entrypoints.http.jwks import KeySet
 from entrypoints.http.observability import (
     MetricsController,
@@ -228,7 +229,8 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
         ],
         on_shutdown=[close_container],
         middleware=[METRICS.middleware],
-        guards=[json_bodies_only],
+        guards=[json_bodies_only, text_fields_only],
+        request_class=KeelRequest,
         cors_config=cors_config,
         before_request=bind_route,
         exception_handlers=EXCEPTION_HANDLERS,

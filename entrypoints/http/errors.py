@@ -20,6 +20,7 @@ from litestar.types import ExceptionHandlersMap
 from domain.errors import (
     ConflictError,
     DomainError,
+    InvalidFieldsError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
@@ -27,6 +28,7 @@ from domain.errors import (
     RateLimitedError,
     StreamEndedError,
     UnavailableError,
+    UnreadableValueError,
 )
 
 logger = logging.getLogger("keel.http")
@@ -39,6 +41,7 @@ _STATUS: dict[type, int] = {
     ConflictError: 409,
     PreconditionFailedError: 412,
     RateLimitedError: 429,
+    UnreadableValueError: 409,
     UnavailableError: 503,
 }
 
@@ -71,7 +74,23 @@ def on_domain_error(request: Request[Any, Any, Any], error: DomainError) -> Resp
     headers = (
         {"Retry-After": str(error.retry_after_s)} if isinstance(error, RateLimitedError) else None
     )
-    return problem(request, status, error.title, error.detail, _slug(error.title), headers=headers)
+    extra = None
+    if isinstance(error, InvalidFieldsError):
+        extra = {
+            "errors": [
+                {"key": _text(found.key), "message": found.message, "source": found.source}
+                for found in error.problems
+            ]
+        }
+    return problem(
+        request, status, error.title, _text(error.detail), _slug(error.title), extra, headers
+    )
+
+
+def _text(echoed: str) -> str:
+    """Text that quotes the request, as UTF-8 can carry it: a lone surrogate in a
+    field's name is written as its escape, not a response that cannot be encoded."""
+    return echoed.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def on_stream_ended(request: Request[Any, Any, Any], error: StreamEndedError) -> Response[Any]:

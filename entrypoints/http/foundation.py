@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -19,9 +20,11 @@ from application.foundation import (
 )
 from application.pagination import DEFAULT_LIMIT
 from domain.entities import FoundationChanges, FoundationDocument, FoundationFilter
-from domain.errors import InvalidInputError, PreconditionFailedError
-from domain.foundation import check_filter_text
+from domain.errors import InvalidFieldsError, InvalidInputError, PreconditionFailedError
+from domain.foundation import MAX_VERSION, check_filter_text
+from domain.json_values import FieldProblem, inspect
 from entrypoints.http.controllers import Cursor, Limit
+from entrypoints.http.inputs import TOO_DEEP
 from entrypoints.http.openapi import ETAG, NOT_MODIFIED, problems
 from entrypoints.http.schemas import DocumentIn, DocumentOut, DocumentPage, DocumentPatch
 
@@ -29,6 +32,8 @@ IfMatch = Annotated[
     str | None, HeaderParameter(name="If-Match", description='The ETag read before, e.g. "3"')
 ]
 IfNoneMatch = Annotated[str | None, HeaderParameter(name="If-None-Match")]
+# [0-9], not \d: Python's digits include ² and ٣, which int() or Postgres refuse.
+_STRONG_ETAG = re.compile(r'"([0-9]{1,10})"')
 
 
 def etag(document: FoundationDocument) -> str:
@@ -45,10 +50,12 @@ def expected_version(if_match: str | None) -> int | None:
     value = if_match.strip()
     if value.startswith("W/"):
         raise PreconditionFailedError('If-Match needs a strong ETag such as "3"')
-    digits = value.removeprefix('"').removesuffix('"')
-    if not (value.startswith('"') and value.endswith('"') and digits.isdigit()):
-        raise InvalidInputError('If-Match must be one ETag such as "3", or *')
-    return int(digits)
+    found = _STRONG_ETAG.fullmatch(value)
+    if found is None or int(found.group(1)) > MAX_VERSION:
+        raise InvalidFieldsError(
+            [FieldProblem("If-Match", 'must be one ETag such as "3", or *', "header")]
+        )
+    return int(found.group(1))
 
 
 def _with_etag(document: FoundationDocument, status: int = 200) -> Response[DocumentOut]:
@@ -58,11 +65,19 @@ def _with_etag(document: FoundationDocument, status: int = 200) -> Response[Docu
 def _contains(raw: str | None) -> dict[str, Any] | None:
     if raw is None:
         return None
-    check_filter_text(raw.lower().replace("\\u0000", "\x00"), "contains")
     try:
-        return msgspec.json.decode(raw, type=dict[str, Any])
+        where = msgspec.json.decode(raw, type=dict[str, Any])
+    except RecursionError:
+        raise InvalidFieldsError([FieldProblem("contains", TOO_DEEP, "query")]) from None
     except msgspec.DecodeError:
         raise InvalidInputError('contains must be a JSON object, e.g. {"tone": "warm"}') from None
+    problems = [
+        FieldProblem("contains", f"{found.key or '/'}: {found.message}", "query")
+        for found in inspect(where).problems
+    ]
+    if problems:
+        raise InvalidFieldsError(problems)
+    return where
 
 
 class FoundationController(Controller):

@@ -1,5 +1,7 @@
 """Request and response bodies (msgspec). Requests reject unknown fields, so
-a client can never set ids, owners or versions by mass assignment."""
+a client can never set ids, owners or versions by mass assignment, and hold
+only Keel's JSON (domain/json_values.py): every field of every body is
+inspected once, as it is decoded, and every bad one is named."""
 
 from __future__ import annotations
 
@@ -18,10 +20,26 @@ from domain.entities import (
     TaskStatus,
     WorkspaceAccess,
 )
+from domain.errors import InvalidFieldsError
+from domain.json_values import inspect, pointer_token
+
+_JSON_TYPES = (str, int, float, list, dict)
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True):
     """Base of every request body."""
+
+    def __post_init__(self) -> None:
+        # Raised as a domain error (not a ValueError, which msgspec would turn
+        # into a message without the fields), answered 400 with every problem.
+        problems = [
+            problem
+            for name in self.__struct_fields__
+            if isinstance(value := getattr(self, name), _JSON_TYPES)
+            for problem in inspect(value, f"/{pointer_token(name)}").problems
+        ]
+        if problems:
+            raise InvalidFieldsError(problems)
 
 
 class WorkspaceName(Body):

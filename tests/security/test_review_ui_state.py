@@ -111,6 +111,8 @@ async def test_a_chunked_body_over_the_limit_is_413_and_stores_nothing(
         b"[" * 5000 + b"]" * 5000,
         b'{"a": 1}{"b": 2}',
         b"",
+        b"1e999",  # JSON, but outside Keel's JSON (domain/json_values.py)
+        b'"\\ud800"',
     ],
 )
 async def test_bodies_that_are_not_one_json_document_are_400(
@@ -127,7 +129,7 @@ async def test_bodies_that_are_not_one_json_document_are_400(
 
 
 @pytest.mark.parametrize(
-    "value", [b"1e999", b'"\\ud800"', b'"</script><script>alert(1)</script>"', b"  [ 1 ,2 ]  "]
+    "value", [b'"</script><script>alert(1)</script>"', b"  [ 1 ,2 ]  ", b'"\\u2028"']
 )
 async def test_a_stored_value_never_breaks_the_response_document(
     client: httpx.AsyncClient, people: People, value: bytes
