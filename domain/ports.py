@@ -51,6 +51,12 @@ class UserRepository(Protocol):
 
     async def get(self, user_id: UUID) -> User | None: ...
 
+    async def lock(self, user_id: UUID) -> bool:
+        """Lock the user's profile until the transaction ends, so that the user's
+        concurrent requests that count what they own take turns; False if the
+        user has no profile."""
+        ...
+
 
 class WorkspaceRepository(Protocol):
     async def add(self, workspace: Workspace) -> None: ...
@@ -67,6 +73,10 @@ class WorkspaceRepository(Protocol):
         self, user_id: UUID, after: UUID | None, limit: int | None
     ) -> list[WorkspaceAccess]:
         """The user's workspaces ordered by id, after `after`; all when `limit` is None."""
+        ...
+
+    async def count_owned(self, user_id: UUID) -> int:
+        """How many workspaces the user owns."""
         ...
 
 

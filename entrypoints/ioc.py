@@ -60,6 +60,7 @@ from application.workspaces import (
     GetWorkspace,
     ListWorkspaces,
     RenameWorkspace,
+    WorkspaceLimits,
 )
 from domain.entities import Caller
 from domain.ports import (
@@ -143,6 +144,10 @@ class InfrastructureProvider(Provider):
         return StreamLimits(
             heartbeat_s=settings.sse_heartbeat_s, per_user=settings.sse_streams_per_user
         )
+
+    @provide
+    def workspace_limits(self, settings: Settings) -> WorkspaceLimits:
+        return WorkspaceLimits(owned_per_user=settings.max_workspaces_per_user)
 
     @provide
     def uow_factory(self, engine: AsyncEngine) -> UnitOfWorkFactory:

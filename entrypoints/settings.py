@@ -95,6 +95,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sse_buffer_events: Annotated[
         int, Meta(ge=10, le=100_000, description="Events buffered per stream before it is closed")
     ] = 1000
+    max_workspaces_per_user: Annotated[
+        int, Meta(ge=1, le=1_000_000, description="Workspaces one user may own")
+    ] = 100
     max_body_bytes: Annotated[int, Meta(ge=1024, description="Request body limit")] = 1024 * 1024
     cors_origins: Annotated[
         str,

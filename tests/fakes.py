@@ -96,6 +96,9 @@ class InMemoryUserRepository(_Repository):
     async def get(self, user_id: UUID) -> User | None:
         return self._tables.users.get(user_id)
 
+    async def lock(self, user_id: UUID) -> bool:
+        return user_id in self._tables.users
+
 
 class InMemoryWorkspaceRepository(_Repository):
     async def add(self, workspace: Workspace) -> None:
@@ -136,6 +139,10 @@ class InMemoryWorkspaceRepository(_Repository):
             WorkspaceAccess(self._tables.workspaces[workspace_id], role)
             for workspace_id, role in found[:limit]
         ]
+
+    async def count_owned(self, user_id: UUID) -> int:
+        owned = (m for m in self._tables.memberships.values() if m.user_id == user_id)
+        return sum(1 for m in owned if m.role is Role.OWNER)
 
 
 class InMemoryMembershipRepository(_Repository):
