@@ -33,7 +33,7 @@ from domain.entities import (
     WorkspaceAccess,
 )
 from domain.events import StoredEvent, StreamGrant, StreamRef, TaskEvent
-from domain.ui_state import UIState
+from domain.ui_state import Refusal, UIState, UIStateQuota
 
 T = TypeVar("T")
 
@@ -390,9 +390,12 @@ class UIStateStore(Protocol):
 
     async def get(self, workspace_id: UUID, user_id: UUID, key: str) -> UIState | None: ...
 
-    async def put(self, state: UIState, max_keys: int) -> bool:
-        """Store (or replace) the entry; False when the user already holds `max_keys`
-        other live keys in that workspace."""
+    async def put(self, state: UIState, quota: UIStateQuota) -> Refusal | None:
+        """Store (or replace) the entry, or say which of `quota`'s bounds it would
+        pass: the user's live keys in that workspace, or the user's entries or
+        charged bytes (`domain.ui_state.charge`) across every workspace. The
+        check and the write are one atomic step: concurrent writers cannot
+        pass a bound together."""
         ...
 
     async def delete(self, workspace_id: UUID, user_id: UUID, key: str) -> bool:

@@ -79,6 +79,7 @@ from domain.ports import (
     UnitOfWorkFactory,
 )
 from domain.retry import Backoff
+from domain.ui_state import UIStateQuota
 from entrypoints.settings import Settings
 
 
@@ -143,6 +144,13 @@ class InfrastructureProvider(Provider):
     def stream_limits(self, settings: Settings) -> StreamLimits:
         return StreamLimits(
             heartbeat_s=settings.sse_heartbeat_s, per_user=settings.sse_streams_per_user
+        )
+
+    @provide
+    def ui_state_quota(self, settings: Settings) -> UIStateQuota:
+        return UIStateQuota(
+            entries_per_user=settings.ui_state_entries_per_user,
+            bytes_per_user=settings.ui_state_bytes_per_user,
         )
 
     @provide

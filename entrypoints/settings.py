@@ -98,6 +98,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_workspaces_per_user: Annotated[
         int, Meta(ge=1, le=1_000_000, description="Workspaces one user may own")
     ] = 100
+    ui_state_entries_per_user: Annotated[
+        int,
+        Meta(ge=1, le=1_000_000, description="UI-state entries one user keeps, all workspaces"),
+    ] = 5000
+    ui_state_bytes_per_user: Annotated[
+        int,
+        Meta(
+            ge=64 * 1024 + 1024,
+            description="UI-state bytes one user keeps in Redis, all workspaces",
+        ),
+    ] = 8 * 1024 * 1024
     max_body_bytes: Annotated[int, Meta(ge=1024, description="Request body limit")] = 1024 * 1024
     cors_origins: Annotated[
         str,
