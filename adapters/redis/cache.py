@@ -27,7 +27,10 @@ processes a short Redis lock lets one process load while the others poll
 for its value, for a bounded time, then load themselves.
 
 Redis down or slow (the client's timeout, 50 ms by default) never fails a
-read: the loader's value is returned uncached, counted and logged. After a
+read: the loader's value is returned uncached, counted and logged. A full
+Redis (out of memory: it refuses writes, not deletes) serves hits and
+refuses fills alike; an invalidation it refuses to write deletes the
+generation instead, which makes everything cached under it a miss too. After a
 failed read, reads skip Redis for READ_PAUSE_S, so that a request (whose
 membership, document and fill would each wait out the timeout) and the
 ones behind it go straight to the loader; invalidations are always tried.
@@ -51,6 +54,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from adapters.redis.batching import BatchedCommands
+from adapters.redis.client import is_full, note_full
 from domain.cache import CacheKey, Hit
 
 T = TypeVar("T")
@@ -68,8 +72,11 @@ LOADER_SECONDS = Histogram(
 # '' when the filler holds none), then stores the value if the generation is still
 # current. ARGV: generation read before loading ('' if none), envelope, value TTL
 # ms, generation TTL ms, the token the envelope carries (a fresh one if none was
-# read), the lock token. One round trip for the store and the unlock.
+# read), the lock token. One round trip for the store and the unlock. A full
+# Redis refuses it at the first line (a memory-using command that changes
+# nothing: the unlock is a write, after which Redis would let the SET through).
 _SET_IF_CURRENT = """
+redis.call('SETRANGE', KEYS[2], 0, '')
 if ARGV[6] ~= '' and redis.call('GET', KEYS[3]) == ARGV[6] then
   redis.call('DEL', KEYS[3])
 end
@@ -196,16 +203,27 @@ class RedisCache:
         )
         for key in [key for key in self._flights if key.startswith(stale)]:
             del self._flights[key]
-        generations = (self._keys(CacheKey(workspace_id, n, "x")).generation for n in namespaces)
+        generations = [self._keys(CacheKey(workspace_id, n, "x")).generation for n in namespaces]
         sets = (("SET", key, uuid4().hex, "PX", self.GENERATION_TTL_MS) for key in generations)
         try:
             for answer in await self._batch.group(*sets):
                 if isinstance(answer, Exception):
                     raise answer
         except (RedisError, OSError) as error:
+            if is_full(error) and await self._delete(generations):
+                return
             # The values stay reachable until their TTL: say so loudly.
             ERRORS.labels("invalidate").inc()
             logger.error("cache invalidation failed for %s %s: %r", workspace_id, namespaces, error)
+
+    async def _delete(self, generations: list[str]) -> bool:
+        """Delete generation keys (a full Redis still deletes); False if that failed too."""
+        note_full("the cache")
+        try:
+            await self._batch.call("DEL", *generations)
+        except (RedisError, OSError):
+            return False
+        return True
 
     async def _fetch(
         self,
@@ -360,6 +378,8 @@ class RedisCache:
 
     def _unavailable(self, operation: str, keys: _Keys, error: BaseException) -> None:
         ERRORS.labels(operation).inc()
+        if is_full(error):
+            note_full("the cache")
         if operation == "read":
             REQUESTS.labels(keys.namespace, "error").inc()
             if not isinstance(error, _ReadsPausedError):

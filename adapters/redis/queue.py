@@ -31,6 +31,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from adapters.redis.batching import PipelinedRedis
+from adapters.redis.client import unavailable_as
 from domain.entities import Dispatch, TaskRef
 
 QUEUE = "tasks"
@@ -137,7 +138,8 @@ class BullMQJobQueue:
     async def enqueue(self, *dispatches: Dispatch) -> None:
         if dispatches:
             # One MULTI for the lot (a relay batch), not a round trip per job.
-            await self._queue.addBulk([_job(dispatch) for dispatch in dispatches])
+            with unavailable_as("the task queue"):
+                await self._queue.addBulk([_job(dispatch) for dispatch in dispatches])
 
     async def counts(self) -> dict[str, int]:
         counts = await self._queue.getJobCounts(*STATES)

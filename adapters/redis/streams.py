@@ -24,19 +24,23 @@ from uuid import UUID, uuid4
 import msgspec
 from redis.asyncio import Redis
 
-from adapters.redis.client import unavailable_as
+from adapters.redis.client import OOM_GATE, unavailable_as
 from domain.events import StreamGrant
 
 WHAT = "event streams"
 
 # KEYS: the user's slots. ARGV: now ms, limit, lapse ms, slot, key TTL ms.
-_ACQUIRE = """
+# The gate first: a full Redis refuses a new slot (see OOM_GATE).
+_ACQUIRE = (
+    OOM_GATE
+    + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 """
+)
 
 
 class _Grant(msgspec.Struct, array_like=True):

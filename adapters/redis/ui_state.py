@@ -37,7 +37,7 @@ from uuid import UUID
 
 from redis.asyncio import Redis
 
-from adapters.redis.client import unavailable_as
+from adapters.redis.client import OOM_GATE, unavailable_as
 from domain.ui_state import Refusal, UIState, UIStateQuota, charge
 
 _NOW_MS = """
@@ -46,11 +46,13 @@ local now = t[1] * 1000 + math.floor(t[2] / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 """
 
+# The gate first: a full Redis refuses the write before the pruning (OOM_GATE).
 # KEYS: workspace index, entry, ledger, charges. ARGV: key, stored value, expiry ms,
 # ledger member, charge, keys per workspace, entries per user, bytes per user.
 # Returns 0 (stored) or the bound it would pass: 1 keys, 2 entries, 3 bytes.
 _PUT = (
-    _NOW_MS
+    OOM_GATE
+    + _NOW_MS
     + """
 local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
 for i = 1, #gone, 500 do
