@@ -362,8 +362,10 @@ class EventBus(EventPublisher, Protocol):
 class StreamTickets(Protocol):
     """Single-use, short-lived credentials for browsers' EventSource."""
 
-    async def issue(self, grant: StreamGrant) -> str:
-        """A ticket for `grant`, valid once until `grant.expires_at`."""
+    async def issue(self, grant: StreamGrant, per_user: int) -> str | None:
+        """A ticket for `grant`, valid once until `grant.expires_at`; None when
+        the grant's user already holds `per_user` unused, unexpired tickets
+        (checked and taken in one atomic step)."""
         ...
 
     async def redeem(self, ticket: str) -> StreamGrant | None:

@@ -143,7 +143,9 @@ class InfrastructureProvider(Provider):
     @provide
     def stream_limits(self, settings: Settings) -> StreamLimits:
         return StreamLimits(
-            heartbeat_s=settings.sse_heartbeat_s, per_user=settings.sse_streams_per_user
+            heartbeat_s=settings.sse_heartbeat_s,
+            per_user=settings.sse_streams_per_user,
+            tickets_per_user=settings.sse_tickets_per_user,
         )
 
     @provide

@@ -92,6 +92,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sse_streams_per_user: Annotated[
         int, Meta(ge=1, le=10_000, description="Open event streams per user, across processes")
     ] = 20
+    sse_tickets_per_user: Annotated[
+        int, Meta(ge=1, le=100_000, description="Unused stream tickets one user may hold")
+    ] = 100
     sse_buffer_events: Annotated[
         int, Meta(ge=10, le=100_000, description="Events buffered per stream before it is closed")
     ] = 1000
