@@ -114,7 +114,7 @@ class InfrastructureProvider(Provider):
         assert settings.redis_url is not None
         timeout_s = settings.cache_timeout_ms / 1000
         client = create_redis(settings.redis_url, timeout_s=timeout_s, retries=0, wait_s=timeout_s)
-        yield RedisCache(client)
+        yield RedisCache(client, bytes_per_workspace=settings.cache_bytes_per_workspace)
         await client.aclose()
 
     @provide

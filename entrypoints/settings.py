@@ -66,6 +66,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         int,
         Meta(ge=1, le=5000, description="Redis timeout for cache reads before Postgres answers"),
     ] = 50
+    cache_bytes_per_workspace: Annotated[
+        int,
+        Meta(ge=1024 * 1024, description="What one workspace may keep in the Redis cache"),
+    ] = 16 * 1024 * 1024
     slow_query_ms: Annotated[
         int, Meta(ge=0, description="Log statements slower than this (normalised SQL, no values)")
     ] = 100

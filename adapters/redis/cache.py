@@ -12,6 +12,8 @@ Cluster slot, so the multi-key reads and scripts below work there too):
     keel:{ws:<uuid>}:gen:<namespace>         invalidation generation (a random token)
     keel:{ws:<uuid>}:v:<namespace>:<name>    msgpack [generation, payload (nil: not found)]
     keel:{ws:<uuid>}:lock:<namespace>:<name> fill lock across processes
+    keel:{ws:<uuid>}:cache-…                 what the workspace has cached, and its
+                                             charges (cache_scripts.py: the budget)
 
 A read is one round trip for the generation and the value (a script that,
 when no value is stored, also takes the fill lock: a miss costs no second
@@ -54,6 +56,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from adapters.redis.batching import BatchedCommands
+from adapters.redis.cache_scripts import OVER_BUDGET, READ_OR_LOCK, SET_IF_CURRENT, UNLOCK
 from adapters.redis.client import is_full, note_full
 from domain.cache import CacheKey, Hit
 
@@ -64,52 +67,14 @@ REQUESTS = Counter(
     "keel_cache_requests", "Cache reads by namespace and result", ["namespace", "result"]
 )
 ERRORS = Counter("keel_cache_errors", "Cache operations that failed on Redis", ["operation"])
+OVER_BUDGET_FILLS = Counter(
+    "keel_cache_over_budget",
+    "Fills not stored: their workspace's cache budget was used up",
+    ["namespace"],
+)
 LOADER_SECONDS = Histogram(
     "keel_cache_loader_seconds", "Time spent in cache loaders (the miss path)", ["namespace"]
 )
-
-# Releases the fill lock (KEYS[3]) if it still holds this filler's token (ARGV[6],
-# '' when the filler holds none), then stores the value if the generation is still
-# current. ARGV: generation read before loading ('' if none), envelope, value TTL
-# ms, generation TTL ms, the token the envelope carries (a fresh one if none was
-# read), the lock token. One round trip for the store and the unlock. A full
-# Redis refuses it at the first line (a memory-using command that changes
-# nothing: the unlock is a write, after which Redis would let the SET through).
-_SET_IF_CURRENT = """
-redis.call('SETRANGE', KEYS[2], 0, '')
-if ARGV[6] ~= '' and redis.call('GET', KEYS[3]) == ARGV[6] then
-  redis.call('DEL', KEYS[3])
-end
-local current = redis.call('GET', KEYS[1])
-if not current then
-  if ARGV[1] ~= '' then return 0 end
-  redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[4])
-elseif current ~= ARGV[1] then
-  return 0
-else
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-end
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-return 1
-"""
-
-# The generation (KEYS[1]) and the value (KEYS[2]); when there is no value, also
-# tries to take the fill lock (KEYS[3]) with token ARGV[1] for ARGV[2] ms.
-_READ_OR_LOCK = """
-local values = redis.call('MGET', KEYS[1], KEYS[2])
-local locked = 0
-if not values[2] and redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  locked = 1
-end
-return {values[1], values[2], locked}
-"""
-
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 _ENVELOPE = msgspec.msgpack.Decoder(tuple[str, msgspec.Raw])
 _ENCODER = msgspec.msgpack.Encoder()
@@ -126,6 +91,12 @@ class _Keys:
     value: str
     lock: str
     namespace: str
+    base: str
+
+    @property
+    def budget(self) -> list[str]:
+        """The workspace's ledger, charges and total (cache_scripts.py)."""
+        return [f"{self.base}:cache-ledger", f"{self.base}:cache-bytes", f"{self.base}:cache-total"]
 
 
 class RedisCache:
@@ -137,12 +108,16 @@ class RedisCache:
     LOG_EVERY_S = 10.0
     READ_PAUSE_S = 1.0
 
-    def __init__(self, redis: Redis, prefix: str = "keel") -> None:
+    def __init__(
+        self, redis: Redis, prefix: str = "keel", bytes_per_workspace: int = 16 * 1024 * 1024
+    ) -> None:
+        """`bytes_per_workspace`: what one workspace may keep cached (cache_scripts.py)."""
         self._batch = BatchedCommands(redis)
         self._prefix = prefix
-        self._set_if_current = redis.register_script(_SET_IF_CURRENT)
-        self._unlock = redis.register_script(_UNLOCK)
-        self._read_or_lock = redis.register_script(_READ_OR_LOCK)
+        self._budget = bytes_per_workspace
+        self._set_if_current = redis.register_script(SET_IF_CURRENT)
+        self._unlock = redis.register_script(UNLOCK)
+        self._read_or_lock = redis.register_script(READ_OR_LOCK)
         self._flights: dict[str, asyncio.Task[Any]] = {}
         self._decoders: dict[Any, msgspec.msgpack.Decoder[Any]] = {}
         self._last_log = 0.0
@@ -156,6 +131,7 @@ class RedisCache:
             value=f"{base}:v:{key.namespace}:{key.name}",
             lock=f"{base}:lock:{key.namespace}:{key.name}",
             namespace=key.namespace,
+            base=base,
         )
 
     async def get_or_set(
@@ -347,9 +323,9 @@ class RedisCache:
         envelope = _ENCODER.encode((token, msgspec.Raw(_ENCODER.encode(value))))
         ttl_ms = int(ttl_s * 1000 * random.uniform(1 - self.JITTER, 1 + self.JITTER))  # noqa: S311
         try:
-            await self._batch.script(
+            answer = await self._batch.script(
                 self._set_if_current,
-                [keys.generation, keys.value, keys.lock],
+                [keys.generation, keys.value, keys.lock, *keys.budget],
                 [
                     generation,
                     envelope,
@@ -357,11 +333,14 @@ class RedisCache:
                     self.GENERATION_TTL_MS,
                     token,
                     lock_token,
+                    self._budget,
                 ],
             )
         except (RedisError, OSError) as error:
             self._unavailable("write", keys, error)
             return False
+        if answer == OVER_BUDGET:
+            OVER_BUDGET_FILLS.labels(keys.namespace).inc()
         return True
 
     async def _release(self, keys: _Keys, token: str) -> None:
