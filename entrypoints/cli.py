@@ -4,8 +4,8 @@ keel dev                          everything, with embedded services when no URL
 keel api                          the HTTP API (production)
 keel worker [--concurrency N]     the task worker (production)
 keel token --sub UUID             a signed development token
-keel db upgrade|downgrade|current|history|check|sql|slow-queries
-keel db login-role NAME           create/update a runtime login role (password from env)
+keel db ACTION                    migrations and roles (`keel db --help` lists them)
+keel COMMAND --help               a command's options and the variables it reads
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from entrypoints.settings import ConfigError, Settings, load_settings
+from entrypoints.settings import ConfigError, Settings, describe, load_settings
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -218,54 +218,142 @@ def _check(config: Config, url: str) -> int:
     return 0
 
 
+_SERVICES = ("database_url", "redis_url", "db_pool_size", "db_statement_cache", "log_level")
+_API = (
+    *_SERVICES,
+    "jwt_secret",
+    "jwt_audience",
+    "host",
+    "port",
+    "cache",
+    "cache_timeout_ms",
+    "slow_query_ms",
+    "queue_prefix",
+    "task_rate_per_minute",
+    "sse_heartbeat_s",
+    "sse_streams_per_user",
+    "sse_buffer_events",
+    "max_body_bytes",
+    "cors_origins",
+)
+_WORKER = (
+    *_SERVICES,
+    "cache",
+    "queue_prefix",
+    "model_provider",
+    "sim_token_delay_ms",
+    "sim_fail_rate",
+    "openai_base_url",
+    "openai_api_key",
+    "openai_model",
+    "workspace_max_running",
+    "task_lease_s",
+    "task_redispatch_s",
+    "retry_base_ms",
+    "retry_cap_ms",
+    "worker_metrics_port",
+)
+_DEV = ("data_dir", "database_url", "migration_database_url", "redis_url", "jwt_secret", "port")
+COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
+    "dev": _DEV,
+    "api": _API,
+    "worker": _WORKER,
+    "token": ("jwt_secret", "jwt_audience", "data_dir"),
+    "db": ("migration_database_url",),
+}
+_DB_ACTIONS = {
+    "upgrade": "apply migrations up to REVISION (default: head)",
+    "downgrade": "revert migrations down to REVISION (e.g. -1 or base)",
+    "current": "the database's revision",
+    "history": "every migration, the current one marked",
+    "check": "models vs. migrations, then row-level security in the live catalog",
+    "sql": "print the SQL of an upgrade to REVISION (default: head) without running it",
+    "slow-queries": "top statements by total time, from pg_stat_statements",
+    "login-role": "create or update a runtime login role NAME (LOGIN, NOINHERIT, in keel_app)",
+}
+
+
+def _command(
+    commands: Any, name: str, summary: str, about: str, run: Callable[..., int]
+) -> argparse.ArgumentParser:
+    variables = describe(*COMMAND_SETTINGS[name.split()[0]])
+    command: argparse.ArgumentParser = commands.add_parser(
+        name.split()[-1],
+        help=summary,
+        description=about,
+        epilog=f"environment variables it reads:\n{variables}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    command.set_defaults(run=run)
+    return command
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("dev", help="run everything locally").set_defaults(run=_dev)
-    commands.add_parser("api", help="serve the HTTP API").set_defaults(run=_api)
-    worker = commands.add_parser("worker", help="run AI tasks from the queue")
+    _command(
+        commands,
+        "dev",
+        "run everything locally",
+        "Start the API and a worker; with no URLs set, also an embedded Postgres and Redis"
+        " (data in KEEL_DATA_DIR). Prints the URLs and a token. Every variable of"
+        " `keel api` and `keel worker` applies too.",
+        _dev,
+    )
+    _command(
+        commands,
+        "api",
+        "serve the HTTP API",
+        "Serve the HTTP API (production). Refuses to start with a database role that could"
+        " bypass row-level security.",
+        _api,
+    )
+    worker = _command(
+        commands,
+        "worker",
+        "run AI tasks from the queue",
+        "Run tasks from the queue; also relays the task outbox and recovers lost tasks.",
+        _worker,
+    )
     worker.add_argument("--concurrency", type=int, default=8, help="tasks run at once")
-    worker.set_defaults(run=_worker)
-    token = commands.add_parser("token", help="print a signed development token")
+    token = _command(
+        commands,
+        "token",
+        "print a signed development token",
+        "Print a token the API accepts, signed with KEEL_JWT_SECRET or the secret"
+        " `keel dev` keeps in KEEL_DATA_DIR.",
+        _token,
+    )
     token.add_argument("--sub", type=uuid.UUID, required=True, help="the user's UUID")
-    token.add_argument("--email", default=None)
+    token.add_argument("--email", default=None, help="the email claim")
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
-    token.set_defaults(run=_token)
-    db = commands.add_parser("db", help="migrations and database roles")
-    db.add_argument(
-        "action",
-        choices=[
-            "upgrade",
-            "downgrade",
-            "current",
-            "history",
-            "check",
-            "sql",
-            "slow-queries",
-            "login-role",
-        ],
+    db = commands.add_parser(
+        "db",
+        help="migrations and database roles",
+        description="Migrations (Alembic) and database roles, as the schema owner.",
     )
-    db.add_argument("revision", nargs="?", help="target revision (login-role: the role name)")
-    db.add_argument("--password-env", help="login-role: read the password from this variable")
-    db.add_argument(
-        "--worker", action="store_true", help="login-role: for workers (may run the outbox)"
-    )
-    db.set_defaults(run=_db)
+    actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, about in _DB_ACTIONS.items():
+        sub = _command(actions, f"db {action}", about, about[0].upper() + about[1:] + ".", _db)
+        if action in ("upgrade", "sql"):
+            sub.add_argument("revision", nargs="?", help="target revision (default: head)")
+        if action == "downgrade":
+            sub.add_argument("revision", help="target revision, e.g. -1 or base")
+        if action == "login-role":
+            sub.add_argument("name", help="the login role's name")
+            sub.add_argument(
+                "--password-env", metavar="VAR", help="read its password from this variable"
+            )
+            sub.add_argument(
+                "--worker", action="store_true", help="for workers: also in keel_dispatcher"
+            )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "db" and args.action == "downgrade" and not args.revision:
-        print("keel db downgrade needs a target revision (e.g. -1 or base)", file=sys.stderr)
-        return 2
-    if args.command == "db" and args.action == "login-role":
-        if not args.revision:
-            print("keel db login-role needs the role's name", file=sys.stderr)
-            return 2
-        args.name = args.revision
     try:
         settings = load_settings()
         return int(args.run(settings, args))

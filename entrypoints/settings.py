@@ -73,20 +73,47 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     slow_query_ms: Annotated[
         int, Meta(ge=0, description="Log statements slower than this (normalised SQL, no values)")
     ] = 100
-    log_level: Annotated[str, Meta(pattern="^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
-    model_provider: Annotated[str, Meta(pattern="^(simulated|openai)$")] = "simulated"
-    sim_token_delay_ms: Annotated[float, Meta(ge=0, le=10_000)] = 20
-    sim_fail_rate: Annotated[float, Meta(ge=0, le=1)] = 0
-    openai_base_url: str | None = None
-    openai_api_key: str | None = None
-    openai_model: str | None = None
-    queue_prefix: Annotated[str, Meta(pattern=r"^\{[a-z0-9_-]{1,40}\}$")] = "{keel}"
-    task_rate_per_minute: Annotated[int, Meta(ge=1, le=100_000)] = 120
-    workspace_max_running: Annotated[int, Meta(ge=1, le=1000)] = 4
-    task_lease_s: Annotated[float, Meta(ge=1, le=3600)] = 30
-    task_redispatch_s: Annotated[float, Meta(ge=1, le=3600)] = 30
-    retry_base_ms: Annotated[int, Meta(ge=1)] = 1000
-    retry_cap_ms: Annotated[int, Meta(ge=1)] = 60_000
+    log_level: Annotated[
+        str,
+        Meta(pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="DEBUG, INFO, WARNING or ERROR"),
+    ] = "INFO"
+    model_provider: Annotated[
+        str, Meta(pattern="^(simulated|openai)$", description="simulated or openai")
+    ] = "simulated"
+    sim_token_delay_ms: Annotated[
+        float, Meta(ge=0, le=10_000, description="Simulated model: delay per token")
+    ] = 20
+    sim_fail_rate: Annotated[
+        float, Meta(ge=0, le=1, description="Simulated model: share of calls that fail")
+    ] = 0
+    openai_base_url: Annotated[
+        str | None, Meta(description="OpenAI-compatible endpoint (openai provider)")
+    ] = None
+    openai_api_key: Annotated[str | None, Meta(description="Its API key")] = None
+    openai_model: Annotated[str | None, Meta(description="Its model name")] = None
+    queue_prefix: Annotated[
+        str,
+        Meta(
+            pattern=r"^\{[a-z0-9_-]{1,40}\}$",
+            description="BullMQ key prefix in braces (one Redis Cluster slot)",
+        ),
+    ] = "{keel}"
+    task_rate_per_minute: Annotated[
+        int, Meta(ge=1, le=100_000, description="Tasks one user may start per minute")
+    ] = 120
+    workspace_max_running: Annotated[
+        int, Meta(ge=1, le=1000, description="Tasks of one workspace running at once")
+    ] = 4
+    task_lease_s: Annotated[
+        float, Meta(ge=1, le=3600, description="A running task's lease, renewed by heartbeats")
+    ] = 30
+    task_redispatch_s: Annotated[
+        float, Meta(ge=1, le=3600, description="A queued task not started by then is sent again")
+    ] = 30
+    retry_base_ms: Annotated[
+        int, Meta(ge=1, description="First retry delay of a failed attempt")
+    ] = 1000
+    retry_cap_ms: Annotated[int, Meta(ge=1, description="Longest retry delay")] = 60_000
     worker_metrics_port: Annotated[
         int, Meta(ge=0, le=65535, description="Worker's Prometheus endpoint port; 0: none")
     ] = 0
@@ -147,6 +174,30 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError(missing)
 
 
+def describe(*names: str) -> str:
+    """`KEEL_NAME  description (default …)` lines for a command's --help."""
+    hints = get_type_hints(Settings, include_extras=True)
+    defaults = Settings()
+    lines = []
+    for name in names:
+        default = getattr(defaults, name)
+        if isinstance(default, bool):
+            default = str(default).lower()
+        shown = "" if default in (None, "") else f" (default {default})"
+        lines.append(f"  {PREFIX}{name.upper():<28} {_description(hints[name])}{shown}")
+    return "\n".join(lines)
+
+
+def _description(hint: Any) -> str:
+    """The Meta description of `hint`, also inside `Annotated[...] | None`."""
+    for arg in get_args(hint):
+        if isinstance(arg, Meta) and arg.description:
+            return arg.description
+        if found := _description(arg):
+            return found
+    return ""
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Read KEEL_* from `environ` (default: the process environment).
 
@@ -173,10 +224,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
 def _explained(error: msgspec.ValidationError, hint: Any) -> str:
     """msgspec's message, or for a pattern mismatch the field's own description
     (a regex says little to someone setting a variable)."""
-    if "matching regex" in str(error):
-        for meta in get_args(hint)[1:]:
-            if isinstance(meta, Meta) and meta.description:
-                return f"expected {meta.description[0].lower()}{meta.description[1:]}"
+    description = _description(hint)
+    if "matching regex" in str(error) and description:
+        return f"expected {description[0].lower()}{description[1:]}"
     return str(error)
 
 

@@ -15,8 +15,7 @@ from dishka.integrations.litestar import DishkaRouter, setup_dishka
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.config.cors import CORSConfig
-from litestar.openapi import OpenAPIConfig
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusConfig
 from litestar.security.jwt import JWTAuth
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -34,7 +33,13 @@ from entrypoints.http.events import EventController
 from entrypoints.http.foundation import FoundationController
 from entrypoints.http.health import healthz, readyz
 from entrypoints.http.hot_reads import HotDocumentReads
-from entrypoints.http.observability import RouteMetricsMiddleware, bind_route, request_context
+from entrypoints.http.observability import (
+    MetricsController,
+    RouteMetricsMiddleware,
+    bind_route,
+    request_context,
+)
+from entrypoints.http.openapi import SECURITY, openapi_config, swagger_assets
 from entrypoints.http.rate_limit import STORE, FailOpenRedisStore, task_rate_limit
 from entrypoints.http.tasks import TaskController
 from entrypoints.http.ui_state import UIStateController
@@ -70,9 +75,14 @@ async def check_database_role(engine: AsyncEngine) -> None:
 
 def _authenticate_inside(config: AppConfig, auth: JWTAuth[Principal, RememberedToken]) -> AppConfig:
     """Install JWT authentication inside the metrics middleware (JWTAuth puts
-    itself first): a refused request is counted too."""
+    itself first): a refused request is counted too.
+
+    JWTAuth also documents its scheme with a `name` (not valid for an http
+    scheme) and marks every route as needing it: the API's own OpenAPI
+    config replaces that, and the authenticated routes name their scheme."""
     config = auth.on_app_init(config)
     config.middleware.append(config.middleware.pop(0))
+    config.openapi_config = openapi_config()
     return config
 
 
@@ -142,18 +152,25 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
             healthz,
             readyz,
             console,
-            MeController,
-            WorkspaceController,
-            MemberController,
-            FoundationController,
-            EventController,
-            UIStateController,
             DishkaRouter(
                 "",
-                route_handlers=[TaskController],
-                middleware=[task_rate_limit(settings.task_rate_per_minute).middleware],
+                security=SECURITY,
+                route_handlers=[
+                    MeController,
+                    WorkspaceController,
+                    MemberController,
+                    FoundationController,
+                    EventController,
+                    UIStateController,
+                    DishkaRouter(
+                        "",
+                        route_handlers=[TaskController],
+                        middleware=[task_rate_limit(settings.task_rate_per_minute).middleware],
+                    ),
+                ],
             ),
-            PrometheusController,
+            MetricsController,
+            swagger_assets(),
         ],
     )
     app = Litestar(
@@ -176,7 +193,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
         logging_config=None,
         stores={STORE: FailOpenRedisStore(create_redis(settings.redis_url), namespace="keel-rate")},
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="Keel", version="1.0.0", path="/schema"),
+        openapi_config=openapi_config(),
     )
     setup_dishka(container, app)
     # Outside Litestar's own layers, so that every answer, a refusal by a

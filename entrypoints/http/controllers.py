@@ -19,6 +19,7 @@ from application.workspaces import (
     ListWorkspaces,
     RenameWorkspace,
 )
+from entrypoints.http.openapi import problems
 from entrypoints.http.schemas import (
     MemberOut,
     MemberPage,
@@ -38,7 +39,7 @@ class MeController(Controller):
     path = "/v1/me"
     tags = ["profile"]
 
-    @get()
+    @get(responses=problems())
     async def me(self, use_case: FromDishka[GetMe]) -> MeOut:
         me = await use_case.execute()
         return MeOut(
@@ -53,13 +54,13 @@ class WorkspaceController(Controller):
     path = "/v1/workspaces"
     tags = ["workspaces"]
 
-    @post()
+    @post(responses=problems(409, 413, 415))
     async def create(
         self, data: JSONBody[WorkspaceName], use_case: FromDishka[CreateWorkspace]
     ) -> WorkspaceOut:
         return WorkspaceOut.of(await use_case.execute(data.name))
 
-    @get()
+    @get(responses=problems())
     async def list_mine(
         self,
         use_case: FromDishka[ListWorkspaces],
@@ -69,13 +70,13 @@ class WorkspaceController(Controller):
         page = await use_case.execute(limit, cursor)
         return WorkspacePage([WorkspaceOut.of(item) for item in page.items], page.next_cursor)
 
-    @get("/{workspace_id:uuid}")
+    @get("/{workspace_id:uuid}", responses=problems(404))
     async def read(
         self, workspace_id: FromPath[UUID], use_case: FromDishka[GetWorkspace]
     ) -> WorkspaceOut:
         return WorkspaceOut.of(await use_case.execute())
 
-    @patch("/{workspace_id:uuid}")
+    @patch("/{workspace_id:uuid}", responses=problems(404, 413, 415))
     async def rename(
         self,
         workspace_id: FromPath[UUID],
@@ -84,7 +85,7 @@ class WorkspaceController(Controller):
     ) -> WorkspaceOut:
         return WorkspaceOut.of(await use_case.execute(data.name))
 
-    @delete("/{workspace_id:uuid}")
+    @delete("/{workspace_id:uuid}", responses=problems(404))
     async def remove(
         self, workspace_id: FromPath[UUID], use_case: FromDishka[DeleteWorkspace]
     ) -> None:
@@ -95,7 +96,7 @@ class MemberController(Controller):
     path = "/v1/workspaces/{workspace_id:uuid}/members"
     tags = ["members"]
 
-    @get()
+    @get(responses=problems(404))
     async def list_members(
         self,
         workspace_id: FromPath[UUID],
@@ -106,7 +107,7 @@ class MemberController(Controller):
         page = await use_case.execute(limit, cursor)
         return MemberPage([MemberOut.of(item) for item in page.items], page.next_cursor)
 
-    @post()
+    @post(responses=problems(404, 409, 413, 415))
     async def add(
         self,
         workspace_id: FromPath[UUID],
@@ -115,7 +116,7 @@ class MemberController(Controller):
     ) -> MemberOut:
         return MemberOut.of(await use_case.execute(data.user_id, data.role))
 
-    @patch("/{user_id:uuid}")
+    @patch("/{user_id:uuid}", responses=problems(404, 413, 415))
     async def change_role(
         self,
         workspace_id: FromPath[UUID],
@@ -125,7 +126,7 @@ class MemberController(Controller):
     ) -> MemberOut:
         return MemberOut.of(await use_case.execute(user_id, data.role))
 
-    @delete("/{user_id:uuid}")
+    @delete("/{user_id:uuid}", responses=problems(404))
     async def remove(
         self,
         workspace_id: FromPath[UUID],

@@ -109,10 +109,14 @@ def on_unexpected_error(request: Request[Any, Any, Any], error: Exception) -> Re
 
 
 def _phrase(status: int) -> str:
+    """The status's phrase in sentence case, as the domain's titles are: one
+    problem type (`urn:keel:problem:not-found`) has one title, whichever
+    layer answered ("Not found", never also "Not Found")."""
     try:
-        return HTTPStatus(status).phrase
+        phrase = HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+    return phrase[0] + phrase[1:].lower()
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {

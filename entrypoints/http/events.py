@@ -26,6 +26,7 @@ from application.events import Feed, IssueStreamTicket, OpenEventStream
 from domain.errors import DomainError, SubscriptionClosedError, UnavailableError
 from domain.events import StoredEvent, StreamGrant
 from entrypoints.http.auth import Principal
+from entrypoints.http.openapi import event_stream, problems
 from entrypoints.http.schemas import Body
 
 RETRY_MS = 1000
@@ -89,7 +90,7 @@ class EventController(Controller):
     path = "/v1/workspaces/{workspace_id:uuid}"
     tags = ["events"]
 
-    @post("/stream-tickets", status_code=201)
+    @post("/stream-tickets", status_code=201, responses=problems(404, 413, 415, 429))
     async def ticket(
         self,
         workspace_id: FromPath[UUID],
@@ -99,7 +100,7 @@ class EventController(Controller):
         ticket, grant = await use_case.execute(data.task_id if data else None)
         return TicketOut(ticket, grant.expires_at)
 
-    @get("/events")
+    @get("/events", responses=event_stream("The workspace's events, as Server-Sent Events"))
     async def workspace_events(
         self,
         workspace_id: FromPath[UUID],
@@ -111,7 +112,10 @@ class EventController(Controller):
         feed = await use_case.execute(None, last_event_id or resume_after, _grant(request))
         return ServerSentEvent(_messages(feed), headers={"X-Accel-Buffering": "no"})
 
-    @get("/tasks/{task_id:uuid}/events")
+    @get(
+        "/tasks/{task_id:uuid}/events",
+        responses=event_stream("One task's events, as Server-Sent Events, until it ends"),
+    )
     async def task_events(
         self,
         workspace_id: FromPath[UUID],

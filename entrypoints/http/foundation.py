@@ -22,6 +22,7 @@ from domain.entities import FoundationChanges, FoundationDocument, FoundationFil
 from domain.errors import InvalidInputError, PreconditionFailedError
 from domain.foundation import check_filter_text
 from entrypoints.http.controllers import Cursor, Limit
+from entrypoints.http.openapi import ETAG, NOT_MODIFIED, problems
 from entrypoints.http.schemas import DocumentIn, DocumentOut, DocumentPage, DocumentPatch
 
 IfMatch = Annotated[
@@ -68,7 +69,7 @@ class FoundationController(Controller):
     path = "/v1/workspaces/{workspace_id:uuid}/foundation"
     tags = ["foundation"]
 
-    @post()
+    @post(responses=problems(404, 413, 415), response_headers=ETAG)
     async def create(
         self,
         workspace_id: FromPath[UUID],
@@ -78,7 +79,7 @@ class FoundationController(Controller):
         document = await use_case.execute(data.kind, data.title, data.content, data.tags)
         return _with_etag(document, 201)
 
-    @get()
+    @get(responses=problems(404))
     async def list_documents(
         self,
         workspace_id: FromPath[UUID],
@@ -99,7 +100,11 @@ class FoundationController(Controller):
         page = await use_case.execute(where, limit, cursor)
         return DocumentPage([DocumentOut.of(item) for item in page.items], page.next_cursor)
 
-    @get("/{document_id:uuid}")
+    @get(
+        "/{document_id:uuid}",
+        responses={**problems(404), **NOT_MODIFIED},
+        response_headers=ETAG,
+    )
     async def read(
         self,
         workspace_id: FromPath[UUID],
@@ -112,7 +117,7 @@ class FoundationController(Controller):
             return Response(None, status_code=304, headers={"ETag": etag(document)})
         return _with_etag(document)  # type: ignore[return-value]
 
-    @patch("/{document_id:uuid}")
+    @patch("/{document_id:uuid}", responses=problems(404, 412, 413, 415), response_headers=ETAG)
     async def update(
         self,
         workspace_id: FromPath[UUID],
@@ -127,7 +132,7 @@ class FoundationController(Controller):
         document = await use_case.execute(document_id, changes, expected_version(if_match))
         return _with_etag(document)
 
-    @delete("/{document_id:uuid}")
+    @delete("/{document_id:uuid}", responses=problems(404, 412))
     async def remove(
         self,
         workspace_id: FromPath[UUID],

@@ -7,6 +7,7 @@ import asyncio
 import sqlalchemy as sa
 from dishka.integrations.litestar import FromDishka
 from litestar import Response, get
+from litestar.openapi import ResponseSpec
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,7 +21,11 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@get("/readyz", tags=["health"])
+@get(
+    "/readyz",
+    tags=["health"],
+    responses={503: ResponseSpec(Health, description="Postgres or Redis does not answer")},
+)
 async def readyz(engine: FromDishka[AsyncEngine], redis: FromDishka[Redis]) -> Response[Health]:
     checks = dict(
         zip(

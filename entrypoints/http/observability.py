@@ -15,12 +15,17 @@ import uuid
 from typing import Any
 
 import structlog
-from litestar import Request
+from litestar import Request, Response, get
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
+from litestar.openapi import ResponseSpec
+from litestar.plugins.prometheus import (
+    PrometheusConfig,
+    PrometheusController,
+    PrometheusMiddleware,
+)
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram
 
 HEADER = b"x-request-id"
 _VALID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
@@ -177,3 +182,22 @@ class RouteMetricsMiddleware(PrometheusMiddleware):
             self.requests_error_count(labels).labels(*values) if key[2] >= 500 else None,
         )
         return series
+
+
+class MetricsController(PrometheusController):
+    """Litestar's /metrics, documented as the Prometheus text it answers."""
+
+    @get(
+        operation_id="metrics",
+        responses={
+            200: ResponseSpec(
+                str,
+                media_type=CONTENT_TYPE_LATEST,
+                description="Prometheus text exposition format",
+                generate_examples=False,
+            )
+        },
+    )
+    async def get(self) -> Response[bytes]:
+        metrics: Response[bytes] = await PrometheusController.get.fn(self)
+        return metrics

@@ -7,12 +7,14 @@ from uuid import UUID
 
 from dishka.integrations.litestar import FromDishka
 from litestar import Controller, Response, get, post
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from application.pagination import DEFAULT_LIMIT
 from application.tasks import CancelTask, CreateTask, GetTask, ListTasks
 from domain.entities import TaskKind, TaskStatus
 from entrypoints.http.controllers import Cursor, Limit
+from entrypoints.http.openapi import problems
 from entrypoints.http.schemas import TaskIn, TaskOut, TaskPage
 
 IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key")]
@@ -22,7 +24,15 @@ class TaskController(Controller):
     path = "/v1/workspaces/{workspace_id:uuid}/tasks"
     tags = ["tasks"]
 
-    @post()
+    @post(
+        status_code=202,
+        responses={
+            200: ResponseSpec(
+                TaskOut, description="The task an earlier request with this Idempotency-Key made"
+            ),
+            **problems(404, 409, 413, 415, 429),
+        },
+    )
     async def create(
         self,
         workspace_id: FromPath[UUID],
@@ -35,7 +45,7 @@ class TaskController(Controller):
         )
         return Response(TaskOut.of(accepted.task), status_code=202 if accepted.created else 200)
 
-    @get()
+    @get(responses=problems(404))
     async def list_tasks(
         self,
         workspace_id: FromPath[UUID],
@@ -48,13 +58,13 @@ class TaskController(Controller):
         page = await use_case.execute(status, kind, limit, cursor)
         return TaskPage([TaskOut.of(task) for task in page.items], page.next_cursor)
 
-    @get("/{task_id:uuid}")
+    @get("/{task_id:uuid}", responses=problems(404))
     async def read(
         self, workspace_id: FromPath[UUID], task_id: FromPath[UUID], use_case: FromDishka[GetTask]
     ) -> TaskOut:
         return TaskOut.of(await use_case.execute(task_id))
 
-    @post("/{task_id:uuid}/cancel", status_code=202)
+    @post("/{task_id:uuid}/cancel", status_code=202, responses=problems(404))
     async def cancel(
         self,
         workspace_id: FromPath[UUID],

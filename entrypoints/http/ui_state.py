@@ -20,6 +20,7 @@ from application.pagination import DEFAULT_LIMIT
 from application.ui_state import DeleteUIState, GetUIState, ListUIState, PutUIState
 from domain.ui_state import MAX_TTL_S, MAX_VALUE_BYTES, UIState
 from entrypoints.http.controllers import Cursor, Limit
+from entrypoints.http.openapi import AnyJSONBody, problems
 
 Ttl = Annotated[
     int | None,
@@ -51,7 +52,7 @@ class UIStateController(Controller):
     path = "/v1/workspaces/{workspace_id:uuid}/ui-state"
     tags = ["ui-state"]
 
-    @get()
+    @get(responses=problems(404))
     async def list_keys(
         self,
         workspace_id: FromPath[UUID],
@@ -62,7 +63,7 @@ class UIStateController(Controller):
         page = await use_case.execute(limit, cursor)
         return UIStatePage([UIStateKey.of(state) for state in page.items], page.next_cursor)
 
-    @get("/{key:str}")
+    @get("/{key:str}", responses=problems(404))
     async def read(
         self, workspace_id: FromPath[UUID], key: FromPath[str], use_case: FromDishka[GetUIState]
     ) -> UIStateOut:
@@ -71,7 +72,12 @@ class UIStateController(Controller):
             key=state.key, value=msgspec.Raw(state.value), expires_at=state.expires_at
         )
 
-    @put("/{key:str}", request_max_body_size=MAX_VALUE_BYTES)
+    @put(
+        "/{key:str}",
+        request_max_body_size=MAX_VALUE_BYTES,
+        responses=problems(404, 409, 413, 415),
+        operation_class=AnyJSONBody,
+    )
     async def write(
         self,
         workspace_id: FromPath[UUID],
@@ -82,7 +88,7 @@ class UIStateController(Controller):
     ) -> UIStateKey:
         return UIStateKey.of(await use_case.execute(key, body, ttl))
 
-    @delete("/{key:str}")
+    @delete("/{key:str}", responses=problems(404))
     async def remove(
         self, workspace_id: FromPath[UUID], key: FromPath[str], use_case: FromDishka[DeleteUIState]
     ) -> None:

@@ -1,4 +1,5 @@
-"""`keel token`: a token the configured server accepts, or a clear refusal, never a traceback."""
+"""The command line: `keel token` signs what the server accepts or refuses clearly; every
+command explains its options and the variables it reads; mistakes are usage lines."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 import jwt
 import pytest
 
-from entrypoints.cli import main
+from entrypoints.cli import COMMAND_SETTINGS, main
+from entrypoints.settings import Settings
 
 SUB = uuid.UUID("6f1c1d6e-1111-4111-8111-111111111111")
 
@@ -57,3 +59,47 @@ def test_the_configured_secret_wins_over_the_kept_one(
     monkeypatch.setenv("KEEL_JWT_SECRET", "configured-" + "c" * 40)
     assert main(["token", "--sub", str(SUB)]) == 0
     assert _claims(capsys.readouterr().out.strip(), "configured-" + "c" * 40)["sub"] == str(SUB)
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        (["dev"], []),
+        (["api"], []),
+        (["worker"], ["--concurrency"]),
+        (["token"], ["--sub", "--email", "--ttl"]),
+        (["db", "upgrade"], ["revision"]),
+        (["db", "downgrade"], ["revision"]),
+        (["db", "check"], []),
+        (["db", "login-role"], ["name", "--password-env", "--worker"]),
+    ],
+)
+def test_every_command_explains_its_options_and_variables(
+    command: list[str], options: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    variables = COMMAND_SETTINGS[command[0]]
+    assert variables
+    for name in variables:
+        assert f"KEEL_{name.upper()} " in out, name
+    for option in options:
+        assert option in out
+
+
+def test_every_setting_is_listed_by_a_command() -> None:
+    listed = {name for names in COMMAND_SETTINGS.values() for name in names}
+    assert set(Settings.__struct_fields__) - listed == set()
+
+
+def test_a_missing_argument_is_one_usage_line_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["db", "downgrade"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: keel db downgrade" in err
+    assert "Traceback" not in err
