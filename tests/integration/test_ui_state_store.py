@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from adapters.redis.ui_state import RedisUIStateStore
 from domain.ports import UIStateStore
-from domain.ui_state import Refusal, UIState, UIStateQuota
+from domain.ui_state import Refusal, UIState, UIStateQuota, charge
 from tests.fakes import InMemoryUIStateStore
 
 
@@ -65,3 +65,24 @@ async def test_expired_entries_neither_list_nor_count(redis: Redis) -> None:
     assert await store.list(workspace, user) == []
     assert await store.get(workspace, user, "soon") is None
     assert await store.put(_state(workspace, user, "later"), ONE) is None
+
+
+async def test_the_users_quota_spans_workspaces(store: UIStateStore) -> None:
+    user, first, second = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    value = b'"' + b"x" * 998 + b'"'
+    one = charge(_state(first, user, "a", value))
+    quota = UIStateQuota(entries_per_user=3, bytes_per_user=2 * one)
+    assert await store.put(_state(first, user, "a", value), quota) is None
+    assert await store.put(_state(second, user, "a", value), quota) is None
+    # Bytes: a third entry would pass them, in either workspace.
+    for workspace in (first, second, uuid.uuid4()):
+        refused = await store.put(_state(workspace, user, "b", value), quota)
+        assert refused is Refusal.USER_BYTES
+    # Replacing an entry by one no larger needs no room; a larger one does.
+    assert await store.put(_state(first, user, "a", b"1"), quota) is None
+    assert await store.put(_state(second, user, "b", b"2"), quota) is None
+    refused = await store.put(_state(first, user, "c", b"3"), quota)
+    assert refused is Refusal.USER_ENTRIES
+    assert await store.put(_state(first, uuid.uuid4(), "c", value), quota) is None  # per user
+    assert await store.delete(second, user, "b")
+    assert await store.put(_state(first, user, "c", b"3"), quota) is None
