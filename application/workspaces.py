@@ -18,7 +18,7 @@ MAX_NAME_LENGTH = 200
 
 @dataclass(frozen=True, slots=True)
 class WorkspaceLimits:
-    owned_per_user: int = 100
+    owned_per_user: int = 50
 
 
 def clean_name(name: str) -> str:

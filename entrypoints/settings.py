@@ -69,7 +69,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cache_bytes_per_workspace: Annotated[
         int,
         Meta(ge=1024 * 1024, description="What one workspace may keep in the Redis cache"),
-    ] = 16 * 1024 * 1024
+    ] = 4 * 1024 * 1024
     slow_query_ms: Annotated[
         int, Meta(ge=0, description="Log statements slower than this (normalised SQL, no values)")
     ] = 100
@@ -131,7 +131,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ] = 1000
     max_workspaces_per_user: Annotated[
         int, Meta(ge=1, le=1_000_000, description="Workspaces one user may own")
-    ] = 100
+    ] = 50
     ui_state_entries_per_user: Annotated[
         int,
         Meta(ge=1, le=1_000_000, description="UI-state entries one user keeps, all workspaces"),

@@ -109,7 +109,7 @@ class RedisCache:
     READ_PAUSE_S = 1.0
 
     def __init__(
-        self, redis: Redis, prefix: str = "keel", bytes_per_workspace: int = 16 * 1024 * 1024
+        self, redis: Redis, prefix: str = "keel", bytes_per_workspace: int = 4 * 1024 * 1024
     ) -> None:
         """`bytes_per_workspace`: what one workspace may keep cached (cache_scripts.py)."""
         self._batch = BatchedCommands(redis)
