@@ -137,6 +137,8 @@ async def test_writes_answer_503_storage_full_with_retry_after_a_metric_and_a_lo
     full_lines = [line for line in logs if line["event"] == "redis is full"]
     assert [(line["what"], line["log_level"]) for line in full_lines] == [("UI state", "error")]
     assert _full_count("UI state") == before + 2
+    scraped = (await http.get("/metrics")).text
+    assert 'keel_redis_full_total{what="UI state"}' in scraped
 
     _storage_full(await http.post(f"{base}/stream-tickets", json={}, headers=headers))
     assert await stream_status(http, f"{base}/events", headers) == 503
