@@ -188,9 +188,13 @@ class Claim:
 
 @dataclass(frozen=True, slots=True)
 class Dispatch:
-    """A task to put on the queue: attempt `attempt`, after `delay_ms`."""
+    """A task to put on the queue: attempt `attempt`, after `delay_ms`.
+
+    `trace_context` is the W3C traceparent of the request that created the
+    task (opaque here), so the attempt continues that request's trace."""
 
     ref: TaskRef
     attempt: int
     priority: int
     delay_ms: int
+    trace_context: str | None = None

@@ -5,6 +5,7 @@ keel api                          the HTTP API (production)
 keel worker [--concurrency N]     the task worker (production)
 keel token --sub UUID             a signed development token
 keel db ACTION                    migrations and roles (`keel db --help` lists them)
+keel doctor [--json]              read-only checks of the configured Postgres and Redis
 keel COMMAND --help               a command's options and the variables it reads
 """
 
@@ -55,6 +56,7 @@ def _api(settings: Settings, _args: argparse.Namespace) -> int:
 
     from entrypoints.http.app import check_database_role, create_app, drain_event_streams
     from entrypoints.logging import configure_logging
+    from entrypoints.tracing import configure_tracing
 
     class _Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -64,6 +66,7 @@ def _api(settings: Settings, _args: argparse.Namespace) -> int:
             super().handle_exit(sig, frame)
 
     configure_logging(settings.log_level)
+    configure_tracing(settings, "keel-api")
     app = create_app(settings)
     asyncio.run(_with_engine(settings, check_database_role))
     config = uvicorn.Config(
@@ -93,10 +96,18 @@ async def _with_engine(settings: Settings, check: Callable[..., Awaitable[None]]
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from entrypoints.logging import configure_logging
+    from entrypoints.tracing import configure_tracing
     from entrypoints.worker import main as run
 
     configure_logging(settings.log_level)
+    configure_tracing(settings, "keel-worker")
     return run(settings, args.concurrency)
+
+
+def _doctor(settings: Settings, args: argparse.Namespace) -> int:
+    from entrypoints.doctor import doctor
+
+    return doctor(settings, json=args.json)
 
 
 def _migration_url(settings: Settings) -> str:
@@ -122,7 +133,10 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
             ensure_login_role(_migration_url(settings), args.name, password, worker=args.worker)
         )
         roles = "keel_app and keel_dispatcher" if args.worker else "keel_app"
-        print(f"login role {args.name} is ready (LOGIN NOINHERIT, member of {roles})")
+        print(
+            f"login role {args.name} is ready (LOGIN NOINHERIT, member of {roles},"
+            " may connect to this database only)"
+        )
         return 0
     url = _migration_url(settings)
     config = alembic_config(url)
@@ -240,6 +254,7 @@ _API = (
     "max_workspaces_per_user",
     "max_body_bytes",
     "cors_origins",
+    "tracing",
 )
 _WORKER = (
     *_SERVICES,
@@ -258,6 +273,7 @@ _WORKER = (
     "retry_base_ms",
     "retry_cap_ms",
     "worker_metrics_port",
+    "tracing",
 )
 _DEV = ("data_dir", "database_url", "migration_database_url", "redis_url", "jwt_secret", "port")
 COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
@@ -266,6 +282,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "worker": _WORKER,
     "token": ("jwt_secret", "jwt_audience", "data_dir"),
     "db": ("migration_database_url",),
+    "doctor": ("database_url", "migration_database_url", "redis_url"),
 }
 _DB_ACTIONS = {
     "upgrade": "apply migrations up to REVISION (default: head)",
@@ -275,7 +292,8 @@ _DB_ACTIONS = {
     "check": "models vs. migrations, then row-level security in the live catalog",
     "sql": "print the SQL of an upgrade to REVISION (default: head) without running it",
     "slow-queries": "top statements by total time, from pg_stat_statements",
-    "login-role": "create or update a runtime login role NAME (LOGIN, NOINHERIT, in keel_app)",
+    "login-role": "create or update a runtime login role NAME (LOGIN, NOINHERIT, in keel_app,"
+    " CONNECT on this database only)",
 }
 
 
@@ -335,6 +353,15 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--sub", type=uuid.UUID, required=True, help="the user's UUID")
     token.add_argument("--email", default=None, help="the email claim")
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    doctor = _command(
+        commands,
+        "doctor",
+        "check that Postgres and Redis are set up safely",
+        "Read-only checks of the configured Postgres and Redis: one ok / warn / fail line"
+        " each, with why and how to fix it; exits 1 on any fail.",
+        _doctor,
+    )
+    doctor.add_argument("--json", action="store_true", help="one JSON document, for machines")
     db = commands.add_parser(
         "db",
         help="migrations and database roles",

@@ -81,6 +81,7 @@ from domain.ports import (
 from domain.retry import Backoff
 from domain.ui_state import UIStateQuota
 from entrypoints.settings import Settings
+from entrypoints.tracing import trace_engine
 
 
 class InfrastructureProvider(Provider):
@@ -96,6 +97,8 @@ class InfrastructureProvider(Provider):
             statement_cache=settings.db_statement_cache,
         )
         instrument(engine, settings.slow_query_ms)
+        if settings.tracing:
+            trace_engine(engine)
         yield engine
         await engine.dispose()
 

@@ -144,6 +144,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         ),
     ] = 8 * 1024 * 1024
     max_body_bytes: Annotated[int, Meta(ge=1024, description="Request body limit")] = 1024 * 1024
+    tracing: Annotated[
+        bool,
+        Meta(description="Export OpenTelemetry traces (OTEL_* configure it; needs keel[tracing])"),
+    ] = False
     cors_origins: Annotated[
         str,
         Meta(

@@ -26,9 +26,12 @@ from uuid import UUID
 
 import structlog
 from bullmq import DelayedError, UnrecoverableError
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from adapters.redis.queue import QUEUE, RETRY_DELAY_MS, FetchingWorker, worker_connection
+from adapters.tracing import continued
 from application.dispatch import RecoverTasks, RelayTasks
 from application.run_task import Outcome, RunnerSettings, RunTask
 from domain.entities import TaskRef
@@ -51,6 +54,7 @@ ATTEMPT_SECONDS = Histogram(
     ["outcome"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
+TRACER = trace.get_tracer("keel.worker")
 QUEUE_JOBS = Gauge("keel_queue_jobs", "Jobs in the task queue by state", ["state"])
 
 
@@ -99,10 +103,19 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
             UUID(job.data["task_id"]),
             UUID(job.data["created_by"]),
         )
-        with structlog.contextvars.bound_contextvars(
-            task_id=str(ref.task_id),
-            workspace_id=str(ref.workspace_id),
-            user_id=str(ref.created_by),
+        with (
+            structlog.contextvars.bound_contextvars(
+                task_id=str(ref.task_id),
+                workspace_id=str(ref.workspace_id),
+                user_id=str(ref.created_by),
+            ),
+            # A child of the request that created the task (its trace rode along).
+            TRACER.start_as_current_span(
+                "task attempt",
+                context=continued(job.data.get("traceparent")),
+                kind=SpanKind.CONSUMER,
+                attributes={"keel.task_id": str(ref.task_id), "messaging.system": "bullmq"},
+            ) as span,
         ):
             started = time.monotonic()
             try:
@@ -114,6 +127,7 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
                 logger.exception("task %s interrupted; it will be dispatched again", ref.task_id)
                 ATTEMPTS.labels("interrupted").inc()
                 return "interrupted"
+            span.set_attribute("keel.outcome", outcome.value)
             ATTEMPTS.labels(outcome.value).inc()
             ATTEMPT_SECONDS.labels(outcome.value).observe(time.monotonic() - started)
         if outcome is Outcome.FAILED:

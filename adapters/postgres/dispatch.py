@@ -42,6 +42,7 @@ class PgTaskDispatcher:
                     attempt=row.attempts + 1,
                     priority=row.priority,
                     delay_ms=row.delay_ms,
+                    trace_context=row.trace_context,
                 )
                 for row in rows
             ]

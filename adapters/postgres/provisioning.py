@@ -65,7 +65,8 @@ async def ensure_login_role(
     owner_url: str, name: str, password: str | None = None, *, worker: bool = True
 ) -> None:
     """A runtime login role: LOGIN, NOINHERIT, no superuser, no BYPASSRLS, in keel_app
-    (and, for workers, keel_dispatcher: the outbox functions that see every workspace).
+    (and, for workers, keel_dispatcher: the outbox functions that see every workspace),
+    with CONNECT on `owner_url`'s database (migration 0010 took it from PUBLIC).
 
     NOINHERIT: it holds no privilege until a transaction switches to keel_app,
     so a code path that forgot the tenant context can read no table at all.
@@ -98,6 +99,10 @@ async def ensure_login_role(
                       execute format('alter role %I login noinherit password %L',
                                      role_name, secret);
                       execute format('grant keel_app to %I', role_name);
+                      -- This database only, and to the login role itself: the
+                      -- shared roles' members include other deployments' roles.
+                      execute format('grant connect on database %I to %I',
+                                     current_database(), role_name);
                       if current_setting('keel.login_worker')::boolean then
                         execute format('grant keel_dispatcher to %I', role_name);
                       end if;

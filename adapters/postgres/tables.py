@@ -190,6 +190,9 @@ tasks = sa.Table(
     ),
     sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
+    # W3C traceparent of the creating request: the worker continues its trace.
+    sa.Column("trace_context", sa.Text, nullable=True),
+    sa.CheckConstraint("length(trace_context) <= 512", name="tasks_trace_context_size"),
     sa.CheckConstraint(
         "status in ('queued', 'running', 'succeeded', 'failed', 'cancelled')",
         name="tasks_status_valid",

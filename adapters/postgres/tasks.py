@@ -1,5 +1,6 @@
 """Tasks over Core. The row is its own outbox: a queued, undispatched task is
-the enqueue intent, and `pg_notify` (delivered on commit) wakes the relay.
+the enqueue intent, and a NOTIFY (delivered on commit) wakes the relay: a plain
+statement, as the runtime roles may not execute `pg_notify` (migration 0010).
 The worker's state changes are in adapters.postgres.task_states."""
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from sqlalchemy.dialects.postgresql import insert
 
 from adapters.postgres.repositories import Repository
 from adapters.postgres.tables import tasks
+from adapters.tracing import current_traceparent
 from domain.entities import Task, TaskKind, TaskStatus
 
 CHANNEL = "keel_tasks"
-_NOTIFY = sa.text(f"select pg_notify('{CHANNEL}', '')")
+_NOTIFY = sa.text(f"notify {CHANNEL}")
 
 
 def task_from(row: Mapping[Any, Any]) -> Task:
@@ -58,6 +60,7 @@ class PgTaskRepository(Repository):
                 max_attempts=task.max_attempts,
                 idempotency_key=idempotency_key,
                 request_hash=request_hash,
+                trace_context=current_traceparent(),
             )
             .on_conflict_do_nothing(
                 index_elements=[tasks.c.workspace_id, tasks.c.idempotency_key],

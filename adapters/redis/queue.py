@@ -133,7 +133,10 @@ def _job(dispatch: Dispatch) -> dict[str, Any]:
         options["priority"] = 11 - dispatch.priority
     if dispatch.delay_ms > 0:
         options["delay"] = dispatch.delay_ms
-    return {"name": "run", "data": job_data(dispatch.ref), "opts": options}
+    data = job_data(dispatch.ref)
+    if dispatch.trace_context:
+        data["traceparent"] = dispatch.trace_context
+    return {"name": "run", "data": data, "opts": options}
 
 
 class BullMQJobQueue:

@@ -45,6 +45,7 @@ from entrypoints.http.tasks import TaskController
 from entrypoints.http.ui_state import UIStateController
 from entrypoints.ioc import make_container
 from entrypoints.settings import ConfigError, Settings
+from entrypoints.tracing import traced
 
 logger = logging.getLogger("keel.http")
 
@@ -201,5 +202,5 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
     hot_reads = HotDocumentReads(
         request_context(app.asgi_handler), auth, METRICS, cross_origin=cors_config is not None
     )
-    app.asgi_handler = hot_reads
+    app.asgi_handler = traced(hot_reads) if settings.tracing else hot_reads
     return app

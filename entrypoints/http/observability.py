@@ -25,6 +25,7 @@ from litestar.plugins.prometheus import (
     PrometheusMiddleware,
 )
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram
 
 HEADER = b"x-request-id"
@@ -71,7 +72,12 @@ async def bind_route(request: Request[Any, Any, Any]) -> None:
     A coroutine: Litestar runs a plain function hook in a worker thread, a
     thread hop per request that cost a cached read a fifth of its time.
     """
-    structlog.contextvars.bind_contextvars(route=request.scope.get("path_template"))
+    route = request.scope.get("path_template")
+    structlog.contextvars.bind_contextvars(route=route)
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.update_name(f"{request.method} {route}")
+        span.set_attribute("http.route", str(route))
 
 
 def _log(scope: Scope, status: int, seconds: float) -> None:

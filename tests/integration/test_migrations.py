@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
+import logging
 import re
 import shutil
 import uuid
@@ -20,12 +21,17 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.database import create_engine
-from adapters.postgres.provisioning import drop_database, ensure_database, with_database
+from adapters.postgres.provisioning import (
+    drop_database,
+    ensure_database,
+    with_database,
+    with_user,
+)
 from entrypoints.cli import main
 from entrypoints.migrations import REPO_ROOT, alembic_config, downgrade, upgrade
 from tests.services import Services
 
-USER, WORKSPACE, DOCUMENT, TASK = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+USER, WORKSPACE, DOCUMENT, TASK, RETRIED = (uuid.uuid4() for _ in range(5))
 
 
 async def _seed_0001(conn: sa.Connection) -> None:
@@ -127,6 +133,50 @@ async def _seed_0008(conn: sa.Connection) -> None:
     assert [tuple(row) for row in answered] == [(TASK, None)]
 
 
+async def _seed_0009(conn: sa.Connection) -> None:
+    # The seeded task was not traced; a traced one is dispatched with its trace.
+    assert (
+        await conn.scalar(sa.text("select trace_context from tasks where id = :t"), {"t": TASK})
+        is None
+    )
+    traced = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    await conn.execute(
+        sa.text(
+            "insert into tasks (workspace_id, id, kind, input, created_by, trace_context)"
+            " values (:w, gen_random_uuid(), 'summarize', '{}', :u, :trace)"
+        ),
+        {"w": WORKSPACE, "u": USER, "trace": traced},
+    )
+    dispatched = await conn.scalars(
+        sa.text("select trace_context from keel_private.dispatch_tasks(10)")
+    )
+    assert list(dispatched) == [traced]
+    await conn.execute(sa.text("delete from tasks where trace_context is not null"))
+
+
+async def _seed_0010(conn: sa.Connection) -> None:
+    # PUBLIC may no longer connect nor call pg_notify; a retry still wakes the
+    # workers (a plain NOTIFY, made as keel_app inside the function).
+    assert not await conn.scalar(
+        sa.text("select has_database_privilege('public', current_database(), 'connect')")
+    )
+    assert not await conn.scalar(
+        sa.text("select has_function_privilege('keel_app', 'pg_notify(text, text)', 'execute')")
+    )
+    await conn.execute(
+        sa.text(
+            "insert into tasks (workspace_id, id, kind, input, created_by, status, attempts)"
+            " values (:w, :t, 'summarize', '{}', :u, 'running', 1)"
+        ),
+        {"w": WORKSPACE, "t": RETRIED, "u": USER},
+    )
+    retried = await conn.scalar(
+        sa.text("select keel_worker.retry_task(:w, :t, :u, 1, 10, 'again', gen_random_uuid())"),
+        {"w": WORKSPACE, "t": RETRIED, "u": USER},
+    )
+    assert retried is True
+
+
 SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0001": _seed_0001,
     "0002": _seed_0002,
@@ -136,6 +186,8 @@ SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0006": _seed_0006,
     "0007": _seed_0007,
     "0008": _seed_0008,
+    "0009": _seed_0009,
+    "0010": _seed_0010,
 }
 
 
@@ -186,9 +238,9 @@ async def test_stairway_up_down_and_up_again(empty_database) -> None:
                 "select w.name, m.role, d.title, d.version, t.status from workspaces w"
                 " join memberships m on m.workspace_id = w.id"
                 " join foundation_documents d on d.workspace_id = w.id"
-                " join tasks t on t.workspace_id = w.id where w.id = :w"
+                " join tasks t on t.workspace_id = w.id where w.id = :w and t.id = :t"
             ),
-            {"w": WORKSPACE},
+            {"w": WORKSPACE, "t": TASK},
         )
         assert tuple(read_back.one()) == ("stairs", "owner", "Voice", 1, "succeeded")
 
@@ -196,6 +248,60 @@ async def test_stairway_up_down_and_up_again(empty_database) -> None:
     assert await _tables(engine) == {"alembic_version"}
     await asyncio.to_thread(upgrade, url, log=False)
     assert {"users", "workspaces", "memberships", "foundation_documents"} <= await _tables(engine)
+
+
+async def test_0010_downgrade_gives_back_what_it_took(empty_database) -> None:
+    url, engine = empty_database
+    await asyncio.to_thread(upgrade, url, log=False)
+    granted = sa.text(
+        "select has_database_privilege('public', current_database(), 'connect'),"
+        " has_function_privilege('public', 'lo_create(oid)', 'execute'),"
+        " has_function_privilege('public', 'pg_notify(text, text)', 'execute'),"
+        " pg_get_functiondef('keel_worker.retry_task(uuid, uuid, uuid, integer, integer,"
+        " text, uuid)'::regprocedure) like '%pg_notify%'"
+    )
+    async with engine.connect() as conn:
+        assert tuple((await conn.execute(granted)).one()) == (False, False, False, False)
+    await asyncio.to_thread(downgrade, url, "0009", log=False)
+    async with engine.connect() as conn:
+        assert tuple((await conn.execute(granted)).one()) == (True, True, True, True)
+
+
+async def test_0010_run_by_a_non_superuser_owner_skips_the_catalog_with_a_warning(
+    empty_database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Managed Postgres: the owner may revoke CONNECT on its database but not
+    touch pg_catalog's functions; the migration says so and goes on."""
+    url, engine = empty_database
+    await asyncio.to_thread(upgrade, url, "0009", log=False)
+    owner = f"keel_migrate_owner_{uuid.uuid4().hex[:8]}"
+    retry = "keel_worker.retry_task(uuid, uuid, uuid, integer, integer, text, uuid)"
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f"create role {owner} login password 'owner-pw'"))
+        database = await conn.scalar(sa.text("select current_database()"))
+        await conn.execute(sa.text(f'alter database "{database}" owner to {owner}'))
+        await conn.execute(sa.text(f"alter table alembic_version owner to {owner}"))
+        await conn.execute(sa.text(f"alter schema keel_worker owner to {owner}"))
+        await conn.execute(sa.text(f"alter function {retry} owner to {owner}"))
+    try:
+        owner_url = with_user(url, owner, "owner-pw")
+        with caplog.at_level(logging.WARNING):
+            await asyncio.to_thread(upgrade, owner_url, log=False)
+        assert "0010: not a superuser" in caplog.text
+        async with engine.connect() as conn:
+            granted = await conn.execute(
+                sa.text(
+                    "select has_database_privilege('public', current_database(), 'connect'),"
+                    " has_function_privilege('public', 'pg_notify(text, text)', 'execute'),"
+                    " (select version_num from alembic_version)"
+                )
+            )
+            assert tuple(granted.one()) == (False, True, "0010")
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(f"reassign owned by {owner} to current_user"))
+            await conn.execute(sa.text(f"drop owned by {owner}"))
+            await conn.execute(sa.text(f"drop role {owner}"))
 
 
 async def test_keel_db_check_is_clean_on_head_and_names_drift(

@@ -189,6 +189,8 @@ async def test_the_app_refuses_a_superuser_or_an_owner(
     async with owner_engine.begin() as conn:
         await conn.execute(sa.text(f"create role {role} login"))
         await conn.execute(sa.text(f"grant keel_app to {role}"))
+        name = await conn.scalar(sa.text("select current_database()"))
+        await conn.execute(sa.text(f'grant connect on database "{name}" to {role}'))
         await conn.execute(sa.text("create table owned_by_runtime (id int)"))
         await conn.execute(sa.text(f"alter table owned_by_runtime owner to {role}"))
     engine = create_engine(with_user(database.owner_url, role), pool_size=1)
@@ -199,6 +201,7 @@ async def test_the_app_refuses_a_superuser_or_an_owner(
         await engine.dispose()
         async with owner_engine.begin() as conn:
             await conn.execute(sa.text("drop table owned_by_runtime"))
+            await conn.execute(sa.text(f"drop owned by {role}"))
             await conn.execute(sa.text(f"drop role {role}"))
 
 
