@@ -51,6 +51,7 @@ class StreamLimits:
     heartbeat_s: float = 15.0
     per_user: int = 20
     ended_grace_s: float = 1.0  # how long a finished task's feed waits for its terminal event
+    tickets_per_user: int = 100  # unused tickets one user may hold (each lives TICKET_TTL_S)
 
 
 async def publish(events: EventPublisher, *changes: TaskEvent, deadline_s: float = 2.0) -> None:
@@ -67,8 +68,15 @@ async def publish(events: EventPublisher, *changes: TaskEvent, deadline_s: float
 
 
 class IssueStreamTicket:
-    def __init__(self, uow: UnitOfWork, cache: Cache, tickets: StreamTickets) -> None:
+    """A stream ticket for the caller. Raises NotFoundError (not a member, no
+    such task) or RateLimitedError when the caller holds as many unused
+    tickets as one user may (each lapses after TICKET_TTL_S)."""
+
+    def __init__(
+        self, uow: UnitOfWork, cache: Cache, tickets: StreamTickets, limits: StreamLimits
+    ) -> None:
         self._uow, self._cache, self._tickets = uow, cache, tickets
+        self._per_user = limits.tickets_per_user
 
     async def execute(self, task_id: UUID | None) -> tuple[str, StreamGrant]:
         await cached_role(self._uow, self._cache)
@@ -77,7 +85,13 @@ class IssueStreamTicket:
             await _task(self._uow, workspace_id, task_id)
         expires_at = datetime.now(UTC) + timedelta(seconds=TICKET_TTL_S)
         grant = StreamGrant(self._uow.caller.user_id, workspace_id, task_id, expires_at)
-        return await self._tickets.issue(grant), grant
+        ticket = await self._tickets.issue(grant, self._per_user)
+        if ticket is None:
+            raise RateLimitedError(
+                f"at most {self._per_user} unused stream tickets may be held per user",
+                retry_after_s=int(TICKET_TTL_S),
+            )
+        return ticket, grant
 
 
 async def _task(uow: UnitOfWork, workspace_id: UUID, task_id: UUID) -> Task:

@@ -3,7 +3,10 @@
 Exponential backoff with full jitter (the same shape as domain.retry.Backoff,
 which spaces task attempts through the queue), capped, within a deadline, and
 only for errors worth retrying: UnavailableError, which the adapters raise
-for a lost connection, a timeout or a serialization failure. tenacity does
+for a lost connection, a timeout or a serialization failure, but not
+StorageFullError: a full Redis does not empty itself in seconds, and
+retrying would only hold the caller up (a worker publishing a task's events
+would wait out a deadline for each). tenacity does
 the looping once a call has failed; the first call is made directly, since
 setting up tenacity's loop costs about 50 µs and a worker makes several
 such calls per task, nearly all of which succeed at once.
@@ -21,18 +24,22 @@ from typing import TypeVar
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_delay,
     wait_random_exponential,
 )
 
-from domain.errors import UnavailableError
+from domain.errors import StorageFullError, UnavailableError
 
 T = TypeVar("T")
 logger = logging.getLogger("keel.retry")
 
 
 MAX_WAIT_S = 2.0
+
+
+def _worth_retrying(error: BaseException) -> bool:
+    return isinstance(error, UnavailableError) and not isinstance(error, StorageFullError)
 
 
 def _log(state: RetryCallState) -> None:
@@ -44,7 +51,8 @@ def _log(state: RetryCallState) -> None:
 async def retried(
     call: Callable[[], Awaitable[T]], deadline_s: float = 10.0, base_s: float = 0.05
 ) -> T:
-    """`call()`, again after each UnavailableError until `deadline_s` has passed.
+    """`call()`, again after each UnavailableError (but StorageFullError) until
+    `deadline_s` has passed.
 
     The waits: a random time up to `base_s` after the first failure, up to
     twice that after the second, four times after the third... at most MAX_WAIT_S.
@@ -53,10 +61,12 @@ async def retried(
     try:
         return await call()
     except UnavailableError as error:
+        if not _worth_retrying(error):
+            raise
         logger.warning("attempt 1 failed (%s); retrying", error)
     await asyncio.sleep(random.uniform(0, min(base_s, MAX_WAIT_S)))  # noqa: S311
     async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type(UnavailableError),
+        retry=retry_if_exception(_worth_retrying),
         # Its attempt 1 is our second call: the doubling goes on from there.
         wait=wait_random_exponential(multiplier=2 * base_s, max=MAX_WAIT_S),
         stop=stop_after_delay(max(0.0, deadline_s - (time.monotonic() - started))),

@@ -16,10 +16,18 @@ from application.access import current_workspace
 from application.caching import cached_role
 from application.pagination import check_limit
 from domain.entities import Page, Role
-from domain.errors import ConflictError, InvalidInputError, NotFoundError
+from domain.errors import ConflictError, InvalidInputError, NotFoundError, QuotaExceededError
 from domain.ports import Cache, UIStateStore, UnitOfWork
 from domain.rules import require_role
-from domain.ui_state import MAX_KEYS, UIState, check_key, check_ttl, check_value
+from domain.ui_state import (
+    DEFAULT_QUOTA,
+    Refusal,
+    UIState,
+    UIStateQuota,
+    check_key,
+    check_ttl,
+    check_value,
+)
 
 WRITING = "writing UI state"
 
@@ -43,11 +51,20 @@ class PutUIState:
     """Store `value` under `key` for `ttl_s` seconds (the default when None).
 
     Raises InvalidInputError for a bad key, value or ttl, PermissionDeniedError
-    below member, ConflictError when the caller already keeps MAX_KEYS other keys.
+    below member, ConflictError when the caller already keeps as many other
+    keys in this workspace as the quota allows, QuotaExceededError when the
+    entry would pass the caller's quota across all their workspaces.
     """
 
-    def __init__(self, uow: UnitOfWork, cache: Cache, store: UIStateStore) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        cache: Cache,
+        store: UIStateStore,
+        quota: UIStateQuota = DEFAULT_QUOTA,
+    ) -> None:
         self._uow, self._cache, self._store = uow, cache, store
+        self._quota = quota
 
     async def execute(self, key: str, value: bytes, ttl_s: int | None) -> UIState:
         key, ttl_s, value = check_key(key), check_ttl(ttl_s), check_value(value)
@@ -62,10 +79,21 @@ class PutUIState:
             expires_at=now.replace(microsecond=now.microsecond // 1000 * 1000)
             + timedelta(seconds=ttl_s),
         )
-        if not await self._store.put(state, MAX_KEYS):
+        refused = await self._store.put(state, self._quota)
+        if refused is Refusal.WORKSPACE_KEYS:
             raise ConflictError(
-                f"you already keep {MAX_KEYS} UI-state keys in this workspace;"
-                " delete some or let them expire"
+                f"you already keep {self._quota.keys_per_workspace} UI-state keys in this"
+                " workspace; delete some or let them expire"
+            )
+        if refused is Refusal.USER_ENTRIES:
+            raise QuotaExceededError(
+                f"you already keep {self._quota.entries_per_user} UI-state entries across"
+                " your workspaces, as many as one user may; delete some or let them expire"
+            )
+        if refused is Refusal.USER_BYTES:
+            raise QuotaExceededError(
+                f"your UI state across all workspaces would pass {self._quota.bytes_per_user}"
+                " bytes, as much as one user may keep; delete some or let them expire"
             )
         return state
 

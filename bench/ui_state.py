@@ -42,13 +42,14 @@ from adapters.postgres.provisioning import drop_database, drop_role, ensure_data
 from adapters.redis.client import create_redis
 from adapters.redis.ui_state import RedisUIStateStore
 from bench.cache import _UNITS, SECRET, Result, _provision, _server
-from domain.ui_state import MAX_KEYS, UIState
+from domain.ui_state import UIState, UIStateQuota
 from entrypoints.http.auth import issue_token
 from tests.services import test_services
 
 VALUE = msgspec.json.encode({"panels": {"left": "open", "width": 320}, "draft": "d" * 1950})
 KEYS = [f"panel.{i:02}" for i in range(20)]
 WARMUP_S = 2.0
+QUOTA = UIStateQuota()
 
 _TABLE = """
 create table ui_state (
@@ -110,7 +111,7 @@ async def _store_level(
         return datetime.now(UTC) + timedelta(days=7)
 
     async def redis_put(index: int, key: str) -> object:
-        return await store.put(UIState(*tenants[index], key, VALUE, expiry()), MAX_KEYS)
+        return await store.put(UIState(*tenants[index], key, VALUE, expiry()), QUOTA)
 
     async def redis_get(index: int, key: str) -> object:
         return await store.get(*tenants[index], key)

@@ -6,10 +6,13 @@ DomainError
 ├── NotFoundError            404  absent, or inside a workspace the caller cannot see
 ├── PermissionDeniedError    403  a member whose role does not allow the action
 ├── ConflictError            409  a duplicate, or a rule about other rows
-│   └── LastOwnerError       409  the change would leave a workspace without an owner
+│   ├── LastOwnerError       409  the change would leave a workspace without an owner
+│   └── LimitReachedError    409  the caller owns as many of something as one user may
 ├── PreconditionFailedError  412  an If-Match version that is no longer current
 ├── UnreadableValueError     409  a stored value Keel cannot carry (stored before its rules)
+├── QuotaExceededError       413  the caller's share of storage is used up
 ├── UnavailableError         503  a dependency (Postgres, Redis) cannot be reached
+│   └── StorageFullError     503  … or refuses writes: it is full (Retry-After)
 ├── RateLimitedError         429  too many at once (e.g. open event streams)
 ├── SubscriptionClosedError       an event subscriber must reconnect (fell behind, shutdown)
 ├── StreamEndedError         204  a task stream resumed after its terminal event
@@ -72,12 +75,30 @@ class LastOwnerError(ConflictError):
     title = "A workspace keeps at least one owner"
 
 
+class LimitReachedError(ConflictError):
+    title = "Limit reached"
+
+
+class QuotaExceededError(DomainError):
+    title = "Quota exceeded"
+
+
 class PreconditionFailedError(DomainError):
     title = "Precondition failed"
 
 
 class UnavailableError(DomainError):
     title = "Service unavailable"
+
+
+class StorageFullError(UnavailableError):
+    """A store is out of memory and refuses writes until some is freed."""
+
+    title = "Storage full"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
 
 
 class RateLimitedError(DomainError):

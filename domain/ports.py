@@ -33,7 +33,7 @@ from domain.entities import (
     WorkspaceAccess,
 )
 from domain.events import StoredEvent, StreamGrant, StreamRef, TaskEvent
-from domain.ui_state import UIState
+from domain.ui_state import Refusal, UIState, UIStateQuota
 
 T = TypeVar("T")
 
@@ -51,6 +51,12 @@ class UserRepository(Protocol):
 
     async def get(self, user_id: UUID) -> User | None: ...
 
+    async def lock(self, user_id: UUID) -> bool:
+        """Lock the user's profile until the transaction ends, so that the user's
+        concurrent requests that count what they own take turns; False if the
+        user has no profile."""
+        ...
+
 
 class WorkspaceRepository(Protocol):
     async def add(self, workspace: Workspace) -> None: ...
@@ -67,6 +73,10 @@ class WorkspaceRepository(Protocol):
         self, user_id: UUID, after: UUID | None, limit: int | None
     ) -> list[WorkspaceAccess]:
         """The user's workspaces ordered by id, after `after`; all when `limit` is None."""
+        ...
+
+    async def count_owned(self, user_id: UUID) -> int:
+        """How many workspaces the user owns."""
         ...
 
 
@@ -354,8 +364,10 @@ class EventBus(EventPublisher, Protocol):
 class StreamTickets(Protocol):
     """Single-use, short-lived credentials for browsers' EventSource."""
 
-    async def issue(self, grant: StreamGrant) -> str:
-        """A ticket for `grant`, valid once until `grant.expires_at`."""
+    async def issue(self, grant: StreamGrant, per_user: int) -> str | None:
+        """A ticket for `grant`, valid once until `grant.expires_at`; None when
+        the grant's user already holds `per_user` unused, unexpired tickets
+        (checked and taken in one atomic step)."""
         ...
 
     async def redeem(self, ticket: str) -> StreamGrant | None:
@@ -382,9 +394,12 @@ class UIStateStore(Protocol):
 
     async def get(self, workspace_id: UUID, user_id: UUID, key: str) -> UIState | None: ...
 
-    async def put(self, state: UIState, max_keys: int) -> bool:
-        """Store (or replace) the entry; False when the user already holds `max_keys`
-        other live keys in that workspace."""
+    async def put(self, state: UIState, quota: UIStateQuota) -> Refusal | None:
+        """Store (or replace) the entry, or say which of `quota`'s bounds it would
+        pass: the user's live keys in that workspace, or the user's entries or
+        charged bytes (`domain.ui_state.charge`) across every workspace. The
+        check and the write are one atomic step: concurrent writers cannot
+        pass a bound together."""
         ...
 
     async def delete(self, workspace_id: UUID, user_id: UUID, key: str) -> bool:

@@ -5,10 +5,15 @@ out of the storage key it is placed in (no glob characters, hash-tag braces,
 spaces or control characters). A value is one JSON document of at most
 64 KiB within Keel's JSON, kept exactly as sent. Every entry lives from 1 second to 30 days
 (7 by default), and a user keeps at most 1000 live keys per workspace.
+
+Workspaces are many, so a user's UI state is also bounded across all of
+them (UIStateQuota): in entries, and in bytes charged per entry (its value,
+its key, and ENTRY_OVERHEAD_BYTES for what the store keeps around it).
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 from dataclasses import dataclass
@@ -24,6 +29,27 @@ MAX_VALUE_BYTES = 64 * 1024
 DEFAULT_TTL_S = 7 * 24 * 3600
 MAX_TTL_S = 30 * 24 * 3600
 MAX_KEYS = 1000
+# Redis' own cost of an entry beyond its value and key: the key objects and
+# expiry of the entry, its members in the indexes and the size ledger.
+ENTRY_OVERHEAD_BYTES = 256
+
+
+@dataclass(frozen=True, slots=True)
+class UIStateQuota:
+    keys_per_workspace: int = MAX_KEYS
+    entries_per_user: int = 5000
+    bytes_per_user: int = 8 * 1024 * 1024
+
+
+DEFAULT_QUOTA = UIStateQuota()
+
+
+class Refusal(enum.Enum):
+    """Why a store refused to keep an entry."""
+
+    WORKSPACE_KEYS = "workspace keys"
+    USER_ENTRIES = "user entries"
+    USER_BYTES = "user bytes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +59,11 @@ class UIState:
     key: str
     value: bytes  # the JSON document exactly as the client sent it
     expires_at: datetime
+
+
+def charge(state: UIState) -> int:
+    """The bytes an entry counts against its user's quota."""
+    return len(state.value) + len(state.key.encode()) + ENTRY_OVERHEAD_BYTES
 
 
 def check_key(key: str) -> str:

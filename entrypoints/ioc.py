@@ -60,6 +60,7 @@ from application.workspaces import (
     GetWorkspace,
     ListWorkspaces,
     RenameWorkspace,
+    WorkspaceLimits,
 )
 from domain.entities import Caller
 from domain.ports import (
@@ -78,6 +79,7 @@ from domain.ports import (
     UnitOfWorkFactory,
 )
 from domain.retry import Backoff
+from domain.ui_state import UIStateQuota
 from entrypoints.settings import Settings
 from entrypoints.tracing import trace_engine
 
@@ -115,7 +117,7 @@ class InfrastructureProvider(Provider):
         assert settings.redis_url is not None
         timeout_s = settings.cache_timeout_ms / 1000
         client = create_redis(settings.redis_url, timeout_s=timeout_s, retries=0, wait_s=timeout_s)
-        yield RedisCache(client)
+        yield RedisCache(client, bytes_per_workspace=settings.cache_bytes_per_workspace)
         await client.aclose()
 
     @provide
@@ -144,8 +146,21 @@ class InfrastructureProvider(Provider):
     @provide
     def stream_limits(self, settings: Settings) -> StreamLimits:
         return StreamLimits(
-            heartbeat_s=settings.sse_heartbeat_s, per_user=settings.sse_streams_per_user
+            heartbeat_s=settings.sse_heartbeat_s,
+            per_user=settings.sse_streams_per_user,
+            tickets_per_user=settings.sse_tickets_per_user,
         )
+
+    @provide
+    def ui_state_quota(self, settings: Settings) -> UIStateQuota:
+        return UIStateQuota(
+            entries_per_user=settings.ui_state_entries_per_user,
+            bytes_per_user=settings.ui_state_bytes_per_user,
+        )
+
+    @provide
+    def workspace_limits(self, settings: Settings) -> WorkspaceLimits:
+        return WorkspaceLimits(owned_per_user=settings.max_workspaces_per_user)
 
     @provide
     def uow_factory(self, engine: AsyncEngine) -> UnitOfWorkFactory:

@@ -85,6 +85,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         int,
         Meta(ge=1, le=5000, description="Redis timeout for cache reads before Postgres answers"),
     ] = 50
+    cache_bytes_per_workspace: Annotated[
+        int,
+        Meta(ge=1024 * 1024, description="What one workspace may keep in the Redis cache"),
+    ] = 4 * 1024 * 1024
     slow_query_ms: Annotated[
         int, Meta(ge=0, description="Log statements slower than this (normalised SQL, no values)")
     ] = 100
@@ -138,9 +142,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sse_streams_per_user: Annotated[
         int, Meta(ge=1, le=10_000, description="Open event streams per user, across processes")
     ] = 20
+    sse_tickets_per_user: Annotated[
+        int, Meta(ge=1, le=100_000, description="Unused stream tickets one user may hold")
+    ] = 100
     sse_buffer_events: Annotated[
         int, Meta(ge=10, le=100_000, description="Events buffered per stream before it is closed")
     ] = 1000
+    max_workspaces_per_user: Annotated[
+        int, Meta(ge=1, le=1_000_000, description="Workspaces one user may own")
+    ] = 50
+    ui_state_entries_per_user: Annotated[
+        int,
+        Meta(ge=1, le=1_000_000, description="UI-state entries one user keeps, all workspaces"),
+    ] = 5000
+    ui_state_bytes_per_user: Annotated[
+        int,
+        Meta(
+            ge=64 * 1024 + 1024,
+            description="UI-state bytes one user keeps in Redis, all workspaces",
+        ),
+    ] = 8 * 1024 * 1024
     max_body_bytes: Annotated[int, Meta(ge=1024, description="Request body limit")] = 1024 * 1024
     tracing: Annotated[
         bool,

@@ -35,6 +35,7 @@ from adapters.tracing import continued
 from application.dispatch import RecoverTasks, RelayTasks
 from application.run_task import Outcome, RunnerSettings, RunTask
 from domain.entities import TaskRef
+from domain.errors import UnavailableError
 from domain.ports import JobQueue, TaskDispatcher
 from entrypoints.ioc import make_worker_container
 from entrypoints.settings import Settings
@@ -70,6 +71,12 @@ async def _forever(name: str, step: Callable[[], Awaitable[Any]], pause_s: float
             await step()
         except asyncio.CancelledError:
             raise
+        except UnavailableError as error:
+            # Postgres or Redis cannot take it now (down, or Redis full): one line, no traceback.
+            if this.cancelling():
+                raise asyncio.CancelledError from None
+            logger.warning("%s failed: %s; trying again in %.0f s", name, error.detail, pause_s)
+            await asyncio.sleep(pause_s)
         except Exception:
             if this.cancelling():
                 raise asyncio.CancelledError from None

@@ -39,7 +39,7 @@ from domain.ports import (
     UserRepository,
     WorkspaceRepository,
 )
-from domain.ui_state import UIState
+from domain.ui_state import Refusal, UIState, UIStateQuota, charge
 
 T = TypeVar("T")
 
@@ -96,6 +96,9 @@ class InMemoryUserRepository(_Repository):
     async def get(self, user_id: UUID) -> User | None:
         return self._tables.users.get(user_id)
 
+    async def lock(self, user_id: UUID) -> bool:
+        return user_id in self._tables.users
+
 
 class InMemoryWorkspaceRepository(_Repository):
     async def add(self, workspace: Workspace) -> None:
@@ -136,6 +139,10 @@ class InMemoryWorkspaceRepository(_Repository):
             WorkspaceAccess(self._tables.workspaces[workspace_id], role)
             for workspace_id, role in found[:limit]
         ]
+
+    async def count_owned(self, user_id: UUID) -> int:
+        owned = (m for m in self._tables.memberships.values() if m.user_id == user_id)
+        return sum(1 for m in owned if m.role is Role.OWNER)
 
 
 class InMemoryMembershipRepository(_Repository):
@@ -385,12 +392,19 @@ class InMemoryUIStateStore:
     async def get(self, workspace_id: UUID, user_id: UUID, key: str) -> UIState | None:
         return self._live(workspace_id, user_id).get(key)
 
-    async def put(self, state: UIState, max_keys: int) -> bool:
+    async def put(self, state: UIState, quota: UIStateQuota) -> Refusal | None:
         live = self._live(state.workspace_id, state.user_id)
-        if state.key not in live and len(live) >= max_keys:
-            return False
-        self.entries[state.workspace_id, state.user_id, state.key] = state
-        return True
+        name = (state.workspace_id, state.user_id, state.key)
+        mine = {n: e for n, e in self.entries.items() if n[1] == state.user_id and n != name}
+        if state.key not in live:
+            if len(live) >= quota.keys_per_workspace:
+                return Refusal.WORKSPACE_KEYS
+            if len(mine) >= quota.entries_per_user:
+                return Refusal.USER_ENTRIES
+        if sum(map(charge, mine.values())) + charge(state) > quota.bytes_per_user:
+            return Refusal.USER_BYTES
+        self.entries[name] = state
+        return None
 
     async def delete(self, workspace_id: UUID, user_id: UUID, key: str) -> bool:
         if key not in self._live(workspace_id, user_id):

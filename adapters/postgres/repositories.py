@@ -52,6 +52,12 @@ class PgUserRepository(Repository):
         row = (await self._execute(sa.select(users).where(users.c.id == user_id))).first()
         return User(id=row.id, email=row.email, created_at=row.created_at) if row else None
 
+    async def lock(self, user_id: UUID) -> bool:
+        locked = await self._execute(
+            sa.select(users.c.id).where(users.c.id == user_id).with_for_update()
+        )
+        return locked.first() is not None
+
 
 class PgWorkspaceRepository(Repository):
     async def add(self, workspace: Workspace) -> None:
@@ -94,6 +100,14 @@ class PgWorkspaceRepository(Repository):
             query = query.where(memberships.c.workspace_id > after)
         result = await self._execute(query)
         return [WorkspaceAccess(_workspace(row), Role(row.role)) for row in result]
+
+    async def count_owned(self, user_id: UUID) -> int:
+        result = await self._execute(
+            sa.select(sa.func.count()).where(
+                memberships.c.user_id == user_id, memberships.c.role == Role.OWNER.value
+            )
+        )
+        return int(result.scalar_one())
 
 
 def _membership(row: sa.Row[tuple[object, ...]]) -> Membership:

@@ -12,6 +12,8 @@ Cluster slot, so the multi-key reads and scripts below work there too):
     keel:{ws:<uuid>}:gen:<namespace>         invalidation generation (a random token)
     keel:{ws:<uuid>}:v:<namespace>:<name>    msgpack [generation, payload (nil: not found)]
     keel:{ws:<uuid>}:lock:<namespace>:<name> fill lock across processes
+    keel:{ws:<uuid>}:cache-…                 what the workspace has cached, and its
+                                             charges (cache_scripts.py: the budget)
 
 A read is one round trip for the generation and the value (a script that,
 when no value is stored, also takes the fill lock: a miss costs no second
@@ -31,7 +33,10 @@ limit) is stored by nobody: the read raises UnreadableValueError, the fill
 lock is released, and the next read loads again.
 
 Redis down or slow (the client's timeout, 50 ms by default) never fails a
-read: the loader's value is returned uncached, counted and logged. After a
+read: the loader's value is returned uncached, counted and logged. A full
+Redis (out of memory: it refuses writes, not deletes) serves hits and
+refuses fills alike; an invalidation it refuses to write deletes the
+generation instead, which makes everything cached under it a miss too. After a
 failed read, reads skip Redis for READ_PAUSE_S, so that a request (whose
 membership, document and fill would each wait out the timeout) and the
 ones behind it go straight to the loader; invalidations are always tried.
@@ -55,6 +60,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from adapters.redis.batching import BatchedCommands
+from adapters.redis.cache_scripts import OVER_BUDGET, READ_OR_LOCK, SET_IF_CURRENT, UNLOCK
+from adapters.redis.client import is_full, note_full
 from domain.cache import CacheKey, Hit
 from domain.errors import UnreadableValueError
 
@@ -65,49 +72,14 @@ REQUESTS = Counter(
     "keel_cache_requests", "Cache reads by namespace and result", ["namespace", "result"]
 )
 ERRORS = Counter("keel_cache_errors", "Cache operations that failed on Redis", ["operation"])
+OVER_BUDGET_FILLS = Counter(
+    "keel_cache_over_budget",
+    "Fills not stored: their workspace's cache budget was used up",
+    ["namespace"],
+)
 LOADER_SECONDS = Histogram(
     "keel_cache_loader_seconds", "Time spent in cache loaders (the miss path)", ["namespace"]
 )
-
-# Releases the fill lock (KEYS[3]) if it still holds this filler's token (ARGV[6],
-# '' when the filler holds none), then stores the value if the generation is still
-# current. ARGV: generation read before loading ('' if none), envelope, value TTL
-# ms, generation TTL ms, the token the envelope carries (a fresh one if none was
-# read), the lock token. One round trip for the store and the unlock.
-_SET_IF_CURRENT = """
-if ARGV[6] ~= '' and redis.call('GET', KEYS[3]) == ARGV[6] then
-  redis.call('DEL', KEYS[3])
-end
-local current = redis.call('GET', KEYS[1])
-if not current then
-  if ARGV[1] ~= '' then return 0 end
-  redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[4])
-elseif current ~= ARGV[1] then
-  return 0
-else
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-end
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-return 1
-"""
-
-# The generation (KEYS[1]) and the value (KEYS[2]); when there is no value, also
-# tries to take the fill lock (KEYS[3]) with token ARGV[1] for ARGV[2] ms.
-_READ_OR_LOCK = """
-local values = redis.call('MGET', KEYS[1], KEYS[2])
-local locked = 0
-if not values[2] and redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  locked = 1
-end
-return {values[1], values[2], locked}
-"""
-
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 _ENVELOPE = msgspec.msgpack.Decoder(tuple[str, msgspec.Raw])
 _ENCODER = msgspec.msgpack.Encoder()
@@ -124,6 +96,12 @@ class _Keys:
     value: str
     lock: str
     namespace: str
+    base: str
+
+    @property
+    def budget(self) -> list[str]:
+        """The workspace's ledger, charges and total (cache_scripts.py)."""
+        return [f"{self.base}:cache-ledger", f"{self.base}:cache-bytes", f"{self.base}:cache-total"]
 
 
 class RedisCache:
@@ -135,12 +113,16 @@ class RedisCache:
     LOG_EVERY_S = 10.0
     READ_PAUSE_S = 1.0
 
-    def __init__(self, redis: Redis, prefix: str = "keel") -> None:
+    def __init__(
+        self, redis: Redis, prefix: str = "keel", bytes_per_workspace: int = 4 * 1024 * 1024
+    ) -> None:
+        """`bytes_per_workspace`: what one workspace may keep cached (cache_scripts.py)."""
         self._batch = BatchedCommands(redis)
         self._prefix = prefix
-        self._set_if_current = redis.register_script(_SET_IF_CURRENT)
-        self._unlock = redis.register_script(_UNLOCK)
-        self._read_or_lock = redis.register_script(_READ_OR_LOCK)
+        self._budget = bytes_per_workspace
+        self._set_if_current = redis.register_script(SET_IF_CURRENT)
+        self._unlock = redis.register_script(UNLOCK)
+        self._read_or_lock = redis.register_script(READ_OR_LOCK)
         self._flights: dict[str, asyncio.Task[Any]] = {}
         self._decoders: dict[Any, msgspec.msgpack.Decoder[Any]] = {}
         self._last_log = 0.0
@@ -154,6 +136,7 @@ class RedisCache:
             value=f"{base}:v:{key.namespace}:{key.name}",
             lock=f"{base}:lock:{key.namespace}:{key.name}",
             namespace=key.namespace,
+            base=base,
         )
 
     async def get_or_set(
@@ -201,16 +184,27 @@ class RedisCache:
         )
         for key in [key for key in self._flights if key.startswith(stale)]:
             del self._flights[key]
-        generations = (self._keys(CacheKey(workspace_id, n, "x")).generation for n in namespaces)
+        generations = [self._keys(CacheKey(workspace_id, n, "x")).generation for n in namespaces]
         sets = (("SET", key, uuid4().hex, "PX", self.GENERATION_TTL_MS) for key in generations)
         try:
             for answer in await self._batch.group(*sets):
                 if isinstance(answer, Exception):
                     raise answer
         except (RedisError, OSError) as error:
+            if is_full(error) and await self._delete(generations):
+                return
             # The values stay reachable until their TTL: say so loudly.
             ERRORS.labels("invalidate").inc()
             logger.error("cache invalidation failed for %s %s: %r", workspace_id, namespaces, error)
+
+    async def _delete(self, generations: list[str]) -> bool:
+        """Delete generation keys (a full Redis still deletes); False if that failed too."""
+        note_full("the cache")
+        try:
+            await self._batch.call("DEL", *generations)
+        except (RedisError, OSError):
+            return False
+        return True
 
     async def _fetch(
         self,
@@ -338,9 +332,9 @@ class RedisCache:
         envelope = _ENCODER.encode((token, msgspec.Raw(payload)))
         ttl_ms = int(ttl_s * 1000 * random.uniform(1 - self.JITTER, 1 + self.JITTER))  # noqa: S311
         try:
-            await self._batch.script(
+            answer = await self._batch.script(
                 self._set_if_current,
-                [keys.generation, keys.value, keys.lock],
+                [keys.generation, keys.value, keys.lock, *keys.budget],
                 [
                     generation,
                     envelope,
@@ -348,11 +342,14 @@ class RedisCache:
                     self.GENERATION_TTL_MS,
                     token,
                     lock_token,
+                    self._budget,
                 ],
             )
         except (RedisError, OSError) as error:
             self._unavailable("write", keys, error)
             return False
+        if answer == OVER_BUDGET:
+            OVER_BUDGET_FILLS.labels(keys.namespace).inc()
         return True
 
     async def _release(self, keys: _Keys, token: str) -> None:
@@ -369,6 +366,8 @@ class RedisCache:
 
     def _unavailable(self, operation: str, keys: _Keys, error: BaseException) -> None:
         ERRORS.labels(operation).inc()
+        if is_full(error):
+            note_full("the cache")
         if operation == "read":
             REQUESTS.labels(keys.namespace, "error").inc()
             if not isinstance(error, _ReadsPausedError):

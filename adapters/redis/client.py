@@ -4,19 +4,42 @@ Each client has a bounded pool that makes a burst wait for a free connection
 (up to the timeout) instead of opening one connection per concurrent request:
 redis-py's default pool fails with "Too many connections" past 100, and a
 thousand open event streams must not mean a thousand Redis connections.
+
+A full Redis (`maxmemory` reached; Keel's runs `noeviction`, which BullMQ
+needs) still answers reads and deletes but refuses writes with an OOM error.
+That is not "unreachable": `unavailable_as` turns it into StorageFullError
+(503 with Retry-After), and `note_full` counts it (`keel_redis_full_total`,
+by what was refused) and logs one line per FULL_LOG_EVERY_S and kind.
 """
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import structlog
+from prometheus_client import Counter
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 
-from domain.errors import UnavailableError
+from domain.errors import StorageFullError, UnavailableError
 
 MAX_CONNECTIONS = 50
+FULL_RETRY_AFTER_S = 5
+FULL_LOG_EVERY_S = 10.0
+FULL = Counter("keel_redis_full", "Redis writes refused because Redis is out of memory", ["what"])
+logger = structlog.get_logger("keel.redis")
+
+# Redis refuses a script's memory-using commands when it is out of memory, but
+# only until the script's first write (it cannot stop a script half-way): a
+# script that first prunes (a write that uses no memory) could then store past
+# `maxmemory`. Such scripts start with this: a memory-using command that
+# changes nothing (ZADD XX of the empty member, which none of Keel's sorted
+# sets holds, on the script's first key, a sorted set or none).
+OOM_GATE = "redis.call('ZADD', KEYS[1], 'XX', 0, '')\n"
+_logged: dict[str, float] = {}  # what -> when its last "full" line was written
+_refused: dict[str, int] = {}  # what -> refusals since that line
 
 
 def create_redis(
@@ -48,10 +71,39 @@ def create_listener(url: str) -> Redis:
     )
 
 
+def is_full(error: BaseException) -> bool:
+    """Redis refused a write for lack of memory (a script's refusal arrives as
+    a plain ResponseError carrying the OOM message)."""
+    return isinstance(error, OutOfMemoryError) or (
+        isinstance(error, ResponseError) and "OOM command not allowed" in str(error)
+    )
+
+
+def note_full(what: str) -> None:
+    """Count a write refused because Redis is full; log it, once in a while."""
+    FULL.labels(what).inc()
+    _refused[what] = _refused.get(what, 0) + 1
+    now = time.monotonic()
+    if now - _logged.get(what, -FULL_LOG_EVERY_S) >= FULL_LOG_EVERY_S:
+        _logged[what] = now
+        logger.error(
+            "redis is full",
+            what=what,
+            refused=_refused.pop(what),
+            hint="Redis reached maxmemory and refuses writes; free memory or raise maxmemory",
+        )
+
+
 @contextmanager
 def unavailable_as(what: str) -> Iterator[None]:
-    """Re-raise a Redis failure inside the block as UnavailableError (503) naming `what`."""
+    """Re-raise a Redis failure inside the block as UnavailableError (503) naming
+    `what`: StorageFullError when Redis refused a write for lack of memory."""
     try:
         yield
     except (RedisError, OSError) as error:
+        if is_full(error):
+            note_full(what)
+            raise StorageFullError(
+                f"{what} cannot be written: Redis is full", FULL_RETRY_AFTER_S
+            ) from error
         raise UnavailableError(f"{what} is unavailable: Redis cannot be reached") from error

@@ -3,7 +3,8 @@ scripts as the Node library, so its dashboards read these queues).
 
 BullMQ gives at-least-once delivery, lock renewal while a job runs, recovery
 of jobs held by a dead worker (stalled checks), delayed jobs, priorities and
-a failed set (our dead letters, replayable with `job.retry()`). Keys share
+a failed set (our dead letters, replayable with `job.retry()`; the newest
+KEEP_FAILED of them). Keys share
 one hash tag (`{keel}`) so the queue also works on Redis Cluster.
 
 What it cannot do, Keel does around it: Postgres holds the task's state, so
@@ -31,12 +32,17 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from adapters.redis.batching import PipelinedRedis
+from adapters.redis.client import unavailable_as
 from domain.entities import Dispatch, TaskRef
 
 QUEUE = "tasks"
 RETRY_DELAY_MS = 1000  # the worker's pause after a failed fetch (bullmq's runRetryDelay: 15 s)
 PREFIX = "{keel}"
 STATES = ("waiting", "prioritized", "delayed", "active", "failed")
+# The dead letters BullMQ keeps (the newest, for a week): every failed task
+# would otherwise leave its job in Redis for good, and a user can make tasks
+# fail. The task's own state and error stay in Postgres either way.
+KEEP_FAILED = {"count": 10_000, "age": 7 * 24 * 3600}
 
 
 def worker_connection(redis_url: str) -> PipelinedRedis:
@@ -119,7 +125,7 @@ def _job(dispatch: Dispatch) -> dict[str, Any]:
     options: dict[str, Any] = {
         "jobId": job_id(dispatch.ref, dispatch.attempt),
         "removeOnComplete": True,
-        "removeOnFail": False,
+        "removeOnFail": KEEP_FAILED,
         "attempts": 1,
     }
     if dispatch.priority:
@@ -140,7 +146,8 @@ class BullMQJobQueue:
     async def enqueue(self, *dispatches: Dispatch) -> None:
         if dispatches:
             # One MULTI for the lot (a relay batch), not a round trip per job.
-            await self._queue.addBulk([_job(dispatch) for dispatch in dispatches])
+            with unavailable_as("the task queue"):
+                await self._queue.addBulk([_job(dispatch) for dispatch in dispatches])
 
     async def counts(self) -> dict[str, int]:
         counts = await self._queue.getJobCounts(*STATES)

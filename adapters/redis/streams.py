@@ -4,7 +4,10 @@ Tickets: EventSource cannot send an Authorization header, so a browser
 trades its token for a random ticket (POST stream-tickets) and puts that in
 the stream's URL. Redis keeps only the ticket's SHA-256 (a leaked dump holds
 no usable ticket), with its grant, for at most 60 s; redeeming is one GETDEL,
-so a ticket opens one stream, once, even when two requests race.
+so a ticket opens one stream, once, even when two requests race. A user
+holds a bounded number of unused tickets: one sorted set per user (member:
+the ticket's hash, score: when it lapses), trimmed, counted and added to in
+one script before the ticket is stored, and left by a ticket redeemed.
 
 Slots: one sorted set per user (member: slot id, score: when it lapses),
 trimmed and counted in one script, so the per-user cap holds across every
@@ -13,6 +16,7 @@ API process, and a process that dies leaves slots that lapse on their own.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import secrets
@@ -23,20 +27,39 @@ from uuid import UUID, uuid4
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from adapters.redis.client import unavailable_as
+from adapters.redis.client import OOM_GATE, unavailable_as
 from domain.events import StreamGrant
 
 WHAT = "event streams"
 
 # KEYS: the user's slots. ARGV: now ms, limit, lapse ms, slot, key TTL ms.
-_ACQUIRE = """
+# The gate first: a full Redis refuses a new slot (see OOM_GATE).
+_ACQUIRE = (
+    OOM_GATE
+    + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 """
+)
+
+
+# KEYS: the user's tickets. ARGV: now ms, limit, lapse ms, ticket hash.
+_TAKE_TICKET = (
+    OOM_GATE
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+local longest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], longest[2])
+return 1
+"""
+)
 
 
 class _Grant(msgspec.Struct, array_like=True):
@@ -46,8 +69,16 @@ class _Grant(msgspec.Struct, array_like=True):
     expires_at: datetime
 
 
-def _ticket_key(ticket: str) -> str:
-    return f"keel:ticket:{hashlib.sha256(ticket.encode()).hexdigest()}"
+def _hash(ticket: str) -> str:
+    return hashlib.sha256(ticket.encode()).hexdigest()
+
+
+def _ticket_key(hashed: str) -> str:
+    return f"keel:ticket:{hashed}"
+
+
+def _tickets_key(user_id: UUID) -> str:
+    return f"keel:{{u:{user_id}}}:tickets"
 
 
 def _slots_key(user_id: UUID) -> str:
@@ -57,25 +88,35 @@ def _slots_key(user_id: UUID) -> str:
 class RedisStreamTickets:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._take = redis.register_script(_TAKE_TICKET)
 
-    async def issue(self, grant: StreamGrant) -> str:
+    async def issue(self, grant: StreamGrant, per_user: int) -> str | None:
         ticket = secrets.token_urlsafe(32)
-        ttl_ms = math.ceil((grant.expires_at - datetime.now(UTC)).total_seconds() * 1000)
+        hashed = _hash(ticket)
+        now_ms = int(time.time() * 1000)
+        ttl_ms = max(math.ceil((grant.expires_at - datetime.now(UTC)).total_seconds() * 1000), 1)
         payload = msgspec.msgpack.encode(
             _Grant(grant.user_id, grant.workspace_id, grant.task_id, grant.expires_at)
         )
         with unavailable_as(WHAT):
-            await self._redis.set(_ticket_key(ticket), payload, px=max(ttl_ms, 1))
+            args: list[int | str] = [now_ms, per_user, now_ms + ttl_ms, hashed]
+            if not await self._take(keys=[_tickets_key(grant.user_id)], args=args):
+                return None
+            await self._redis.set(_ticket_key(hashed), payload, px=ttl_ms)
         return ticket
 
     async def redeem(self, ticket: str) -> StreamGrant | None:
         if not 20 <= len(ticket) <= 100:
             return None
+        hashed = _hash(ticket)
         with unavailable_as(WHAT):
-            payload = await self._redis.getdel(_ticket_key(ticket))
+            payload = await self._redis.getdel(_ticket_key(hashed))
         if payload is None:
             return None
         grant = msgspec.msgpack.decode(cast(bytes, payload), type=_Grant)
+        with contextlib.suppress(RedisError, OSError):
+            # Its place in the user's count; it would lapse on its own anyway.
+            await self._redis.zrem(_tickets_key(grant.user_id), hashed)
         if grant.expires_at <= datetime.now(UTC):
             return None
         return StreamGrant(grant.user_id, grant.workspace_id, grant.task_id, grant.expires_at)

@@ -25,7 +25,9 @@ from domain.errors import (
     NotFoundError,
     PermissionDeniedError,
     PreconditionFailedError,
+    QuotaExceededError,
     RateLimitedError,
+    StorageFullError,
     StreamEndedError,
     UnavailableError,
     UnreadableValueError,
@@ -40,6 +42,7 @@ _STATUS: dict[type, int] = {
     NotFoundError: 404,
     ConflictError: 409,
     PreconditionFailedError: 412,
+    QuotaExceededError: 413,
     RateLimitedError: 429,
     UnreadableValueError: 409,
     UnavailableError: 503,
@@ -72,7 +75,9 @@ def _slug(title: str) -> str:
 def on_domain_error(request: Request[Any, Any, Any], error: DomainError) -> Response[Any]:
     status = next(_STATUS[kind] for kind in type(error).__mro__ if kind in _STATUS)
     headers = (
-        {"Retry-After": str(error.retry_after_s)} if isinstance(error, RateLimitedError) else None
+        {"Retry-After": str(error.retry_after_s)}
+        if isinstance(error, RateLimitedError | StorageFullError)
+        else None
     )
     extra = None
     if isinstance(error, InvalidFieldsError):

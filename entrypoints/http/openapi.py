@@ -63,12 +63,12 @@ _WHY = {
     401: "No valid bearer token (or stream ticket); WWW-Authenticate says why",
     403: "The caller's role in the workspace does not allow this",
     404: "No such resource in a workspace the caller belongs to",
-    409: "The request conflicts with the current state",
+    409: "The request conflicts with the current state, or a per-user limit is reached",
     412: "If-Match names a version that is not the current one",
-    413: "The request body is larger than the route accepts",
+    413: "The request body is larger than the route accepts, or the caller's quota is used up",
     415: "The request body is not JSON in UTF-8",
-    429: "Too many requests or open streams; Retry-After says when to try again",
-    503: "Postgres or Redis is unavailable; Retry-After says when to try again",
+    429: "Too many requests, open streams or tickets; Retry-After says when to try again",
+    503: "Postgres or Redis is unavailable, or Redis is full; Retry-After says when to retry",
 }
 
 

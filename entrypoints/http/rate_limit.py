@@ -2,7 +2,8 @@
 
 The store fails open: the limit protects other tenants' share of the
 workers, it is not a security boundary, and a Redis outage must not refuse
-every new task (the queue's own outbox keeps them safe meanwhile).
+every new task (the queue's own outbox keeps them safe meanwhile). A full
+Redis (out of memory) lets them through too: tasks live in Postgres.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from litestar import Request
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.stores.redis import RedisStore
 from redis.exceptions import RedisError
+
+from adapters.redis.client import is_full, note_full
 
 STORE = "task_rate"
 logger = logging.getLogger("keel.http")
@@ -33,7 +36,9 @@ class FailOpenRedisStore(RedisStore):
     ) -> None:
         try:
             await super().set(key, value, expires_in)
-        except (RedisError, OSError):
+        except (RedisError, OSError) as error:
+            if is_full(error):
+                note_full("the task rate limit")
             return
 
 

@@ -14,7 +14,14 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from adapters.redis.ui_state import RedisUIStateStore
-from domain.ui_state import DEFAULT_TTL_S, MAX_KEYS, MAX_TTL_S, MAX_VALUE_BYTES, UIState
+from domain.ui_state import (
+    DEFAULT_TTL_S,
+    MAX_KEYS,
+    MAX_TTL_S,
+    MAX_VALUE_BYTES,
+    UIState,
+    UIStateQuota,
+)
 from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
 from tests.conftest import People, Person
@@ -28,11 +35,11 @@ async def _setup(people: People, role: str = "owner") -> tuple[Person, uuid.UUID
 
 
 def _entry(workspace: uuid.UUID, user: uuid.UUID, key: str) -> str:
-    return f"keel:{{ws:{workspace}}}:ui:{user}:{key}"
+    return f"keel:{{u:{user}}}:ui:{workspace}:{key}"
 
 
 def _index(workspace: uuid.UUID, user: uuid.UUID) -> str:
-    return f"keel:{{ws:{workspace}}}:ui-index:{user}"
+    return f"keel:{{u:{user}}}:ui-index:{workspace}"
 
 
 def _at(text: str) -> datetime:
@@ -184,7 +191,7 @@ async def test_the_key_cap_is_409_but_replacing_a_key_still_works(
     expires_at = datetime.now(UTC) + timedelta(hours=1)
     for i in range(MAX_KEYS - 1):
         state = UIState(workspace, owner.id, f"seed.{i:04}", b"1", expires_at)
-        assert await store.put(state, MAX_KEYS)
+        assert await store.put(state, UIStateQuota()) is None
     assert (await client.put(f"{url}/last", json=1, headers=owner.headers)).status_code == 200
     over = await client.put(f"{url}/one-too-many", json=1, headers=owner.headers)
     assert over.status_code == 409

@@ -42,7 +42,7 @@ async def test_dot_and_punctuation_keys_stay_the_callers_own(
     assert (await client.get(_url(workspace, raw), headers=bob.headers)).status_code == 404
     mine = await client.get(_url(workspace, raw), headers=alice.headers)
     assert (mine.status_code, mine.json()["value"]) == (200, {"k": key})
-    stored = f"keel:{{ws:{workspace}}}:ui:{alice.id}:{key}"
+    stored = f"keel:{{u:{alice.id}}}:ui:{workspace}:{key}"
     assert await redis.exists(stored) == 1
 
 

@@ -160,8 +160,10 @@ async def test_the_longest_key_is_accepted_and_a_slash_is_no_key(
         assert response.status_code in (400, 404, 405), (slashed, response.text)
     listed = (await client.get(base, headers=owner.headers)).json()["items"]
     assert [item["key"] for item in listed] == [longest]
-    ours = {name async for name in redis.scan_iter(match=f"keel:{{ws:{workspace}}}:ui*")}
+    ours = {name async for name in redis.scan_iter(match=f"keel:{{u:{owner.id}}}:ui*")}
     assert ours == {
-        f"keel:{{ws:{workspace}}}:ui:{owner.id}:{longest}".encode(),
-        f"keel:{{ws:{workspace}}}:ui-index:{owner.id}".encode(),
+        f"keel:{{u:{owner.id}}}:ui:{workspace}:{longest}".encode(),
+        f"keel:{{u:{owner.id}}}:ui-index:{workspace}".encode(),
+        f"keel:{{u:{owner.id}}}:ui-ledger".encode(),
+        f"keel:{{u:{owner.id}}}:ui-bytes".encode(),
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from application.retrying import retried
-from domain.errors import NotFoundError, UnavailableError
+from domain.errors import NotFoundError, StorageFullError, UnavailableError
 
 
 class Flaky:
@@ -28,6 +28,15 @@ async def test_unavailable_is_retried_until_it_works() -> None:
 async def test_other_errors_are_not_retried() -> None:
     call = Flaky([NotFoundError("gone")])
     with pytest.raises(NotFoundError):
+        await retried(call, base_s=0.001)
+    assert call.calls == 1
+
+
+async def test_a_full_redis_is_not_retried() -> None:
+    # It does not empty itself in seconds: retrying only holds up the caller
+    # (a worker publishing a task's events would wait out every deadline).
+    call = Flaky([StorageFullError("the event bus cannot be written: Redis is full", 5)])
+    with pytest.raises(StorageFullError):
         await retried(call, base_s=0.001)
     assert call.calls == 1
 

@@ -23,15 +23,18 @@ from domain.errors import (
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
+    QuotaExceededError,
     UnavailableError,
 )
 from domain.ports import UIStateStore
 from domain.ui_state import (
+    DEFAULT_QUOTA,
     DEFAULT_TTL_S,
     MAX_KEYS,
     MAX_TTL_S,
     MAX_VALUE_BYTES,
     UIState,
+    UIStateQuota,
     check_key,
     check_ttl,
     check_value,
@@ -66,8 +69,8 @@ class World:
     def _uow(self, user_id: UUID) -> InMemoryUnitOfWork:
         return self.factory(Caller(user_id, self.workspace))
 
-    def put(self, user_id: UUID) -> PutUIState:
-        return PutUIState(self._uow(user_id), self.cache, self.store)
+    def put(self, user_id: UUID, quota: UIStateQuota = DEFAULT_QUOTA) -> PutUIState:
+        return PutUIState(self._uow(user_id), self.cache, self.store, quota)
 
     def get(self, user_id: UUID) -> GetUIState:
         return GetUIState(self._uow(user_id), self.cache, self.store)
@@ -155,6 +158,24 @@ async def test_delete_removes_and_a_second_delete_is_not_found(world: World) -> 
     await world.delete(world.owner).execute("k")
     with pytest.raises(NotFoundError, match="no UI state"):
         await world.delete(world.owner).execute("k")
+
+
+@pytest.mark.parametrize(
+    ("quota", "detail"),
+    [
+        (UIStateQuota(entries_per_user=2), "2 UI-state entries across your workspaces"),
+        (UIStateQuota(bytes_per_user=600), "would pass 600 bytes"),
+    ],
+)
+async def test_the_users_quota_is_quota_exceeded(
+    world: World, quota: UIStateQuota, detail: str
+) -> None:
+    put = world.put(world.owner, quota)
+    await put.execute("a", b"1", None)
+    await put.execute("b", b"2", None)
+    with pytest.raises(QuotaExceededError, match=detail):
+        await put.execute("c", b"3", None)
+    await put.execute("a", b"4", None)  # a replacement no larger
 
 
 async def test_the_cap_refuses_a_new_key_but_not_a_replacement(world: World) -> None:
