@@ -175,8 +175,11 @@ class Feed:
 
     It holds one of its user's stream slots: briefly until it is first read,
     then, renewed on a timer, until `close()`. A client that stops reading
-    still counts against the cap while its stream is open; one gone before
-    the stream started holds nothing after SLOT_UNTIL_START_S.
+    still counts against the cap while its stream is open. Whoever serves the
+    feed calls `close()` however the response ends, read or not (a client
+    gone before the stream started too); if even that never happens (the
+    process died), the slot lapses on its own. A renewal still on its way
+    when the slot is released never takes it back (OpenStreams.renew).
     """
 
     def __init__(

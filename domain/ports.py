@@ -369,7 +369,8 @@ class OpenStreams(Protocol):
         ...
 
     async def renew(self, user_id: UUID, slot: str, ttl_s: float) -> None:
-        """Hold `slot` for `ttl_s` more (taking it again if it had lapsed)."""
+        """Hold `slot` for `ttl_s` more (taking it again if it had lapsed), unless it
+        was released: a renewal that arrives after the release never takes it back."""
         ...
 
     async def release(self, user_id: UUID, slot: str) -> None: ...
