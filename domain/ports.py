@@ -330,6 +330,11 @@ class Subscription(Protocol):
         behind or the process is shutting down: resume from the last id returned."""
         ...
 
+    async def batch(self, timeout_s: float) -> list[StoredEvent]:
+        """As `next`, with every later event already received (none read from the
+        store for it), in order; an empty list when none came within `timeout_s`."""
+        ...
+
 
 class EventBus(EventPublisher, Protocol):
     def subscribe(
