@@ -54,6 +54,7 @@ def _api(settings: Settings, _args: argparse.Namespace) -> int:
     import uvicorn
 
     from entrypoints.http.app import check_database_role, create_app, drain_event_streams
+    from entrypoints.http.heads import HeadLimits, bounded
     from entrypoints.logging import configure_logging
 
     class _Server(uvicorn.Server):
@@ -70,6 +71,7 @@ def _api(settings: Settings, _args: argparse.Namespace) -> int:
         app,
         host=settings.host,
         port=settings.port,
+        http=bounded(HeadLimits.of(settings)),
         lifespan="on",
         access_log=False,
         log_config=None,

@@ -96,6 +96,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         int, Meta(ge=10, le=100_000, description="Events buffered per stream before it is closed")
     ] = 1000
     max_body_bytes: Annotated[int, Meta(ge=1024, description="Request body limit")] = 1024 * 1024
+    max_head_bytes: Annotated[
+        int, Meta(ge=1024, le=1024 * 1024, description="Request head limit (URL and fields)")
+    ] = 16 * 1024
+    max_header_fields: Annotated[
+        int, Meta(ge=8, le=10_000, description="Header fields one request may have")
+    ] = 100
+    head_timeout_s: Annotated[
+        float, Meta(gt=0, le=300, description="Time a client has to send a request head")
+    ] = 10
     cors_origins: Annotated[
         str,
         Meta(
