@@ -124,7 +124,8 @@ class OpenEventStream:
         another stream), RateLimitedError (the user has too many streams open)
         or StreamEndedError (the client already has the task's terminal event).
         Reading the feed raises NotFoundError once the caller is no longer a
-        member (checked every heartbeat period).
+        member: checked before each batch of events it delivers (after they
+        were published) and every heartbeat period.
         """
         workspace_id, after = current_workspace(self._uow), check_position(after)
         stream = StreamRef(workspace_id, task_id)
@@ -157,16 +158,20 @@ class OpenEventStream:
         async with self._bus.subscribe(stream, after) as subscription:
             while True:
                 if loop.time() - checked >= self._limits.heartbeat_s:
-                    # Still a member? (Cached, and invalidated on every membership
-                    # change: a removed member's stream ends within a heartbeat.)
+                    # Still a member? Also on a quiet stream, within a heartbeat.
                     await cached_role(self._uow, self._cache)
                     checked = loop.time()
                 wait_s = self._limits.ended_grace_s if ended else self._limits.heartbeat_s
-                event = await subscription.next(wait_s)
-                if event is not None:
-                    yield event
-                    if stream.task_id is not None and event.event.type.terminal:
-                        return
+                if events := await subscription.batch(wait_s):
+                    # Still a member, checked after every one of these events was
+                    # published: one removed before any of them gets none. (Cached,
+                    # and invalidated right after every membership change commits.)
+                    await cached_role(self._uow, self._cache)
+                    checked = loop.time()
+                    for event in events:
+                        yield event
+                        if stream.task_id is not None and event.event.type.terminal:
+                            return
                 elif task is not None and ended:
                     if repaired:
                         return  # its terminal event is there, before `after`
@@ -189,8 +194,11 @@ class Feed:
 
     It holds one of its user's stream slots: briefly until it is first read,
     then, renewed on a timer, until `close()`. A client that stops reading
-    still counts against the cap while its stream is open; one gone before
-    the stream started holds nothing after SLOT_UNTIL_START_S.
+    still counts against the cap while its stream is open. Whoever serves the
+    feed calls `close()` however the response ends, read or not (a client
+    gone before the stream started too); if even that never happens (the
+    process died), the slot lapses on its own. A renewal still on its way
+    when the slot is released never takes it back (OpenStreams.renew).
     """
 
     def __init__(

@@ -342,6 +342,11 @@ class Subscription(Protocol):
         behind or the process is shutting down: resume from the last id returned."""
         ...
 
+    async def batch(self, timeout_s: float) -> list[StoredEvent]:
+        """As `next`, with every later event already received (none read from the
+        store for it), in order; an empty list when none came within `timeout_s`."""
+        ...
+
 
 class EventBus(EventPublisher, Protocol):
     def subscribe(
@@ -383,7 +388,8 @@ class OpenStreams(Protocol):
         ...
 
     async def renew(self, user_id: UUID, slot: str, ttl_s: float) -> None:
-        """Hold `slot` for `ttl_s` more (taking it again if it had lapsed)."""
+        """Hold `slot` for `ttl_s` more (taking it again if it had lapsed), unless it
+        was released: a renewal that arrives after the release never takes it back."""
         ...
 
     async def release(self, user_id: UUID, slot: str) -> None: ...

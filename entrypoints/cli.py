@@ -55,6 +55,7 @@ def _api(settings: Settings, _args: argparse.Namespace) -> int:
     import uvicorn
 
     from entrypoints.http.app import check_database_role, create_app, drain_event_streams
+    from entrypoints.http.heads import HeadLimits, bounded
     from entrypoints.logging import configure_logging
     from entrypoints.tracing import configure_tracing
 
@@ -73,6 +74,7 @@ def _api(settings: Settings, _args: argparse.Namespace) -> int:
         app,
         host=settings.host,
         port=settings.port,
+        http=bounded(HeadLimits.of(settings)),
         lifespan="on",
         access_log=False,
         log_config=None,
@@ -258,6 +260,9 @@ _API = (
     "max_workspaces_per_user",
     "max_body_bytes",
     "cors_origins",
+    "max_head_bytes",
+    "max_header_fields",
+    "head_timeout_s",
     "tracing",
 )
 _WORKER = (

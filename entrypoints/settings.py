@@ -167,6 +167,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         bool,
         Meta(description="Export OpenTelemetry traces (OTEL_* configure it; needs keel[tracing])"),
     ] = False
+    max_head_bytes: Annotated[
+        int, Meta(ge=1024, le=1024 * 1024, description="Request head limit (URL and fields)")
+    ] = 16 * 1024
+    max_header_fields: Annotated[
+        int, Meta(ge=8, le=10_000, description="Header fields one request may have")
+    ] = 100
+    head_timeout_s: Annotated[
+        float, Meta(gt=0, le=300, description="Time a client has to send a request head")
+    ] = 10
     cors_origins: Annotated[
         str,
         Meta(

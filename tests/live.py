@@ -19,6 +19,7 @@ import uvicorn
 from litestar import Litestar
 
 from entrypoints.http.app import create_app
+from entrypoints.http.heads import HeadLimits, bounded
 from entrypoints.settings import Settings
 
 
@@ -29,7 +30,13 @@ async def serving(
     """Serve the app on `port` (0: a free one); yields its base URL."""
     app = app or create_app(settings)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan="on", log_config=None, access_log=False
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=bounded(HeadLimits.of(settings)),  # as `keel api` serves
+        lifespan="on",
+        log_config=None,
+        access_log=False,
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

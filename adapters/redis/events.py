@@ -191,19 +191,37 @@ class _Subscription:
                 page = await self._bus.read_after(self._key, self._backlog_from)
                 self._backlog.extend(page)
                 self._backlog_from = page[-1].id if len(page) == PAGE else None
-            for source in (self._backlog, self._live):
-                while source:
-                    event = source.popleft()
-                    at = position(event.id)
-                    if at > self._last:
-                        self._last = at
-                        return event
+            if (event := self._pop()) is not None:
+                return event
             self._wake.clear()
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), remaining)
+
+    async def batch(self, timeout_s: float) -> list[StoredEvent]:
+        first = await self.next(timeout_s)
+        if first is None:
+            return []
+        events = [first]
+        # Only what is here already: a backlog page not yet read comes first.
+        while self._backlog or self._backlog_from is None:
+            if (event := self._pop()) is None:
+                break
+            events.append(event)
+        return events
+
+    def _pop(self) -> StoredEvent | None:
+        """The next event held here (the backlog first), skipping ids already returned."""
+        for source in (self._backlog, self._live):
+            while source:
+                event = source.popleft()
+                at = position(event.id)
+                if at > self._last:
+                    self._last = at
+                    return event
+        return None
 
 
 class RedisEventBus:

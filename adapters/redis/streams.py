@@ -12,6 +12,10 @@ one script before the ticket is stored, and left by a ticket redeemed.
 Slots: one sorted set per user (member: slot id, score: when it lapses),
 trimmed and counted in one script, so the per-user cap holds across every
 API process, and a process that dies leaves slots that lapse on their own.
+A released slot leaves a tombstone for RELEASED_KEEP_MS, which a renewal
+checks in the same script: a renewal that reaches Redis after the release (a
+cancelled or retried command still on its way, on another connection) can
+never take the slot again.
 """
 
 from __future__ import annotations
@@ -61,6 +65,24 @@ return 1
 """
 )
 
+# KEYS: the user's slots, their tombstones. ARGV: slot, lapse ms, key TTL ms.
+_RENEW = """
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+# KEYS: the user's slots, their tombstones. ARGV: slot, now ms, tombstone ms.
+_RELEASE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[2] + ARGV[3], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1
+"""
+RELEASED_KEEP_MS = 15_000  # longer than any command can stay on its way
+
 
 class _Grant(msgspec.Struct, array_like=True):
     user_id: UUID
@@ -81,8 +103,13 @@ def _tickets_key(user_id: UUID) -> str:
     return f"keel:{{u:{user_id}}}:tickets"
 
 
-def _slots_key(user_id: UUID) -> str:
-    return f"keel:streams:{user_id}"
+def slots_key(user_id: UUID) -> str:
+    """The user's slots (the hash tag keeps the tombstones in the same cluster slot)."""
+    return f"keel:{{streams:{user_id}}}"
+
+
+def _released_key(user_id: UUID) -> str:
+    return f"{slots_key(user_id)}:released"
 
 
 class RedisStreamTickets:
@@ -126,23 +153,27 @@ class RedisOpenStreams:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._acquire = redis.register_script(_ACQUIRE)
+        self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
 
     async def acquire(self, user_id: UUID, limit: int, ttl_s: float) -> str | None:
         slot, now_ms, ttl_ms = uuid4().hex, int(time.time() * 1000), int(ttl_s * 1000)
         with unavailable_as(WHAT):
             taken = await self._acquire(
-                keys=[_slots_key(user_id)], args=[now_ms, limit, now_ms + ttl_ms, slot, ttl_ms]
+                keys=[slots_key(user_id)], args=[now_ms, limit, now_ms + ttl_ms, slot, ttl_ms]
             )
         return slot if taken else None
 
     async def renew(self, user_id: UUID, slot: str, ttl_s: float) -> None:
-        lapses = int((time.time() + ttl_s) * 1000)
+        lapses, ttl_ms = int((time.time() + ttl_s) * 1000), int(ttl_s * 1000)
         with unavailable_as(WHAT):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.zadd(_slots_key(user_id), {slot: lapses})
-                pipe.pexpire(_slots_key(user_id), int(ttl_s * 1000))
-                await pipe.execute()
+            await self._renew(keys=self._keys(user_id), args=[slot, lapses, ttl_ms])
 
     async def release(self, user_id: UUID, slot: str) -> None:
+        now_ms = int(time.time() * 1000)
         with unavailable_as(WHAT):
-            await self._redis.zrem(_slots_key(user_id), slot)
+            await self._release(keys=self._keys(user_id), args=[slot, now_ms, RELEASED_KEEP_MS])
+
+    @staticmethod
+    def _keys(user_id: UUID) -> list[str]:
+        return [slots_key(user_id), _released_key(user_id)]

@@ -19,6 +19,7 @@ from uuid import UUID
 import msgspec
 from dishka.integrations.litestar import FromDishka
 from litestar import Controller, Request, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
@@ -81,6 +82,19 @@ async def _messages(feed: Feed) -> AsyncIterator[ServerSentEventMessage]:
         await feed.close()
 
 
+def _stream(feed: Feed) -> ServerSentEvent:
+    """The response; however it ends, it closes the feed (gives the slot back).
+
+    The generator's `finally` does not cover a client gone before the first
+    chunk: Litestar then cancels the response before the generator has
+    started, so the generator never runs. The background task runs after the
+    body in every case the response itself survives.
+    """
+    return ServerSentEvent(
+        _messages(feed), headers={"X-Accel-Buffering": "no"}, background=BackgroundTask(feed.close)
+    )
+
+
 def _grant(request: Request[Any, Any, Any]) -> StreamGrant | None:
     user = request.user
     return user.grant if isinstance(user, Principal) else None
@@ -110,7 +124,7 @@ class EventController(Controller):
         resume_after: ResumeAfter = None,
     ) -> ServerSentEvent:
         feed = await use_case.execute(None, last_event_id or resume_after, _grant(request))
-        return ServerSentEvent(_messages(feed), headers={"X-Accel-Buffering": "no"})
+        return _stream(feed)
 
     @get(
         "/tasks/{task_id:uuid}/events",
@@ -126,4 +140,4 @@ class EventController(Controller):
         resume_after: ResumeAfter = None,
     ) -> ServerSentEvent:
         feed = await use_case.execute(task_id, last_event_id or resume_after, _grant(request))
-        return ServerSentEvent(_messages(feed), headers={"X-Accel-Buffering": "no"})
+        return _stream(feed)

@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from adapters.redis.events import RedisEventBus, stream_key
+from adapters.redis.streams import slots_key
 from domain.events import EventType, StreamRef, TaskEvent
 from entrypoints.settings import Settings
 from tests.conftest import People, Person
@@ -131,7 +132,7 @@ def _reset(raw: socket.socket) -> None:
 
 async def _slots(redis: Redis, user: uuid.UUID) -> int:
     """Slots held now (a slot's score is when it lapses)."""
-    return int(await redis.zcount(f"keel:streams:{user}", int(time.time() * 1000), "+inf"))
+    return int(await redis.zcount(slots_key(user), int(time.time() * 1000), "+inf"))
 
 
 async def _until(predicate: Any, timeout_s: float) -> bool:
