@@ -7,7 +7,7 @@ DomainError
 ├── ConflictError            409  a duplicate, or a rule about other rows
 │   └── LastOwnerError       409  the change would leave a workspace without an owner
 ├── PreconditionFailedError  412  an If-Match version that is no longer current
-├── UnavailableError         503  a dependency (Postgres, Redis) cannot be reached
+├── UnavailableError         503  a dependency (Postgres, Redis) cannot be reached (Retry-After)
 ├── RateLimitedError         429  too many at once (e.g. open event streams)
 ├── SubscriptionClosedError       an event subscriber must reconnect (fell behind, shutdown)
 ├── StreamEndedError         204  a task stream resumed after its terminal event
@@ -52,7 +52,13 @@ class PreconditionFailedError(DomainError):
 
 
 class UnavailableError(DomainError):
+    """Worth trying again after `retry_after_s`: a lost connection is replaced at once."""
+
     title = "Service unavailable"
+
+    def __init__(self, detail: str, retry_after_s: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
 
 
 class RateLimitedError(DomainError):

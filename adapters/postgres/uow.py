@@ -99,7 +99,8 @@ class PgUnitOfWork:
             return
         try:
             if tx is not None and tx.is_active:
-                await tx.rollback()
+                with translated():  # the session may have ended under it
+                    await tx.rollback()
         finally:
             await conn.close()
 

@@ -69,7 +69,9 @@ def _slug(title: str) -> str:
 def on_domain_error(request: Request[Any, Any, Any], error: DomainError) -> Response[Any]:
     status = next(_STATUS[kind] for kind in type(error).__mro__ if kind in _STATUS)
     headers = (
-        {"Retry-After": str(error.retry_after_s)} if isinstance(error, RateLimitedError) else None
+        {"Retry-After": str(error.retry_after_s)}
+        if isinstance(error, RateLimitedError | UnavailableError)
+        else None
     )
     return problem(request, status, error.title, error.detail, _slug(error.title), headers=headers)
 
