@@ -109,17 +109,25 @@ async def _blocked_on_lock(conn: AsyncConnection) -> None:
         await asyncio.sleep(0.005)
 
 
-async def _cancel_mid_query(http: httpx.AsyncClient, superuser: AsyncEngine, user: User) -> None:
-    """Cancel `user`'s read while its query waits for a lock the test holds."""
+async def _cancel_mid_query(
+    http: httpx.AsyncClient, superuser: AsyncEngine, users: list[User], n: int, moment: str
+) -> list[str]:
+    """Cancel one user's read while its query waits for a lock the test holds
+    ("waiting"), or just as the lock goes and its rows come ("rows arriving"),
+    with everyone reading at once while that connection is being cleaned up."""
+    user = users[n % USERS]
     async with superuser.connect() as locker, superuser.connect() as watcher:
         await locker.begin()
         await locker.execute(_LOCK)
         request = asyncio.create_task(http.get(user.documents, headers=user.headers))
         await _blocked_on_lock(watcher)
+        if moment == "rows arriving":
+            await locker.rollback()
         request.cancel()
+        problems = await _everyone_reads(http, users, locker if moment == "waiting" else None)
         with pytest.raises(asyncio.CancelledError):
             await request
-        await locker.rollback()
+    return problems
 
 
 async def _cancel_at_random(http: httpx.AsyncClient, user: User, rng: random.Random) -> None:
@@ -135,8 +143,12 @@ async def _cancel_at_random(http: httpx.AsyncClient, user: User, rng: random.Ran
     assert answered.status_code in (201, 503), answered.text
 
 
-async def _everyone_reads(http: httpx.AsyncClient, users: list[User]) -> list[str]:
-    """Every user reads at once (more users than connections); what went wrong."""
+async def _everyone_reads(
+    http: httpx.AsyncClient, users: list[User], locker: AsyncConnection | None = None
+) -> list[str]:
+    """Every user reads at once (more users than connections); what went wrong.
+
+    With `locker`, its lock is released once the reads have started."""
 
     async def one(user: User) -> str | None:
         response = await http.get(user.documents, headers=user.headers)
@@ -147,16 +159,21 @@ async def _everyone_reads(http: httpx.AsyncClient, users: list[User]) -> list[st
             return f"{user.id} was served rows that are not theirs: {items}"
         return None
 
-    answers = await asyncio.gather(*(one(user) for user in users))
+    reads = asyncio.gather(*(one(user) for user in users))
+    if locker is not None:
+        await asyncio.sleep(0)
+        await locker.rollback()
+    answers = await reads
     return [answer for answer in answers if answer is not None]
 
 
+@pytest.mark.parametrize("moment", ["waiting", "rows arriving"])
 async def test_a_request_cancelled_mid_query_leaves_the_pool_serving_everyone_their_rows(
-    http: httpx.AsyncClient, superuser: AsyncEngine, users: list[User]
+    http: httpx.AsyncClient, superuser: AsyncEngine, users: list[User], moment: str
 ) -> None:
     problems = []
     for n in range(ROUNDS):
-        await _cancel_mid_query(http, superuser, users[n % USERS])
+        problems += await _cancel_mid_query(http, superuser, users, n, moment)
         problems += await _everyone_reads(http, users)
     assert not problems, "\n".join(problems)
 
@@ -165,7 +182,7 @@ async def test_requests_cancelled_at_any_moment_leave_the_pool_serving_everyone_
     http: httpx.AsyncClient, users: list[User]
 ) -> None:
     rng, problems = random.Random(17), []
-    for n in range(ROUNDS * 4):
+    for n in range(ROUNDS * 2):
         await asyncio.gather(*(_cancel_at_random(http, user, rng) for user in users[: n % 4 + 1]))
         problems += await _everyone_reads(http, users)
     assert not problems, "\n".join(problems)
