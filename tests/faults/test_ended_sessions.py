@@ -20,9 +20,11 @@ fail with UnavailableError (503), and the pool must serve the next one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import select
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.postgres.database import create_engine
@@ -37,39 +40,59 @@ from adapters.postgres.uow import PgUnitOfWork
 from domain.entities import Caller, User
 from domain.errors import UnavailableError
 from tests.conftest import Database
+from tests.faults.holding_proxy import HoldingProxy
 
 _TERMINATE = sa.text("select pg_terminate_backend(:pid)")
 _PID = sa.text("select pg_backend_pid()")
 
 
-async def _error_unread(peek: socket.socket) -> None:
+async def _error_unread(proxy: HoldingProxy, peek: socket.socket) -> None:
     """Nothing more: the request runs before asyncio reads a byte."""
 
 
-async def _error_read_end_unread(peek: socket.socket) -> None:
+async def _error_read_end_unread(proxy: HoldingProxy, peek: socket.socket) -> None:
     # A peek answers b"" once only the end of the stream is left: asyncio has
     # read the error, and its next read (the end) runs after this task's turn.
     while peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):  # noqa: ASYNC110
         await asyncio.sleep(0)  # one turn of the loop at a time
 
 
-async def _all_read(peek: socket.socket) -> None:
+async def _error_read_end_not_sent(proxy: HoldingProxy, peek: socket.socket) -> None:
+    # The proxy holds the end back: nothing is left to read once asyncio has
+    # read the error, and nothing tells asyncpg the connection is gone.
+    with contextlib.suppress(BlockingIOError):
+        while peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):  # noqa: ASYNC110
+            await asyncio.sleep(0)
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def _all_read(proxy: HoldingProxy, peek: socket.socket) -> None:
     await asyncio.sleep(0.1)
 
 
-MOMENTS: dict[str, Callable[[socket.socket], Awaitable[None]]] = {
+Moment = Callable[[HoldingProxy, socket.socket], Awaitable[None]]
+MOMENTS: dict[str, Moment] = {
     "error unread": _error_unread,
     "error read, end unread": _error_read_end_unread,
+    "error read, end not sent yet": _error_read_end_not_sent,
     "all read": _all_read,
 }
 
 
 @pytest.fixture
-async def engine(own_database: Database) -> AsyncIterator[AsyncEngine]:
-    # One connection and no overflow is not possible here (create_engine
-    # allows pool_size of overflow); the tests hold the one they end.
-    engine = create_engine(own_database.runtime_url, pool_size=1)
+async def proxy(own_database: Database) -> AsyncIterator[HoldingProxy]:
+    url = make_url(own_database.runtime_url)
+    async with HoldingProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+async def engine(own_database: Database, proxy: HoldingProxy) -> AsyncIterator[AsyncEngine]:
+    url = make_url(own_database.runtime_url).set(host="127.0.0.1", port=proxy.port)
+    engine = create_engine(url.render_as_string(hide_password=False), pool_size=1)
     yield engine
+    proxy.release()  # closing a connection waits for the server's end
     await engine.dispose()
 
 
@@ -94,6 +117,16 @@ async def _own_user(engine: AsyncEngine, caller: Caller) -> User | None:
         return await uow.users.get(caller.user_id)
 
 
+async def _readable(peek: socket.socket) -> None:
+    """Until the error has reached the client's socket (the proxy runs in this loop)."""
+    poller = select.poll()
+    poller.register(peek.fileno(), select.POLLIN)
+    deadline = time.monotonic() + 10
+    while not poller.poll(0):
+        assert time.monotonic() < deadline, "the terminated backend sent nothing"
+        await asyncio.sleep(0.001)
+
+
 @dataclass
 class Backend:
     pid: int
@@ -108,53 +141,55 @@ class Backend:
         fileno = driver._transport.get_extra_info("socket").fileno()
         return cls(pid, driver, socket.socket(fileno=os.dup(fileno)))
 
-    async def end_at(self, superuser: AsyncEngine, moment: str) -> None:
+    async def end_at(self, superuser: AsyncEngine, proxy: HoldingProxy, moment: str) -> None:
         """Terminate the backend and let the loop run until `moment` of its ending."""
         transport = self.driver._transport
         transport.pause_reading()  # asyncio reads nothing of it until resumed
+        proxy.hold_end = moment == "error read, end not sent yet"
+        proxy.ended.clear()
         async with superuser.connect() as conn:
             assert await conn.scalar(_TERMINATE, {"pid": self.pid})
+        if not proxy.hold_end:
+            await asyncio.wait_for(proxy.ended.wait(), 10)
         with self.peek:
-            poller = select.poll()
-            poller.register(self.peek.fileno(), select.POLLIN)
-            assert poller.poll(10_000), "the terminated backend sent nothing"
+            await _readable(self.peek)
             # Reading resumes on the loop's next turn, after this task's.
             transport.resume_reading()
-            await MOMENTS[moment](self.peek)
+            await MOMENTS[moment](proxy, self.peek)
         # The moment is the one named: asyncpg has noticed the end only at the last.
         assert self.driver.is_closed() == (moment == "all read")
 
 
 @pytest.mark.parametrize("moment", MOMENTS)
 async def test_a_pooled_connection_whose_session_ended_is_never_handed_out(
-    engine: AsyncEngine, superuser: AsyncEngine, caller: Caller, moment: str
+    engine: AsyncEngine, superuser: AsyncEngine, proxy: HoldingProxy, caller: Caller, moment: str
 ) -> None:
     async with engine.connect() as conn:
         backend = await Backend.of(conn)
     # Back in the pool, idle: now its backend is terminated.
-    await backend.end_at(superuser, moment)
+    await backend.end_at(superuser, proxy, moment)
     user = await _own_user(engine, caller)
     assert user is not None
     assert user.id == caller.user_id
 
 
 async def _read_ending_midway(
-    engine: AsyncEngine, superuser: AsyncEngine, caller: Caller, moment: str
+    engine: AsyncEngine, superuser: AsyncEngine, proxy: HoldingProxy, caller: Caller, moment: str
 ) -> None:
     """A unit of work whose session ends, at `moment`, between two statements."""
     async with PgUnitOfWork(engine, caller) as uow:
         assert uow._conn is not None
         backend = await Backend.of(uow._conn)
-        await backend.end_at(superuser, moment)
+        await backend.end_at(superuser, proxy, moment)
         await uow.users.get(caller.user_id)
 
 
 @pytest.mark.parametrize("moment", MOMENTS)
 async def test_a_session_ended_inside_a_unit_of_work_is_unavailable_and_discarded(
-    engine: AsyncEngine, superuser: AsyncEngine, caller: Caller, moment: str
+    engine: AsyncEngine, superuser: AsyncEngine, proxy: HoldingProxy, caller: Caller, moment: str
 ) -> None:
     with pytest.raises(UnavailableError):
-        await _read_ending_midway(engine, superuser, caller, moment)
+        await _read_ending_midway(engine, superuser, proxy, caller, moment)
     user = await _own_user(engine, caller)
     assert user is not None
     assert user.id == caller.user_id
