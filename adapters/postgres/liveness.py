@@ -21,7 +21,10 @@ of reconnecting. Two hooks instead:
 - on checkout, a connection that is closed, or whose socket is readable while
   it is idle (the server spoke unprompted: only a FATAL error or the end of
   the stream can come on a Keel connection, which never LISTENs), is
-  replaced by a new one before anyone uses it (one `poll`, no round trip);
+  replaced by a new one before anyone uses it (one `poll`, no round trip).
+  It cannot see a connection that has read the error before the end of the
+  stream arrived; for that moment the unit of work starts once more on a new
+  connection when its first statement finds the session gone (uow.py);
 - on any error, one that says the session is gone (SQLSTATE class 08,
   57P01-57P05, or asyncpg's own protocol errors) marks the connection as
   disconnected, so SQLAlchemy discards it (and, as for any disconnect, the
@@ -74,11 +77,12 @@ def _refuse_ended(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
 
 def _spoke_unprompted(driver: asyncpg.Connection) -> bool:
     # asyncpg has no public accessor for its socket; the transport is stable API
-    # of asyncio (and uvloop) once reached.
-    transport = driver._transport
+    # of asyncio (and uvloop) once reached. Without one, it cannot tell: the
+    # unit of work's retry (uow.py) still replaces the connection.
+    transport = getattr(driver, "_transport", None)
     socket = transport.get_extra_info("socket") if transport is not None else None
     if socket is None:
-        return True
+        return False
     poller = select.poll()
     poller.register(socket.fileno(), select.POLLIN)
     return bool(poller.poll(0))

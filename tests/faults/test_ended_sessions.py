@@ -173,6 +173,19 @@ async def test_a_pooled_connection_whose_session_ended_is_never_handed_out(
     assert user.id == caller.user_id
 
 
+@pytest.mark.parametrize("moment", [m for m in MOMENTS if m != "error read, end not sent yet"])
+async def test_any_user_of_the_engine_gets_a_new_connection_on_checkout(
+    engine: AsyncEngine, superuser: AsyncEngine, proxy: HoldingProxy, moment: str
+) -> None:
+    # Not only units of work: the readiness probe and the worker's calls
+    # check connections out too, and are served without an error.
+    async with engine.connect() as conn:
+        backend = await Backend.of(conn)
+    await backend.end_at(superuser, proxy, moment)
+    async with engine.connect() as conn:
+        assert await conn.scalar(_PID) != backend.pid
+
+
 async def _read_ending_midway(
     engine: AsyncEngine, superuser: AsyncEngine, proxy: HoldingProxy, caller: Caller, moment: str
 ) -> None:
