@@ -11,7 +11,7 @@ DomainError
 ├── PreconditionFailedError  412  an If-Match version that is no longer current
 ├── UnreadableValueError     409  a stored value Keel cannot carry (stored before its rules)
 ├── QuotaExceededError       413  the caller's share of storage is used up
-├── UnavailableError         503  a dependency (Postgres, Redis) cannot be reached
+├── UnavailableError         503  a dependency (Postgres, Redis) cannot be reached (Retry-After)
 │   └── StorageFullError     503  … or refuses writes: it is full (Retry-After)
 ├── RateLimitedError         429  too many at once (e.g. open event streams)
 ├── SubscriptionClosedError       an event subscriber must reconnect (fell behind, shutdown)
@@ -88,7 +88,13 @@ class PreconditionFailedError(DomainError):
 
 
 class UnavailableError(DomainError):
+    """Worth trying again after `retry_after_s`: a lost connection is replaced at once."""
+
     title = "Service unavailable"
+
+    def __init__(self, detail: str, retry_after_s: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
 
 
 class StorageFullError(UnavailableError):
@@ -97,8 +103,7 @@ class StorageFullError(UnavailableError):
     title = "Storage full"
 
     def __init__(self, detail: str, retry_after_s: int) -> None:
-        super().__init__(detail)
-        self.retry_after_s = retry_after_s
+        super().__init__(detail, retry_after_s)
 
 
 class RateLimitedError(DomainError):

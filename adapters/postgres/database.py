@@ -9,6 +9,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from adapters.postgres import stored_json
+from adapters.postgres.liveness import guard
 
 
 def async_url(url: str) -> str:
@@ -25,17 +26,20 @@ def create_engine(url: str, *, pool_size: int = 10, statement_cache: bool = True
         # Behind PgBouncer/Supavisor in transaction mode prepared statements
         # do not survive between transactions.
         connect_args["statement_cache_size"] = 0
-    return create_async_engine(
+    engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=5,
-        # No pre-ping: it would add a round trip to every transaction. After a
-        # server restart, SQLAlchemy invalidates the pool on the first
-        # disconnect error, so one request fails (503) and the rest reconnect.
+        # No pre-ping: it would add a round trip to every transaction. A
+        # connection whose session the server ended is replaced on checkout
+        # instead (liveness.py); one that ends while in use fails its request
+        # (503), is discarded, and the pool's older connections reconnect.
         connect_args=connect_args,
         json_deserializer=stored_json.decode,
     )
+    guard(engine)
+    return engine
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ from contextlib import contextmanager
 
 import asyncpg
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from adapters.postgres.liveness import session_ended
 from domain.errors import (
     ConflictError,
     DomainError,
@@ -48,23 +50,50 @@ _BY_SQLSTATE: dict[str, DomainError] = {
 }
 
 
+# Classes whose every member means "not now": 08 connection exception,
+# 53 insufficient resources (53300 too many connections, out of memory, disk
+# full), 57 operator intervention (57P01 admin shutdown, 57014 a cancelled
+# statement, 57P03 cannot connect now).
+_UNAVAILABLE_CLASSES = ("08", "53", "57")
+_UNAVAILABLE = "the database is unavailable; try again"
+
+
 def sqlstate(error: DBAPIError) -> tuple[str | None, str | None]:
     """(SQLSTATE, constraint name) of a driver error wrapped by SQLAlchemy."""
     cause = getattr(error.orig, "__cause__", None) or error.orig
     return getattr(cause, "sqlstate", None), getattr(cause, "constraint_name", None)
 
 
+def _unavailable(error: DBAPIError) -> bool:
+    """Whether `error` says the database, or this connection to it, is gone for now."""
+    code, _ = sqlstate(error)
+    return (
+        error.connection_invalidated
+        or session_ended(error.orig)
+        or (code or "").startswith(_UNAVAILABLE_CLASSES)
+    )
+
+
 @contextmanager
 def translated() -> Iterator[None]:
-    """Re-raise known database errors as domain errors; let the rest through."""
+    """Re-raise known database errors as domain errors; let the rest through.
+
+    A database that cannot be reached, a session the server ended, a pool
+    with no connection to spare (its timeout): UnavailableError (503 with
+    Retry-After), worth trying again.
+    """
     try:
         yield
-    except (OperationalError, InterfaceError, OSError) as error:
-        raise UnavailableError("the database is unavailable") from error
+    except (OperationalError, InterfaceError, PoolTimeoutError, OSError) as error:
+        raise UnavailableError(_UNAVAILABLE) from error
     except DBAPIError as error:
-        if isinstance(getattr(error.orig, "__cause__", None), asyncpg.DataError):
+        if _unavailable(error):
+            raise UnavailableError(_UNAVAILABLE) from error
+        if type(getattr(error.orig, "__cause__", None)) is asyncpg.DataError:
             # The driver could not encode a parameter: input (a lone surrogate,
             # a number past its column's type) that the boundary let through.
+            # (The server's own data errors are subclasses, e.g. division by
+            # zero: a bug, not the caller's input.)
             raise InvalidInputError("a value cannot be stored as given") from error
         code, constraint = sqlstate(error)
         known = _BY_CONSTRAINT.get(constraint or "") or _BY_SQLSTATE.get(code or "")

@@ -62,7 +62,13 @@ _FINISHES = "select keel_worker.finish_tasks($1, $2, $3, $4, $5, $6, $7, $8, $9)
 _HEARTBEATS = "select * from keel_worker.heartbeat_tasks($1, $2, $3, $4, $5, $6)"
 
 # The connection is gone (or the server is going away): drop it from the pool.
-_LOST = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
+_LOST = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InternalClientError,  # its protocol state is lost (see liveness.py)
+)
 # Worth running again: the server is restarting, or the transaction lost a race.
 _RETRYABLE = (asyncpg.OperatorInterventionError, asyncpg.TransactionRollbackError)
 

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Self
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from adapters.postgres.errors import translated
@@ -67,13 +68,14 @@ class PgUnitOfWork:
 
     async def __aenter__(self) -> Self:
         with translated():
-            conn = await self._engine.connect()
             try:
-                self._tx = await conn.begin()
-                await enter_tenant(conn, self.caller)
-            except BaseException:
-                await conn.close()
-                raise
+                conn = await self._begin()
+            except DBAPIError as error:
+                if not error.connection_invalidated:
+                    raise
+                # The session had ended before anything ran on the connection
+                # (liveness.py): nothing to undo, so once more on a new one.
+                conn = await self._begin()
         self._conn = conn
         self.users = PgUserRepository(conn)
         self.workspaces = PgWorkspaceRepository(conn)
@@ -81,6 +83,16 @@ class PgUnitOfWork:
         self.foundation = PgFoundationRepository(conn)
         self.tasks = PgTaskRepository(conn)
         return self
+
+    async def _begin(self) -> AsyncConnection:
+        conn = await self._engine.connect()
+        try:
+            self._tx = await conn.begin()
+            await enter_tenant(conn, self.caller)
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
 
     async def commit(self) -> None:
         assert self._tx is not None, "commit outside `async with`"
@@ -99,7 +111,8 @@ class PgUnitOfWork:
             return
         try:
             if tx is not None and tx.is_active:
-                await tx.rollback()
+                with translated():  # the session may have ended under it
+                    await tx.rollback()
         finally:
             await conn.close()
 

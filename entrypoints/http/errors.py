@@ -27,7 +27,6 @@ from domain.errors import (
     PreconditionFailedError,
     QuotaExceededError,
     RateLimitedError,
-    StorageFullError,
     StreamEndedError,
     UnavailableError,
     UnreadableValueError,
@@ -76,7 +75,7 @@ def on_domain_error(request: Request[Any, Any, Any], error: DomainError) -> Resp
     status = next(_STATUS[kind] for kind in type(error).__mro__ if kind in _STATUS)
     headers = (
         {"Retry-After": str(error.retry_after_s)}
-        if isinstance(error, RateLimitedError | StorageFullError)
+        if isinstance(error, RateLimitedError | UnavailableError)
         else None
     )
     extra = None
