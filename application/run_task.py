@@ -57,6 +57,16 @@ class Outcome(enum.Enum):
     SKIPPED = "skipped"  # nothing to run: cancelled, finished, or another worker's
 
 
+@dataclass(frozen=True, slots=True)
+class Ran:
+    """What one attempt came to: its outcome, the attempt it was (0 when none
+    started), and for a failure the reason the task's owner sees (`error`)."""
+
+    outcome: Outcome
+    attempt: int = 0
+    error: str | None = None
+
+
 _ENDINGS = {
     Outcome.SUCCEEDED: (TaskStatus.SUCCEEDED, EventType.SUCCEEDED),
     Outcome.FAILED: (TaskStatus.FAILED, EventType.FAILED),
@@ -90,7 +100,7 @@ class RunTask:
         self._states = states
         self._events = events
 
-    async def execute(self, ref: TaskRef) -> Outcome:
+    async def execute(self, ref: TaskRef) -> Ran:
         settings = self._settings
         states = self._states
         claim = await retried(
@@ -98,9 +108,9 @@ class RunTask:
         )
         if claim is True:
             await retried(lambda: states.postpone(ref, settings.postpone_ms))
-            return Outcome.POSTPONED
+            return Ran(Outcome.POSTPONED)
         if claim is False:
-            return Outcome.SKIPPED
+            return Ran(Outcome.SKIPPED)
         assert isinstance(claim, Claim)
         events = _Announcer(self._events, ref)
         events.start(EventType.STARTED, attempt=claim.attempt)
@@ -109,22 +119,22 @@ class RunTask:
         finally:
             await events.settle()
 
-    async def _run(self, ref: TaskRef, claim: Claim, events: _Announcer) -> Outcome:
+    async def _run(self, ref: TaskRef, claim: Claim, events: _Announcer) -> Ran:
         try:
             result, cached, tail = await self._attempt(ref, claim, events)
         except _LeaseLostError:
-            return Outcome.SKIPPED
+            return Ran(Outcome.SKIPPED, claim.attempt)
         except TaskCancelledError:
             return await self._end(ref, claim, events, Outcome.CANCELLED)
         except TransientModelError as error:
-            if claim.attempt < claim.task.max_attempts:
+            if claim.task.may_retry(claim.attempt):
                 delay = self._settings.backoff.delay_ms(claim.attempt, error.retry_after_s)
                 detail = error.detail
                 ours = await retried(
                     lambda: self._states.retry_later(ref, claim.attempt, delay, detail)
                 )
                 if not ours:
-                    return Outcome.SKIPPED
+                    return Ran(Outcome.SKIPPED, claim.attempt)
                 logger.info(
                     "task.retrying %s attempt=%s delay_ms=%s", ref.task_id, claim.attempt, delay
                 )
@@ -134,7 +144,7 @@ class RunTask:
                     delay_s=delay / 1000,
                     error=detail,
                 )
-                return Outcome.RETRYING
+                return Ran(Outcome.RETRYING, claim.attempt, detail)
             return await self._end(ref, claim, events, Outcome.FAILED, error=error.detail)
         except (ModelError, NotFoundError) as error:
             return await self._end(ref, claim, events, Outcome.FAILED, error=error.detail)
@@ -150,7 +160,7 @@ class RunTask:
         outcome: Outcome,
         tail: str = "",
         **fields: Any,
-    ) -> Outcome:
+    ) -> Ran:
         """Record the final state and publish it (after `tail`, the tokens not sent
         yet), if this attempt still owns the task: a worker that lost its lease
         must not announce an ending that is not stored."""
@@ -159,14 +169,14 @@ class RunTask:
         # so a retry after a commit whose answer was lost changes nothing.
         ours = await retried(lambda: self._states.finish(ref, claim.attempt, status, **fields))
         if not ours:
-            return Outcome.SKIPPED
+            return Ran(Outcome.SKIPPED, claim.attempt)
         ending = TaskEvent(ref.workspace_id, ref.task_id, event, fields)
         if tail:
             tokens = TaskEvent(ref.workspace_id, ref.task_id, EventType.TOKEN, {"text": tail})
             await events.publish(tokens, ending)
         else:
             await events.publish(ending)
-        return outcome
+        return Ran(outcome, claim.attempt, fields.get("error"))
 
     async def _attempt(
         self, ref: TaskRef, claim: Claim, events: _Announcer

@@ -28,7 +28,17 @@ import structlog
 from bullmq import DelayedError, UnrecoverableError
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from adapters.redis.queue import QUEUE, RETRY_DELAY_MS, FetchingWorker, worker_connection
+from adapters.redis.queue import (
+    METRICS,
+    QUEUE,
+    RETRY_DELAY_MS,
+    FetchingWorker,
+    job_attempt,
+    worker_client_name,
+    worker_connection,
+    worker_name,
+)
+from application.dead_letters import ReplayRetriedJob
 from application.dispatch import RecoverTasks, RelayTasks
 from application.run_task import Outcome, RunnerSettings, RunTask
 from domain.entities import TaskRef
@@ -80,6 +90,7 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
     # tasks at once used 5-6 connections.
     container = make_worker_container(settings)
     run_task = await container.get(RunTask)
+    replay = await container.get(ReplayRetriedJob)
     relay = await container.get(RelayTasks)
     recover = await container.get(RecoverTasks)
     dispatcher = await container.get(TaskDispatcher)
@@ -97,9 +108,17 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
             workspace_id=str(ref.workspace_id),
             user_id=str(ref.created_by),
         ):
+            if job.attemptsMade:
+                # Delivered again after it had finished: someone retried it in
+                # the queue (a dashboard's job.retry() of a dead letter). A
+                # failure to record the replay fails the job again: it stays
+                # a dead letter, to be retried again.
+                replayed = await replay.execute(ref, job_attempt(job.id))
+                logger.info("task %s: retried job %s; replayed: %s", ref.task_id, job.id, replayed)
+                return "replayed" if replayed else "skipped"
             started = time.monotonic()
             try:
-                outcome = await run_task.execute(ref)
+                ran = await run_task.execute(ref)
             except Exception:
                 # Postgres or Redis failed under us. The task is still queued (or
                 # running on a lease that will expire): recovery dispatches it
@@ -107,10 +126,12 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
                 logger.exception("task %s interrupted; it will be dispatched again", ref.task_id)
                 ATTEMPTS.labels("interrupted").inc()
                 return "interrupted"
+            outcome = ran.outcome
             ATTEMPTS.labels(outcome.value).inc()
             ATTEMPT_SECONDS.labels(outcome.value).observe(time.monotonic() - started)
         if outcome is Outcome.FAILED:
-            raise UnrecoverableError(f"task {ref.task_id} failed for good")
+            # The dead letter's failedReason: what the task's owner sees as its error.
+            raise UnrecoverableError(f"{ran.error} (attempt {ran.attempt})")
         if outcome is Outcome.POSTPONED:
             # The workspace runs its maximum: the same job waits in the delayed set.
             await job.moveToDelayed(int(time.time() * 1000) + settings_postpone_ms, token)
@@ -131,12 +152,16 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
         await asyncio.sleep(QUEUE_METRICS_EVERY_S)
 
     assert settings.redis_url is not None
+    name = worker_name()
+    client_name = worker_client_name(settings.queue_prefix, QUEUE, name)
     worker = FetchingWorker(
         QUEUE,
         process,
         {
-            "connection": worker_connection(settings.redis_url),
+            "connection": worker_connection(settings.redis_url, client_name),
+            "name": name,
             "prefix": settings.queue_prefix,
+            "metrics": METRICS,
             "concurrency": concurrency,
             "lockDuration": int(settings.task_lease_s * 1000),
             "stalledInterval": int(settings.task_lease_s * 1000),

@@ -23,6 +23,9 @@ Two changes to BullMQ's Python worker, for throughput:
 
 from __future__ import annotations
 
+import base64
+import os
+import socket
 from typing import Any, cast
 
 from bullmq import Queue, Worker
@@ -37,16 +40,40 @@ QUEUE = "tasks"
 RETRY_DELAY_MS = 1000  # the worker's pause after a failed fetch (bullmq's runRetryDelay: 15 s)
 PREFIX = "{keel}"
 STATES = ("waiting", "prioritized", "delayed", "active", "failed")
+# Finished attempts a dashboard can list (BullMQ's completed set): the last
+# KEEP_COMPLETED, none older than KEEP_COMPLETED_S; Redis memory stays bounded.
+KEEP_COMPLETED = 1000
+KEEP_COMPLETED_S = 24 * 3600
+# BullMQ's metrics (jobs completed and failed per minute, as its dashboards
+# chart them): one data point a minute, kept for a week.
+METRICS = {"maxDataPoints": 7 * 24 * 60}
 
 
-def worker_connection(redis_url: str) -> PipelinedRedis:
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_client_name(prefix: str, queue: str, worker: str | None = None) -> str:
+    """The name a worker's connections carry, as Node's bullmq names them
+    (`<prefix>:<base64 of the queue name>`, then `:w:<worker name>`): its
+    `Queue.getWorkers()`, and the dashboards built on it, list the Redis
+    clients so named. bullmq's Python worker names them `<prefix>:<queue>`,
+    which Node's clients do not recognize."""
+    name = f"{prefix}:{base64.b64encode(queue.encode()).decode()}"
+    return f"{name}:w:{worker}" if worker else name
+
+
+def worker_connection(redis_url: str, client_name: str | None = None) -> PipelinedRedis:
     """The client for a bullmq Worker: decoded answers (as BullMQ's own client),
     pipelined, and no retries inside redis-py: after a lost connection it
     would send a whole pipeline again, commands already answered included (a
     second job taken, a completion run twice). A failed command fails its
     caller; the worker's loop retries (RETRY_DELAY_MS), and a job whose
-    completion failed is recovered by BullMQ's stalled check."""
-    client = PipelinedRedis.from_url(redis_url, decode_responses=True, retry=Retry(NoBackoff(), 0))
+    completion failed is recovered by BullMQ's stalled check. Every pooled
+    connection introduces itself as `client_name` when it connects."""
+    client = PipelinedRedis.from_url(
+        redis_url, decode_responses=True, retry=Retry(NoBackoff(), 0), client_name=client_name
+    )
     return cast(PipelinedRedis, client)  # from_url builds `cls`; typeshed says Redis
 
 
@@ -68,6 +95,8 @@ class FetchingWorker(Worker):  # type: ignore[misc]  # bullmq has no type hints
 
     def __init__(self, name: str, processor: Any, opts: dict[str, Any]) -> None:
         super().__init__(name, processor, opts)
+        # Read when the worker starts running (the next turn of the loop).
+        self.clientName = worker_client_name(opts["prefix"], name, opts.get("name"))
         self._taken: dict[str, list[Any]] = {}
         complete = self.backend.moveToCompleted
 
@@ -107,18 +136,28 @@ def job_id(ref: TaskRef, attempt: int) -> str:
     return f"{ref.task_id}.{attempt}"
 
 
-def job_data(ref: TaskRef) -> dict[str, str]:
+def job_attempt(job_id: str) -> int:
+    """The Keel attempt a job is (its id is `<task>.<attempt>`)."""
+    return int(job_id.rpartition(".")[2])
+
+
+def job_data(ref: TaskRef, attempt: int = 1) -> dict[str, Any]:
+    """What a job carries: the task's reference (all a worker reads) and, for
+    people reading a dashboard, the Keel attempt the job is. Each attempt is a
+    job of its own, so BullMQ's `attemptsMade` counts deliveries of that one
+    attempt (1 once it finished)."""
     return {
         "workspace_id": str(ref.workspace_id),
         "task_id": str(ref.task_id),
         "created_by": str(ref.created_by),
+        "attempt": attempt,
     }
 
 
 def _job(dispatch: Dispatch) -> dict[str, Any]:
     options: dict[str, Any] = {
         "jobId": job_id(dispatch.ref, dispatch.attempt),
-        "removeOnComplete": True,
+        "removeOnComplete": {"count": KEEP_COMPLETED, "age": KEEP_COMPLETED_S},
         "removeOnFail": False,
         "attempts": 1,
     }
@@ -127,7 +166,9 @@ def _job(dispatch: Dispatch) -> dict[str, Any]:
         options["priority"] = 11 - dispatch.priority
     if dispatch.delay_ms > 0:
         options["delay"] = dispatch.delay_ms
-    return {"name": "run", "data": job_data(dispatch.ref), "opts": options}
+    data = job_data(dispatch.ref, dispatch.attempt)
+    # Named after the task's kind, as dashboards list jobs; workers ignore the name.
+    return {"name": dispatch.kind.value, "data": data, "opts": options}
 
 
 class BullMQJobQueue:

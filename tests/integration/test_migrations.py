@@ -127,6 +127,29 @@ async def _seed_0008(conn: sa.Connection) -> None:
     assert [tuple(row) for row in answered] == [(TASK, None)]
 
 
+async def _seed_0009(conn: sa.Connection) -> None:
+    # A task failed at its first attempt is replayed once by the worker
+    # function: queued again with a fresh budget, its attempts kept. (Deleted
+    # after: the stairway reads the seeded task back as the one task.)
+    failed = uuid.uuid4()
+    await conn.execute(
+        sa.text(
+            "insert into tasks (workspace_id, id, kind, input, created_by, status, attempts)"
+            " values (:w, :t, 'summarize', '{\"text\": \"x\"}', :u, 'failed', 1)"
+        ),
+        {"w": WORKSPACE, "t": failed, "u": USER},
+    )
+    replay = sa.text(
+        "select status, attempts, budget_from from keel_worker.replay_task("
+        " :w, :t, :u, 1, gen_random_uuid())"
+    )
+    args = {"w": WORKSPACE, "t": failed, "u": USER}
+    assert [tuple(row) for row in await conn.execute(replay, args)] == [("queued", 1, 1)]
+    assert list(await conn.execute(replay, args)) == []
+    await conn.execute(sa.text("reset role"))  # the function became keel_app
+    await conn.execute(sa.text("delete from tasks where id = :t"), {"t": failed})
+
+
 SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0001": _seed_0001,
     "0002": _seed_0002,
@@ -136,6 +159,7 @@ SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0006": _seed_0006,
     "0007": _seed_0007,
     "0008": _seed_0008,
+    "0009": _seed_0009,
 }
 
 
