@@ -48,7 +48,7 @@ def node_modules() -> Path:
     if npm is None or node is None:
         pytest.skip("Node.js and npm are not installed: cannot run Node's bullmq")
     cache.mkdir(parents=True, exist_ok=True)
-    installed = subprocess.run(  # noqa: S603 - npm, with fixed arguments
+    installed = subprocess.run(
         [npm, "install", "--prefix", str(cache), "bullmq@5", "--no-audit", "--no-fund"],
         capture_output=True,
         text=True,
@@ -106,9 +106,7 @@ async def test_a_node_dashboard_sees_workers_jobs_reasons_and_replays_a_dead_let
     doomed_body = {"kind": "summarize", "input": {"text": "doomed"}, "max_attempts": 2}
     doomed = (await _start(client, owner, workspace, doomed_body)).json()["id"]
     async with running_worker(failing):
-        await wait_until(
-            lambda: _status(client, owner, workspace, doomed, "failed"), timeout_s=30
-        )
+        await wait_until(lambda: _status(client, owner, workspace, doomed, "failed"), timeout_s=30)
 
     fine_body = {"kind": "generate", "input": {"prompt": "a fine tagline"}}
     async with running_worker(working):
@@ -131,9 +129,7 @@ async def test_a_node_dashboard_sees_workers_jobs_reasons_and_replays_a_dead_let
         assert seen["metrics"]["completed"] >= 2
         assert seen["metrics"]["failed"] >= 1
 
-        retried = await _dashboard(
-            node_modules, services.redis_url, prefix, "retry", f"{doomed}.2"
-        )
+        retried = await _dashboard(node_modules, services.redis_url, prefix, "retry", f"{doomed}.2")
         assert retried["retried"] == f"{doomed}.2"
         await wait_until(lambda: _status(client, owner, workspace, doomed, "succeeded"))
 
