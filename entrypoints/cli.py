@@ -6,6 +6,7 @@ keel worker [--concurrency N]     the task worker (production)
 keel token --sub UUID             a signed development token
 keel db upgrade|downgrade|current|history|check|sql|slow-queries
 keel db login-role NAME           create/update a runtime login role (password from env)
+keel dead-letters list|show|replay  the queue's dead letters (replay: as a dashboard's retry)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from entrypoints import dead_letters_cli
 from entrypoints.settings import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -253,6 +255,7 @@ def _parser() -> argparse.ArgumentParser:
         "--worker", action="store_true", help="login-role: for workers (may run the outbox)"
     )
     db.set_defaults(run=_db)
+    dead_letters_cli.register(commands)
     return parser
 
 

@@ -137,8 +137,9 @@ def job_id(ref: TaskRef, attempt: int) -> str:
 
 
 def job_attempt(job_id: str) -> int:
-    """The Keel attempt a job is (its id is `<task>.<attempt>`)."""
-    return int(job_id.rpartition(".")[2])
+    """The Keel attempt a job is (its id is `<task>.<attempt>`); 0 for another id."""
+    attempt = job_id.rpartition(".")[2]
+    return int(attempt) if attempt.isascii() and attempt.isdigit() else 0
 
 
 def job_data(ref: TaskRef, attempt: int = 1) -> dict[str, Any]:
