@@ -3,8 +3,12 @@ scripts as the Node library, so its dashboards read these queues).
 
 BullMQ gives at-least-once delivery, lock renewal while a job runs, recovery
 of jobs held by a dead worker (stalled checks), delayed jobs, priorities and
-a failed set (our dead letters, replayable with `job.retry()`). Keys share
-one hash tag (`{keel}`) so the queue also works on Redis Cluster.
+a failed set (our dead letters: a `job.retry()` of one, from any dashboard,
+replays its task; application/dead_letters.py). Keys share one hash tag
+(`{keel}`) so the queue also works on Redis Cluster. Node's bullmq and its
+dashboards read these queues as their own: workers' connections carry Node's
+names, jobs are named after the task's kind, and finished jobs and metrics
+are kept, bounded (README: Dead letters and BullMQ dashboards).
 
 What it cannot do, Keel does around it: Postgres holds the task's state, so
 a job carries only (workspace, task, creator) and the job id `<task>.<n>`

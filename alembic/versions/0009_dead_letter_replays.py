@@ -30,8 +30,8 @@ depends_on: str | Sequence[str] | None = None
 
 _OUTCOMES = "'started', 'succeeded', 'failed', 'retrying', 'cancelled', 'lost'"
 REPLAY = "keel_worker.replay_task(uuid, uuid, uuid, integer, uuid)"
-# What a replay resets (application/dead_letters.py makes the same change
-# for an owner, through a unit of work).
+# What a replay resets (PgTaskRepository.replay makes the same change for an
+# owner, through a unit of work).
 REPLAYED = """status = 'queued', budget_from = t.attempts, result = null, error = null,
                  progress = 0, cached = false, cancel_requested = false,
                  finished_at = null, lease_expires_at = null, dispatched_at = null,
