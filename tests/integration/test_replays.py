@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.task_states import PgTaskStates
@@ -159,3 +160,27 @@ async def test_a_fresh_delivery_of_a_failed_tasks_job_does_not_replay_it(
         await queue.close()
     assert counts["waiting"] == counts["active"] == 0
     assert (await _task(client, owner, workspace, task))["status"] == "failed"
+
+
+async def test_a_lost_attempt_of_a_replayed_task_counts_against_its_fresh_budget(
+    client: httpx.AsyncClient, people: People, owner_engine: AsyncEngine
+) -> None:
+    """recover_tasks fails a lost attempt only when the current budget is spent."""
+    owner = await people.new()
+    workspace = await people.workspace(owner)
+    body = {"kind": "summarize", "input": {"text": "lost"}, "max_attempts": 2}
+    ids = [(await _start(client, owner, workspace, body)).json()["id"] for _ in range(2)]
+    async with owner_engine.begin() as conn:
+        # Both replayed after attempt 2; one lost attempt 3 (budget: 1 of 2
+        # spent), the other attempt 4 (2 of 2).
+        for task, attempts in zip(ids, (3, 4), strict=True):
+            await conn.execute(
+                sa.text(
+                    "update tasks set status = 'running', attempts = :n, budget_from = 2,"
+                    " lease_expires_at = now() - interval '1 minute' where id = :t"
+                ),
+                {"n": attempts, "t": task},
+            )
+        await conn.execute(sa.text("select keel_private.recover_tasks(interval '1 hour')"))
+    statuses = [(await _task(client, owner, workspace, task))["status"] for task in ids]
+    assert statuses == ["queued", "failed"]
