@@ -19,6 +19,7 @@ and a stream that misses a terminal event ends from the database's state.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import hashlib
 import json
@@ -60,11 +61,13 @@ class Outcome(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class Ran:
     """What one attempt came to: its outcome, the attempt it was (0 when none
-    started), and for a failure the reason the task's owner sees (`error`)."""
+    started), for a failure the reason the task's owner sees (`error`), and
+    for the first attempt after a replay, the attempt it replayed."""
 
     outcome: Outcome
     attempt: int = 0
     error: str | None = None
+    replayed_from: int | None = None
 
 
 _ENDINGS = {
@@ -115,9 +118,10 @@ class RunTask:
         events = _Announcer(self._events, ref)
         events.start(EventType.STARTED, attempt=claim.attempt)
         try:
-            return await self._run(ref, claim, events)
+            ran = await self._run(ref, claim, events)
         finally:
             await events.settle()
+        return dataclasses.replace(ran, replayed_from=claim.replayed_from)
 
     async def _run(self, ref: TaskRef, claim: Claim, events: _Announcer) -> Ran:
         try:

@@ -209,6 +209,13 @@ class Claim:
     task: Task
     attempt: int
 
+    @property
+    def replayed_from(self) -> int | None:
+        """The attempt that failed for good before a replay, when this is the
+        replay's first attempt (its dead letter may still be in the queue)."""
+        budget = self.task.budget_from
+        return budget if budget and self.attempt == budget + 1 else None
+
 
 @dataclass(frozen=True, slots=True)
 class Dispatch:

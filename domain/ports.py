@@ -298,6 +298,11 @@ class JobQueue(Protocol):
         """Jobs by state: waiting, prioritized, delayed, active, failed (the dead letters)."""
         ...
 
+    async def forget_dead_letter(self, ref: TaskRef, attempt: int) -> None:
+        """Remove the dead letter of that attempt, if the queue still holds it
+        (its task was replayed)."""
+        ...
+
 
 class TaskDispatcher(Protocol):
     """The outbox side of the queue: tasks whose enqueue intent committed."""

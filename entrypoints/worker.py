@@ -97,6 +97,14 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
     queue = await container.get(JobQueue)
     settings_postpone_ms = (await container.get(RunnerSettings)).postpone_ms
 
+    async def forget(ref: TaskRef, attempt: int) -> None:
+        """A replay over the API leaves its dead letter in the queue's failed
+        set; the replay's first attempt removes it (dashboards list it no more)."""
+        try:
+            await queue.forget_dead_letter(ref, attempt)
+        except Exception:
+            logger.exception("task %s: its replayed dead letter stays in the queue", ref.task_id)
+
     async def process(job: Any, token: str) -> str:
         ref = TaskRef(
             UUID(job.data["workspace_id"]),
@@ -129,6 +137,8 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
             outcome = ran.outcome
             ATTEMPTS.labels(outcome.value).inc()
             ATTEMPT_SECONDS.labels(outcome.value).observe(time.monotonic() - started)
+            if ran.replayed_from is not None:
+                await forget(ref, ran.replayed_from)
         if outcome is Outcome.FAILED:
             # The dead letter's failedReason: what the task's owner sees as its error.
             raise UnrecoverableError(f"{ran.error} (attempt {ran.attempt})")

@@ -189,5 +189,12 @@ class BullMQJobQueue:
         counts = await self._queue.getJobCounts(*STATES)
         return {state: int(counts.get(state, 0)) for state in STATES}
 
+    async def forget_dead_letter(self, ref: TaskRef, attempt: int) -> None:
+        name = job_id(ref, attempt)
+        # Only from the failed set: a dead letter retried through the queue is
+        # a completed job now (`replayed`), kept with the others.
+        if await self._queue.getJobState(name) == "failed":
+            await self._queue.remove(name)
+
     async def close(self) -> None:
         await self._queue.close()

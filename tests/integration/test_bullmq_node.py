@@ -116,8 +116,10 @@ async def test_a_node_dashboard_sees_workers_jobs_reasons_and_replays_a_dead_let
 
         assert seen["workers"], "getWorkers() lists the running Keel worker"
         assert all(":w:" in name for name in seen["workers"])
-        assert seen["counts"]["failed"] == 1
-        (dead,) = seen["failed"]
+        # The outbox is every workspace's: tasks other tests left queued may
+        # run here too, so only this test's own jobs are looked at.
+        assert seen["counts"]["failed"] >= 1
+        (dead,) = [job for job in seen["failed"] if job["data"]["task_id"] == doomed]
         assert dead["id"] == f"{doomed}.2"
         assert dead["name"] == "summarize"
         assert dead["data"]["attempt"] == 2

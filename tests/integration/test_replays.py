@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.task_states import PgTaskStates
+from adapters.redis.dead_letters import BullMQDeadLetters
 from adapters.redis.queue import BullMQJobQueue
 from domain.entities import Dispatch, TaskKind, TaskRef
 from entrypoints.settings import Settings
@@ -43,7 +44,7 @@ async def _replay(
 
 
 async def test_a_replay_grants_a_fresh_budget_and_its_stream_goes_on(
-    settings: Settings, people: People
+    settings: Settings, people: People, services: Services
 ) -> None:
     owner = await people.new()
     workspace = await people.workspace(owner)
@@ -59,9 +60,12 @@ async def test_a_replay_grants_a_fresh_budget_and_its_stream_goes_on(
             await wait_until(_status(http, owner, workspace, task, "failed"), timeout_s=30)
         # Two more attempts (3 and 4), not one: the budget started again.
         assert (await _task(http, owner, workspace, task))["attempts"] == 4
+        # The replay's first attempt took the dead letter of attempt 2 away.
+        assert await _dead_letter_ids(services, failing.queue_prefix, task) == [f"{task}.4"]
         await _replay(http, owner, workspace, task)
         async with running_worker(working):
             await wait_until(_status(http, owner, workspace, task, "succeeded"))
+        assert await _dead_letter_ids(services, failing.queue_prefix, task) == []
         path = f"/v1/workspaces/{workspace}/tasks/{task}/events"
         kinds = await _kinds(http, path, owner.headers)
         resumed = await _kinds(http, path, {**owner.headers, "Last-Event-ID": first_ending})
@@ -70,6 +74,16 @@ async def test_a_replay_grants_a_fresh_budget_and_its_stream_goes_on(
     assert kinds[-1] == "task.succeeded", "the stream ends at the last ending only"
     assert resumed[0] == "task.replayed"
     assert resumed[-1] == "task.succeeded"
+
+
+async def _dead_letter_ids(services: Services, prefix: str, task: str) -> list[str]:
+    """The task's dead letters in the queue (other tests' tasks may run there too)."""
+    dead_letters = BullMQDeadLetters(services.redis_url, prefix)
+    try:
+        found = await dead_letters.newest(1000)
+    finally:
+        await dead_letters.close()
+    return [letter.job_id for letter in found if letter.task_id == task]
 
 
 async def _newest_id(
