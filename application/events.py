@@ -3,7 +3,8 @@
 Opening checks, once, what every request checks (the caller is a member, the
 task is in the workspace) and takes one of the user's open-stream slots. The
 feed then replays and follows the stream, and yields None whenever nothing
-happened for a heartbeat period. A task's feed ends after its terminal event;
+happened for a heartbeat period. A task's feed ends after its terminal event
+(unless a replay of the task follows it in the stream: then after the next);
 when the task had already ended but its stream lost that event (Redis
 restarted empty), the terminal event is published again from Postgres.
 """
@@ -171,7 +172,11 @@ class OpenEventStream:
                     for event in events:
                         yield event
                         if stream.task_id is not None and event.event.type.terminal:
-                            return
+                            newest = await self._bus.newest(stream)
+                            if newest is None or position(newest.id) <= position(event.id):
+                                return
+                            # A replay queued the task again after this ending
+                            # (task.replayed follows): its stream goes on.
                 elif task is not None and ended:
                     if repaired:
                         return  # its terminal event is there, before `after`

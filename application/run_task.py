@@ -21,6 +21,7 @@ and a stream that misses a terminal event ends from the database's state.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import hashlib
 import json
@@ -60,6 +61,18 @@ class Outcome(enum.Enum):
     SKIPPED = "skipped"  # nothing to run: cancelled, finished, or another worker's
 
 
+@dataclass(frozen=True, slots=True)
+class Ran:
+    """What one attempt came to: its outcome, the attempt it was (0 when none
+    started), for a failure the reason the task's owner sees (`error`), and
+    for the first attempt after a replay, the attempt it replayed."""
+
+    outcome: Outcome
+    attempt: int = 0
+    error: str | None = None
+    replayed_from: int | None = None
+
+
 _ENDINGS = {
     Outcome.SUCCEEDED: (TaskStatus.SUCCEEDED, EventType.SUCCEEDED),
     Outcome.FAILED: (TaskStatus.FAILED, EventType.FAILED),
@@ -93,7 +106,7 @@ class RunTask:
         self._states = states
         self._events = events
 
-    async def execute(self, ref: TaskRef) -> Outcome:
+    async def execute(self, ref: TaskRef) -> Ran:
         settings = self._settings
         states = self._states
         claim = await retried(
@@ -101,35 +114,36 @@ class RunTask:
         )
         if claim is True:
             await retried(lambda: states.postpone(ref, settings.postpone_ms))
-            return Outcome.POSTPONED
+            return Ran(Outcome.POSTPONED)
         if claim is False:
-            return Outcome.SKIPPED
+            return Ran(Outcome.SKIPPED)
         assert isinstance(claim, Claim)
         events = _Announcer(self._events, ref)
         events.start(EventType.STARTED, attempt=claim.attempt)
         try:
-            return await self._run(ref, claim, events)
+            ran = await self._run(ref, claim, events)
         finally:
             await events.settle()
+        return dataclasses.replace(ran, replayed_from=claim.replayed_from)
 
-    async def _run(self, ref: TaskRef, claim: Claim, events: _Announcer) -> Outcome:
+    async def _run(self, ref: TaskRef, claim: Claim, events: _Announcer) -> Ran:
         if claim.unreadable is not None:
             return await self._end(ref, claim, events, Outcome.FAILED, error=claim.unreadable)
         try:
             result, cached, tail = await self._attempt(ref, claim, events)
         except _LeaseLostError:
-            return Outcome.SKIPPED
+            return Ran(Outcome.SKIPPED, claim.attempt)
         except TaskCancelledError:
             return await self._end(ref, claim, events, Outcome.CANCELLED)
         except TransientModelError as error:
-            if claim.attempt < claim.task.max_attempts:
+            if claim.task.may_retry(claim.attempt):
                 delay = self._settings.backoff.delay_ms(claim.attempt, error.retry_after_s)
                 detail = error.detail
                 ours = await retried(
                     lambda: self._states.retry_later(ref, claim.attempt, delay, detail)
                 )
                 if not ours:
-                    return Outcome.SKIPPED
+                    return Ran(Outcome.SKIPPED, claim.attempt)
                 logger.info(
                     "task.retrying %s attempt=%s delay_ms=%s", ref.task_id, claim.attempt, delay
                 )
@@ -139,7 +153,7 @@ class RunTask:
                     delay_s=delay / 1000,
                     error=detail,
                 )
-                return Outcome.RETRYING
+                return Ran(Outcome.RETRYING, claim.attempt, detail)
             return await self._end(ref, claim, events, Outcome.FAILED, error=error.detail)
         except (ModelError, NotFoundError, UnreadableValueError) as error:
             # For good: another attempt would read the same stored value.
@@ -156,7 +170,7 @@ class RunTask:
         outcome: Outcome,
         tail: str = "",
         **fields: Any,
-    ) -> Outcome:
+    ) -> Ran:
         """Record the final state and publish it (after `tail`, the tokens not sent
         yet), if this attempt still owns the task: a worker that lost its lease
         must not announce an ending that is not stored."""
@@ -165,14 +179,14 @@ class RunTask:
         # so a retry after a commit whose answer was lost changes nothing.
         ours = await retried(lambda: self._states.finish(ref, claim.attempt, status, **fields))
         if not ours:
-            return Outcome.SKIPPED
+            return Ran(Outcome.SKIPPED, claim.attempt)
         ending = TaskEvent(ref.workspace_id, ref.task_id, event, fields)
         if tail:
             tokens = TaskEvent(ref.workspace_id, ref.task_id, EventType.TOKEN, {"text": tail})
             await events.publish(tokens, ending)
         else:
             await events.publish(ending)
-        return outcome
+        return Ran(outcome, claim.attempt, fields.get("error"))
 
     async def _attempt(
         self, ref: TaskRef, claim: Claim, events: _Announcer

@@ -155,6 +155,7 @@ class Task:
     created_by: UUID
     attempts: int = 0
     max_attempts: int = 5
+    budget_from: int = 0  # attempts made when the current budget began (a replay)
     priority: int = 0
     progress: int = 0
     result: dict[str, Any] | None = None
@@ -163,6 +164,29 @@ class Task:
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+    def may_retry(self, attempt: int) -> bool:
+        """Whether attempt `attempt` leaves room for another: each budget (the
+        first, or the one a replay grants) is `max_attempts` attempts."""
+        return attempt - self.budget_from < self.max_attempts
+
+    @property
+    def dead_letter(self) -> bool:
+        """Failed for good: a dead letter, which its workspace's owner (or an
+        operator, through the queue) may replay."""
+        return self.status is TaskStatus.FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One line of a task's attempt history: an attempt started, retried,
+    failed, was lost, replayed..."""
+
+    attempt: int
+    outcome: str
+    error: str | None
+    delay_ms: int | None
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +214,13 @@ class Claim:
     attempt: int
     unreadable: str | None = None
 
+    @property
+    def replayed_from(self) -> int | None:
+        """The attempt that failed for good before a replay, when this is the
+        replay's first attempt (its dead letter may still be in the queue)."""
+        budget = self.task.budget_from
+        return budget if budget and self.attempt == budget + 1 else None
+
 
 @dataclass(frozen=True, slots=True)
 class Dispatch:
@@ -202,4 +233,5 @@ class Dispatch:
     attempt: int
     priority: int
     delay_ms: int
+    kind: TaskKind
     trace_context: str | None = None

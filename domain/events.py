@@ -26,11 +26,17 @@ class EventType(enum.StrEnum):
     SUCCEEDED = "task.succeeded"
     FAILED = "task.failed"
     CANCELLED = "task.cancelled"
+    REPLAYED = "task.replayed"  # a dead letter queued again: its stream goes on
     RESET = "stream.reset"  # the requested position is older than what is retained
 
     @property
     def terminal(self) -> bool:
         return self in _TERMINAL
+
+    @property
+    def reopens(self) -> bool:
+        """After it, the task's stream may end (once) again."""
+        return self is EventType.REPLAYED
 
 
 _TERMINAL = frozenset({EventType.SUCCEEDED, EventType.FAILED, EventType.CANCELLED})

@@ -8,6 +8,7 @@ again with row-level security.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
@@ -16,6 +17,7 @@ from uuid import UUID
 
 from domain.cache import CacheKey, Hit
 from domain.entities import (
+    AttemptRecord,
     Caller,
     Claim,
     Dispatch,
@@ -169,6 +171,15 @@ class TaskRepository(Protocol):
         """Cancel a queued task at once; ask a running one to stop. None if absent."""
         ...
 
+    async def replay(self, workspace_id: UUID, task_id: UUID) -> Task | None:
+        """Queue a failed task again with a fresh budget of attempts (recording a
+        `replayed` attempt row); None unless the task is there and failed."""
+        ...
+
+    async def history(self, workspace_id: UUID, task_id: UUID) -> builtins.list[AttemptRecord]:
+        """The task's attempt history, oldest first."""
+        ...
+
 
 class TaskStates(Protocol):
     """A worker's state changes of one task. Each has committed when it returns
@@ -208,6 +219,11 @@ class TaskStates(Protocol):
     async def postpone(self, ref: TaskRef, delay_ms: int) -> None:
         """Note that the task waits `delay_ms` more (the workspace is busy); the
         queue entry itself is delayed by the worker."""
+        ...
+
+    async def replay(self, ref: TaskRef, attempt: int) -> Task | None:
+        """Queue the task again with a fresh budget of attempts, if it failed for
+        good at attempt `attempt` (its last); the task as queued, else None."""
         ...
 
 
@@ -292,6 +308,11 @@ class JobQueue(Protocol):
 
     async def counts(self) -> dict[str, int]:
         """Jobs by state: waiting, prioritized, delayed, active, failed (the dead letters)."""
+        ...
+
+    async def forget_dead_letter(self, ref: TaskRef, attempt: int) -> None:
+        """Remove the dead letter of that attempt, if the queue still holds it
+        (its task was replayed)."""
         ...
 
 

@@ -2,9 +2,9 @@
 
 owner > admin > member > viewer. Viewers read; members also write workspace
 data; admins also rename the workspace and manage members who are not owners;
-owners also delete the workspace and manage admins and owners. Anyone may
-leave. That a workspace keeps an owner is enforced by the database, since
-only it sees concurrent changes.
+owners also delete the workspace, manage admins and owners, and replay dead
+letters. Anyone may leave. That a workspace keeps an owner is enforced by the
+database, since only it sees concurrent changes.
 """
 
 from domain.entities import Role

@@ -6,6 +6,7 @@ keel worker [--concurrency N]     the task worker (production)
 keel token --sub UUID             a signed development token
 keel db ACTION                    migrations and roles (`keel db --help` lists them)
 keel doctor [--json]              read-only checks of the configured Postgres and Redis
+keel dead-letters list|show|replay  the queue's dead letters (replay: as a dashboard's retry)
 keel COMMAND --help               a command's options and the variables it reads
 """
 
@@ -19,6 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from entrypoints import dead_letters_cli
 from entrypoints.settings import ConfigError, Settings, describe, load_settings
 
 if TYPE_CHECKING:
@@ -391,6 +393,7 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 "--worker", action="store_true", help="for workers: also in keel_dispatcher"
             )
+    dead_letters_cli.register(commands)
     return parser
 
 

@@ -39,6 +39,12 @@ from adapters.redis.events import RedisEventBus
 from adapters.redis.queue import BullMQJobQueue
 from adapters.redis.streams import RedisOpenStreams, RedisStreamTickets
 from adapters.redis.ui_state import RedisUIStateStore
+from application.dead_letters import (
+    GetDeadLetter,
+    ListDeadLetters,
+    ReplayDeadLetter,
+    ReplayRetriedJob,
+)
 from application.dispatch import RecoverTasks, RelayTasks
 from application.events import IssueStreamTicket, OpenEventStream, StreamLimits
 from application.foundation import (
@@ -215,6 +221,9 @@ class RequestProvider(Provider):
         ListTasks,
         GetTask,
         CancelTask,
+        ListDeadLetters,
+        GetDeadLetter,
+        ReplayDeadLetter,
         IssueStreamTicket,
         OpenEventStream,
         GetUIState,
@@ -274,6 +283,7 @@ class WorkerProvider(Provider):
         return RecoverTasks(dispatcher, settings.task_redispatch_s)
 
     run_task = provide(RunTask)
+    replay_retried = provide(ReplayRetriedJob)
     relay = provide(RelayTasks)
 
 

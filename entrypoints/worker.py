@@ -30,8 +30,18 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from adapters.redis.queue import QUEUE, RETRY_DELAY_MS, FetchingWorker, worker_connection
+from adapters.redis.queue import (
+    METRICS,
+    QUEUE,
+    RETRY_DELAY_MS,
+    FetchingWorker,
+    job_attempt,
+    worker_client_name,
+    worker_connection,
+    worker_name,
+)
 from adapters.tracing import continued
+from application.dead_letters import ReplayRetriedJob
 from application.dispatch import RecoverTasks, RelayTasks
 from application.run_task import Outcome, RunnerSettings, RunTask
 from domain.entities import TaskRef
@@ -91,11 +101,20 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
     # tasks at once used 5-6 connections.
     container = make_worker_container(settings)
     run_task = await container.get(RunTask)
+    replay = await container.get(ReplayRetriedJob)
     relay = await container.get(RelayTasks)
     recover = await container.get(RecoverTasks)
     dispatcher = await container.get(TaskDispatcher)
     queue = await container.get(JobQueue)
     settings_postpone_ms = (await container.get(RunnerSettings)).postpone_ms
+
+    async def forget(ref: TaskRef, attempt: int) -> None:
+        """A replay over the API leaves its dead letter in the queue's failed
+        set; the replay's first attempt removes it (dashboards list it no more)."""
+        try:
+            await queue.forget_dead_letter(ref, attempt)
+        except Exception:
+            logger.exception("task %s: its replayed dead letter stays in the queue", ref.task_id)
 
     async def process(job: Any, token: str) -> str:
         ref = TaskRef(
@@ -117,9 +136,17 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
                 attributes={"keel.task_id": str(ref.task_id), "messaging.system": "bullmq"},
             ) as span,
         ):
+            if job.attemptsMade:
+                # Delivered again after it had finished: someone retried it in
+                # the queue (a dashboard's job.retry() of a dead letter). A
+                # failure to record the replay fails the job again: it stays
+                # a dead letter, to be retried again.
+                replayed = await replay.execute(ref, job_attempt(job.id))
+                logger.info("task %s: retried job %s; replayed: %s", ref.task_id, job.id, replayed)
+                return "replayed" if replayed else "skipped"
             started = time.monotonic()
             try:
-                outcome = await run_task.execute(ref)
+                ran = await run_task.execute(ref)
             except Exception:
                 # Postgres or Redis failed under us. The task is still queued (or
                 # running on a lease that will expire): recovery dispatches it
@@ -127,11 +154,15 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
                 logger.exception("task %s interrupted; it will be dispatched again", ref.task_id)
                 ATTEMPTS.labels("interrupted").inc()
                 return "interrupted"
+            outcome = ran.outcome
             span.set_attribute("keel.outcome", outcome.value)
             ATTEMPTS.labels(outcome.value).inc()
             ATTEMPT_SECONDS.labels(outcome.value).observe(time.monotonic() - started)
+            if ran.replayed_from is not None:
+                await forget(ref, ran.replayed_from)
         if outcome is Outcome.FAILED:
-            raise UnrecoverableError(f"task {ref.task_id} failed for good")
+            # The dead letter's failedReason: what the task's owner sees as its error.
+            raise UnrecoverableError(f"{ran.error} (attempt {ran.attempt})")
         if outcome is Outcome.POSTPONED:
             # The workspace runs its maximum: the same job waits in the delayed set.
             await job.moveToDelayed(int(time.time() * 1000) + settings_postpone_ms, token)
@@ -152,12 +183,16 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
         await asyncio.sleep(QUEUE_METRICS_EVERY_S)
 
     assert settings.redis_url is not None
+    name = worker_name()
+    client_name = worker_client_name(settings.queue_prefix, QUEUE, name)
     worker = FetchingWorker(
         QUEUE,
         process,
         {
-            "connection": worker_connection(settings.redis_url),
+            "connection": worker_connection(settings.redis_url, client_name),
+            "name": name,
             "prefix": settings.queue_prefix,
+            "metrics": METRICS,
             "concurrency": concurrency,
             "lockDuration": int(settings.task_lease_s * 1000),
             "stalledInterval": int(settings.task_lease_s * 1000),

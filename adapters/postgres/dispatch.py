@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.tasks import CHANNEL
-from domain.entities import Dispatch, TaskRef
+from domain.entities import Dispatch, TaskKind, TaskRef
 
 DISPATCHER_ROLE = "keel_dispatcher"
 
@@ -42,6 +42,7 @@ class PgTaskDispatcher:
                     attempt=row.attempts + 1,
                     priority=row.priority,
                     delay_ms=row.delay_ms,
+                    kind=TaskKind(row.kind),
                     trace_context=row.trace_context,
                 )
                 for row in rows

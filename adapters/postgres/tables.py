@@ -170,6 +170,8 @@ tasks = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("max_attempts", sa.Integer, nullable=False, server_default="5"),
+    # attempts made when the current budget of max_attempts began (a replay)
+    sa.Column("budget_from", sa.Integer, nullable=False, server_default="0"),
     sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
     sa.Column("progress", sa.Integer, nullable=False, server_default="0"),
     sa.Column("cached", sa.Boolean, nullable=False, server_default="false"),
@@ -201,6 +203,7 @@ tasks = sa.Table(
     sa.CheckConstraint("max_attempts between 1 and 20", name="tasks_max_attempts_range"),
     sa.CheckConstraint("priority between 0 and 10", name="tasks_priority_range"),
     sa.CheckConstraint("progress between 0 and 100", name="tasks_progress_range"),
+    sa.CheckConstraint("budget_from between 0 and attempts", name="tasks_budget_from_range"),
     sa.Index(
         "tasks_workspace_id_idempotency_key_idx",
         "workspace_id",
@@ -242,7 +245,8 @@ task_attempts = sa.Table(
         ondelete="CASCADE",
     ),
     sa.CheckConstraint(
-        "outcome in ('started', 'succeeded', 'failed', 'retrying', 'cancelled', 'lost')",
+        "outcome in ('started', 'succeeded', 'failed', 'retrying', 'cancelled', 'lost',"
+        " 'replayed')",
         name="task_attempts_outcome_valid",
     ),
     sa.Index("task_attempts_workspace_id_task_id_idx", "workspace_id", "task_id", "attempt"),

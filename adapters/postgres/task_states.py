@@ -41,7 +41,7 @@ from adapters.coalescing import Coalescer
 from adapters.postgres.errors import translated
 from adapters.postgres.observability import record
 from adapters.postgres.tasks import task_from
-from domain.entities import Claim, TaskRef, TaskStatus
+from domain.entities import Claim, Task, TaskRef, TaskStatus
 from domain.errors import UnavailableError, UnreadableValueError
 
 # (task, max running, lease ms), (task, attempt, lease ms, progress) and
@@ -57,6 +57,7 @@ _HEARTBEAT = "select keel_worker.heartbeat_task($1, $2, $3, $4, $5, $6)"
 _FINISH = "select keel_worker.finish_task($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 _RETRY = "select keel_worker.retry_task($1, $2, $3, $4, $5, $6, $7)"
 _POSTPONE = "select keel_worker.postpone_task($1, $2, $3, $4)"
+_REPLAY = "select * from keel_worker.replay_task($1, $2, $3, $4, $5)"
 _CLAIMS = "select * from keel_worker.claim_tasks($1, $2, $3, $4, $5, $6)"
 _FINISHES = "select keel_worker.finish_tasks($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 _HEARTBEATS = "select * from keel_worker.heartbeat_tasks($1, $2, $3, $4, $5, $6)"
@@ -177,6 +178,10 @@ class PgTaskStates:
 
     async def postpone(self, ref: TaskRef, delay_ms: int) -> None:
         await self._call(_POSTPONE, *_ref(ref), delay_ms)
+
+    async def replay(self, ref: TaskRef, attempt: int) -> Task | None:
+        rows = await self._call(_REPLAY, *_ref(ref), attempt, uuid7())
+        return task_from(rows[0]) if rows else None
 
 
 def _ref(ref: TaskRef) -> tuple[Any, ...]:

@@ -5,18 +5,20 @@ The worker's state changes are in adapters.postgres.task_states."""
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
+from uuid6 import uuid7
 
 from adapters.postgres.repositories import Repository
 from adapters.postgres.stored_json import readable
-from adapters.postgres.tables import tasks
+from adapters.postgres.tables import task_attempts, tasks
 from adapters.tracing import current_traceparent
-from domain.entities import Task, TaskKind, TaskStatus
+from domain.entities import AttemptRecord, Task, TaskKind, TaskStatus
 
 CHANNEL = "keel_tasks"
 _NOTIFY = sa.text(f"notify {CHANNEL}")
@@ -36,6 +38,7 @@ def task_from(row: Mapping[Any, Any]) -> Task:
         created_by=row["created_by"],
         attempts=row["attempts"],
         max_attempts=row["max_attempts"],
+        budget_from=row["budget_from"],
         priority=row["priority"],
         progress=row["progress"],
         result=readable(row["result"], f"the result of task {row['id']}"),
@@ -134,3 +137,53 @@ class PgTaskRepository(Repository):
         )
         row = (await self._execute(statement)).first()
         return task_from(row._mapping) if row else await self.get(workspace_id, task_id)
+
+    async def replay(self, workspace_id: UUID, task_id: UUID) -> Task | None:
+        # The same change as keel_worker.replay_task (migration 0011).
+        statement = (
+            sa.update(tasks)
+            .where(tasks.c.workspace_id == workspace_id, tasks.c.id == task_id)
+            .where(tasks.c.status == TaskStatus.FAILED.value)
+            .values(
+                status=TaskStatus.QUEUED.value,
+                budget_from=tasks.c.attempts,
+                result=None,
+                error=None,
+                progress=0,
+                cached=False,
+                cancel_requested=False,
+                finished_at=None,
+                lease_expires_at=None,
+                dispatched_at=None,
+                available_at=sa.func.now(),
+                updated_at=sa.func.now(),
+            )
+            .returning(tasks)
+        )
+        row = (await self._execute(statement)).first()
+        if row is None:
+            return None
+        task = task_from(row._mapping)
+        await self._execute(
+            sa.insert(task_attempts).values(
+                workspace_id=workspace_id,
+                id=uuid7(),
+                task_id=task_id,
+                attempt=task.attempts,
+                outcome="replayed",
+            )
+        )
+        await self._execute(_NOTIFY)
+        return task
+
+    async def history(self, workspace_id: UUID, task_id: UUID) -> builtins.list[AttemptRecord]:
+        query = (
+            sa.select(task_attempts)
+            .where(task_attempts.c.workspace_id == workspace_id)
+            .where(task_attempts.c.task_id == task_id)
+            .order_by(task_attempts.c.at, task_attempts.c.id)
+        )
+        return [
+            AttemptRecord(row.attempt, row.outcome, row.error, row.delay_ms, row.at)
+            for row in await self._execute(query)
+        ]

@@ -16,7 +16,8 @@ Cluster slot, so the publish script works there too):
 
 Publishing is one script: append to both streams, refresh their retention
 (24 h after the last event), publish a wake-up. A second terminal event of a
-task is dropped, so every task stream ends exactly once.
+task is dropped, so every task stream ends exactly once, until a replay of the
+task (`task.replayed`, a failed task queued again) lets it end once more.
 
 Subscribing: one pub/sub connection per process, subscribed to the wake
 channels of the workspaces that have listeners here, feeds one reader that
@@ -65,11 +66,15 @@ SWEEP_S = 5.0
 PAGE = 500
 
 # KEYS: workspace stream, task stream, task's "ended" marker.
-# ARGV: event JSON, terminal ('1'/'0'), workspace maxlen, task maxlen, retention s,
-# wake channel, task id. Returns the new id, or false for a second terminal event.
+# ARGV: event JSON, terminal ('1'), reopening ('2') or neither ('0'), workspace
+# maxlen, task maxlen, retention s, wake channel, task id. Returns the new id, or
+# false for a second terminal event.
 _PUBLISH = """
 if ARGV[2] == '1' and not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[5]) then
   return false
+end
+if ARGV[2] == '2' then
+  redis.call('DEL', KEYS[3])
 end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', ARGV[1])
 local same = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], id, 'e', ARGV[1])
@@ -278,7 +283,7 @@ class RedisEventBus:
         ]
         args = [
             payload,
-            "1" if event.type.terminal else "0",
+            "1" if event.type.terminal else "2" if event.type.reopens else "0",
             *self._limits,
             _channel(event.workspace_id),
             str(event.task_id),

@@ -3,9 +3,13 @@ scripts as the Node library, so its dashboards read these queues).
 
 BullMQ gives at-least-once delivery, lock renewal while a job runs, recovery
 of jobs held by a dead worker (stalled checks), delayed jobs, priorities and
-a failed set (our dead letters, replayable with `job.retry()`; the newest
-KEEP_FAILED of them). Keys share
-one hash tag (`{keel}`) so the queue also works on Redis Cluster.
+a failed set (our dead letters: a `job.retry()` of one, from any dashboard,
+replays its task; application/dead_letters.py; the newest KEEP_FAILED
+are kept). Keys share one hash tag
+(`{keel}`) so the queue also works on Redis Cluster. Node's bullmq and its
+dashboards read these queues as their own: workers' connections carry Node's
+names, jobs are named after the task's kind, and finished jobs and metrics
+are kept, bounded (README: Dead letters and BullMQ dashboards).
 
 What it cannot do, Keel does around it: Postgres holds the task's state, so
 a job carries only (workspace, task, creator) and the job id `<task>.<n>`
@@ -24,6 +28,9 @@ Two changes to BullMQ's Python worker, for throughput:
 
 from __future__ import annotations
 
+import base64
+import os
+import socket
 from typing import Any, cast
 
 from bullmq import Queue, Worker
@@ -43,16 +50,40 @@ STATES = ("waiting", "prioritized", "delayed", "active", "failed")
 # would otherwise leave its job in Redis for good, and a user can make tasks
 # fail. The task's own state and error stay in Postgres either way.
 KEEP_FAILED = {"count": 10_000, "age": 7 * 24 * 3600}
+# Finished attempts a dashboard can list (BullMQ's completed set): the last
+# KEEP_COMPLETED, none older than KEEP_COMPLETED_S; Redis memory stays bounded.
+KEEP_COMPLETED = 1000
+KEEP_COMPLETED_S = 24 * 3600
+# BullMQ's metrics (jobs completed and failed per minute, as its dashboards
+# chart them): one data point a minute, kept for a week.
+METRICS = {"maxDataPoints": 7 * 24 * 60}
 
 
-def worker_connection(redis_url: str) -> PipelinedRedis:
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_client_name(prefix: str, queue: str, worker: str | None = None) -> str:
+    """The name a worker's connections carry, as Node's bullmq names them
+    (`<prefix>:<base64 of the queue name>`, then `:w:<worker name>`): its
+    `Queue.getWorkers()`, and the dashboards built on it, list the Redis
+    clients so named. bullmq's Python worker names them `<prefix>:<queue>`,
+    which Node's clients do not recognize."""
+    name = f"{prefix}:{base64.b64encode(queue.encode()).decode()}"
+    return f"{name}:w:{worker}" if worker else name
+
+
+def worker_connection(redis_url: str, client_name: str | None = None) -> PipelinedRedis:
     """The client for a bullmq Worker: decoded answers (as BullMQ's own client),
     pipelined, and no retries inside redis-py: after a lost connection it
     would send a whole pipeline again, commands already answered included (a
     second job taken, a completion run twice). A failed command fails its
     caller; the worker's loop retries (RETRY_DELAY_MS), and a job whose
-    completion failed is recovered by BullMQ's stalled check."""
-    client = PipelinedRedis.from_url(redis_url, decode_responses=True, retry=Retry(NoBackoff(), 0))
+    completion failed is recovered by BullMQ's stalled check. Every pooled
+    connection introduces itself as `client_name` when it connects."""
+    client = PipelinedRedis.from_url(
+        redis_url, decode_responses=True, retry=Retry(NoBackoff(), 0), client_name=client_name
+    )
     return cast(PipelinedRedis, client)  # from_url builds `cls`; typeshed says Redis
 
 
@@ -74,6 +105,8 @@ class FetchingWorker(Worker):  # type: ignore[misc]  # bullmq has no type hints
 
     def __init__(self, name: str, processor: Any, opts: dict[str, Any]) -> None:
         super().__init__(name, processor, opts)
+        # Read when the worker starts running (the next turn of the loop).
+        self.clientName = worker_client_name(opts["prefix"], name, opts.get("name"))
         self._taken: dict[str, list[Any]] = {}
         complete = self.backend.moveToCompleted
 
@@ -113,18 +146,29 @@ def job_id(ref: TaskRef, attempt: int) -> str:
     return f"{ref.task_id}.{attempt}"
 
 
-def job_data(ref: TaskRef) -> dict[str, str]:
+def job_attempt(job_id: str) -> int:
+    """The Keel attempt a job is (its id is `<task>.<attempt>`); 0 for another id."""
+    attempt = job_id.rpartition(".")[2]
+    return int(attempt) if attempt.isascii() and attempt.isdigit() else 0
+
+
+def job_data(ref: TaskRef, attempt: int = 1) -> dict[str, Any]:
+    """What a job carries: the task's reference (all a worker reads) and, for
+    people reading a dashboard, the Keel attempt the job is. Each attempt is a
+    job of its own, so BullMQ's `attemptsMade` counts deliveries of that one
+    attempt (1 once it finished)."""
     return {
         "workspace_id": str(ref.workspace_id),
         "task_id": str(ref.task_id),
         "created_by": str(ref.created_by),
+        "attempt": attempt,
     }
 
 
 def _job(dispatch: Dispatch) -> dict[str, Any]:
     options: dict[str, Any] = {
         "jobId": job_id(dispatch.ref, dispatch.attempt),
-        "removeOnComplete": True,
+        "removeOnComplete": {"count": KEEP_COMPLETED, "age": KEEP_COMPLETED_S},
         "removeOnFail": KEEP_FAILED,
         "attempts": 1,
     }
@@ -133,10 +177,11 @@ def _job(dispatch: Dispatch) -> dict[str, Any]:
         options["priority"] = 11 - dispatch.priority
     if dispatch.delay_ms > 0:
         options["delay"] = dispatch.delay_ms
-    data = job_data(dispatch.ref)
+    data = job_data(dispatch.ref, dispatch.attempt)
     if dispatch.trace_context:
         data["traceparent"] = dispatch.trace_context
-    return {"name": "run", "data": data, "opts": options}
+    # Named after the task's kind, as dashboards list jobs; workers ignore the name.
+    return {"name": dispatch.kind.value, "data": data, "opts": options}
 
 
 class BullMQJobQueue:
@@ -152,6 +197,13 @@ class BullMQJobQueue:
     async def counts(self) -> dict[str, int]:
         counts = await self._queue.getJobCounts(*STATES)
         return {state: int(counts.get(state, 0)) for state in STATES}
+
+    async def forget_dead_letter(self, ref: TaskRef, attempt: int) -> None:
+        name = job_id(ref, attempt)
+        # Only from the failed set: a dead letter retried through the queue is
+        # a completed job now (`replayed`), kept with the others.
+        if await self._queue.getJobState(name) == "failed":
+            await self._queue.remove(name)
 
     async def close(self) -> None:
         await self._queue.close()

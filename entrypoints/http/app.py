@@ -29,6 +29,7 @@ from entrypoints.http.auth import BearerAuth
 from entrypoints.http.console import console
 from entrypoints.http.content_type import json_bodies_only
 from entrypoints.http.controllers import MeController, MemberController, WorkspaceController
+from entrypoints.http.dead_letters import DeadLetterController
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.events import EventController
 from entrypoints.http.foundation import FoundationController
@@ -205,6 +206,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
                     MemberController,
                     FoundationController,
                     EventController,
+                    DeadLetterController,
                     UIStateController,
                     DishkaRouter(
                         "",

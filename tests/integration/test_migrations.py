@@ -177,6 +177,29 @@ async def _seed_0010(conn: sa.Connection) -> None:
     assert retried is True
 
 
+async def _seed_0011(conn: sa.Connection) -> None:
+    # A task failed at its first attempt is replayed once by the worker
+    # function: queued again with a fresh budget, its attempts kept. (Deleted
+    # after: the stairway reads the seeded task back as the one task.)
+    failed = uuid.uuid4()
+    await conn.execute(
+        sa.text(
+            "insert into tasks (workspace_id, id, kind, input, created_by, status, attempts)"
+            " values (:w, :t, 'summarize', '{\"text\": \"x\"}', :u, 'failed', 1)"
+        ),
+        {"w": WORKSPACE, "t": failed, "u": USER},
+    )
+    replay = sa.text(
+        "select status, attempts, budget_from from keel_worker.replay_task("
+        " :w, :t, :u, 1, gen_random_uuid())"
+    )
+    args = {"w": WORKSPACE, "t": failed, "u": USER}
+    assert [tuple(row) for row in await conn.execute(replay, args)] == [("queued", 1, 1)]
+    assert list(await conn.execute(replay, args)) == []
+    await conn.execute(sa.text("reset role"))  # the function became keel_app
+    await conn.execute(sa.text("delete from tasks where id = :t"), {"t": failed})
+
+
 SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0001": _seed_0001,
     "0002": _seed_0002,
@@ -188,6 +211,7 @@ SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0008": _seed_0008,
     "0009": _seed_0009,
     "0010": _seed_0010,
+    "0011": _seed_0011,
 }
 
 
@@ -286,7 +310,7 @@ async def test_0010_run_by_a_non_superuser_owner_skips_the_catalog_with_a_warnin
     try:
         owner_url = with_user(url, owner, "owner-pw")
         with caplog.at_level(logging.WARNING):
-            await asyncio.to_thread(upgrade, owner_url, log=False)
+            await asyncio.to_thread(upgrade, owner_url, "0010", log=False)
         assert "0010: not a superuser" in caplog.text
         async with engine.connect() as conn:
             granted = await conn.execute(

@@ -319,7 +319,7 @@ async def test_a_worker_touches_only_the_workspace_of_the_task_it_holds(
         TaskRef(workspace_b, uuid.UUID(task_b), owner_a.id),
         TaskRef(workspace_b, uuid.UUID(task_b), colleague.id),
     ):
-        assert await runner.execute(forged) is Outcome.SKIPPED
+        assert (await runner.execute(forged)).outcome is Outcome.SKIPPED
     task = await _task(client, owner_b, workspace_b, task_b)
     assert (task["status"], task["attempts"]) == ("queued", 0)
 
@@ -360,7 +360,7 @@ async def test_the_attempt_goes_on_while_task_started_is_published_and_events_st
     assert events.events == [], "nothing is published before task.started"
     assert not run.done()
     events.gate.set()
-    assert await asyncio.wait_for(run, 10) is Outcome.SUCCEEDED
+    assert (await asyncio.wait_for(run, 10)).outcome is Outcome.SUCCEEDED
     assert [event.type for event in events.events] == [
         EventType.STARTED,
         EventType.TOKEN,
@@ -384,7 +384,7 @@ async def test_a_started_event_that_fails_to_publish_does_not_hold_back_the_outc
     events = BrokenStart()
     runner = _runner(engine, cache, SimulatedModel(0), events)
     ref = TaskRef(workspace, uuid.UUID(task_id), owner.id)
-    assert await runner.execute(ref) is Outcome.SUCCEEDED
+    assert (await runner.execute(ref)).outcome is Outcome.SUCCEEDED
     assert events.events[-1].type is EventType.SUCCEEDED
 
 
@@ -537,6 +537,6 @@ async def test_a_worker_that_lost_the_task_announces_no_ending(
             sa.text("update tasks set attempts = attempts + 1 where id = :t"), {"t": task_id}
         )
     release.set()
-    assert await asyncio.wait_for(run, 10) is Outcome.SKIPPED
+    assert (await asyncio.wait_for(run, 10)).outcome is Outcome.SKIPPED
     assert events.events[0].type.value == "task.started"
     assert not [event for event in events.events if event.type.terminal], events.events

@@ -14,7 +14,7 @@ from bullmq.job import Job
 
 from adapters.redis import queue as queue_module
 from adapters.redis.queue import QUEUE, BullMQJobQueue
-from domain.entities import Dispatch, TaskRef
+from domain.entities import Dispatch, TaskKind, TaskRef
 from tests.integration.test_tasks import wait_until
 from tests.services import Services
 
@@ -29,7 +29,7 @@ async def test_the_failed_set_keeps_only_the_newest(
     prefix = "{dead-" + uuid.uuid4().hex[:8] + "}"
     jobs = BullMQJobQueue(services.redis_url, prefix)
     refs = [TaskRef(uuid.uuid4(), uuid.uuid4(), uuid.uuid4()) for _ in range(failing)]
-    await jobs.enqueue(*(Dispatch(ref, 1, 0, 0) for ref in refs))
+    await jobs.enqueue(*(Dispatch(ref, 1, 0, 0, TaskKind.SUMMARIZE) for ref in refs))
     ran: list[str] = []
 
     async def fail(job: Job, token: str) -> None:

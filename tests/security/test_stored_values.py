@@ -117,7 +117,7 @@ async def test_a_task_reading_it_fails_once_with_the_reason_and_frees_its_slot(
     runner = _runner(engine, cache)
     ref = TaskRef(uuid.UUID(workspace), uuid.UUID(first), owner.id)
 
-    assert await runner.execute(ref) is Outcome.FAILED
+    assert (await runner.execute(ref)).outcome is Outcome.FAILED
     row = await _task_row(owner_engine, first)
     assert (row.status, row.attempts, row.lease_expires_at) == ("failed", 1, None)
     assert document in row.error
@@ -127,7 +127,7 @@ async def test_a_task_reading_it_fails_once_with_the_reason_and_frees_its_slot(
     summary = {"kind": "summarize", "input": {"text": "Keel runs agents."}}
     second = (await client.post(tasks, json=summary, headers=owner.headers)).json()["id"]
     ref = TaskRef(uuid.UUID(workspace), uuid.UUID(second), owner.id)
-    assert await runner.execute(ref) is Outcome.SUCCEEDED
+    assert (await runner.execute(ref)).outcome is Outcome.SUCCEEDED
 
 
 def _deep(depth: int) -> list[Any]:
@@ -194,11 +194,12 @@ async def test_a_task_whose_own_input_cannot_be_read_fails_once_and_frees_its_sl
     assert first in read.json()["detail"]
 
     runner = _runner(engine, cache)
-    assert await runner.execute(TaskRef(workspace, uuid.UUID(first), owner.id)) is Outcome.FAILED
+    ran = await runner.execute(TaskRef(workspace, uuid.UUID(first), owner.id))
+    assert ran.outcome is Outcome.FAILED
     row = await _task_row(owner_engine, first)
     assert (row.status, row.attempts, row.lease_expires_at) == ("failed", 1, None)
     assert first in row.error
 
     second = (await client.post(tasks, json=summary, headers=owner.headers)).json()["id"]
     ref = TaskRef(workspace, uuid.UUID(second), owner.id)
-    assert await runner.execute(ref) is Outcome.SUCCEEDED
+    assert (await runner.execute(ref)).outcome is Outcome.SUCCEEDED

@@ -11,7 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from litestar import Litestar
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import People, Person
 
@@ -21,6 +23,7 @@ MEMBER = WS + "/members/{user_id}"
 DOCUMENT = WS + "/foundation/{document_id}"
 TASK = WS + "/tasks/{task_id}"
 UI_STATE = WS + "/ui-state/{key:str}"
+DEAD_LETTER = WS + "/dead-letters/{task_id}"
 UI_KEY = "panel.left"
 NEW_TASK = {"kind": "summarize", "input": {"text": "a long text"}}
 NEW_DOCUMENT = {"kind": "brand", "title": "Voice", "content": {"tone": "warm"}, "tags": ["a"]}
@@ -56,6 +59,9 @@ MATRIX = [
     Route("PUT", UI_STATE, "member", {"open": True}),
     Route("DELETE", UI_STATE, "member"),
     Route("POST", WS + "/stream-tickets", "viewer", {"task_id": "{task}"}),
+    Route("GET", WS + "/dead-letters", "owner"),
+    Route("GET", DEAD_LETTER, "owner"),
+    Route("POST", DEAD_LETTER + "/replay", "owner"),
 ]
 # Event streams never end, so tests/security/test_event_isolation.py checks
 # them through a real server.
@@ -82,9 +88,22 @@ class Cast:
     outsider: Person
     document: str
     task: str
+    dead_letter: str
 
 
-async def _cast(people: People) -> Cast:
+async def fail_for_good(owner_engine: AsyncEngine, task_id: str) -> None:
+    """What a worker leaves when a task's last attempt failed (as the schema owner)."""
+    async with owner_engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "update tasks set status = 'failed', attempts = 1, error = 'it broke',"
+                " finished_at = now() where id = :t"
+            ),
+            {"t": task_id},
+        )
+
+
+async def _cast(people: People, owner_engine: AsyncEngine) -> Cast:
     owner = await people.new()
     workspace = await people.workspace(owner)
     by_role = {"owner": owner}
@@ -99,8 +118,19 @@ async def _cast(people: People) -> Cast:
         f"/v1/workspaces/{workspace}/tasks", json=NEW_TASK, headers=owner.headers
     )
     assert task.status_code == 202, task.text
+    failed = await people.client.post(
+        f"/v1/workspaces/{workspace}/tasks", json=NEW_TASK, headers=owner.headers
+    )
+    await fail_for_good(owner_engine, failed.json()["id"])
     return Cast(
-        workspace, by_role, target, await people.new(), outsider, document, task.json()["id"]
+        workspace,
+        by_role,
+        target,
+        await people.new(),
+        outsider,
+        document,
+        task.json()["id"],
+        failed.json()["id"],
     )
 
 
@@ -117,11 +147,12 @@ async def _keep_ui_state(people: People, workspace: uuid.UUID, by_role: dict[str
 
 
 def _request(route: Route, cast: Cast) -> dict[str, Any]:
+    task = cast.dead_letter if "/dead-letters/" in route.path else cast.task
     path = route.path.replace(":str", "").format(
         workspace_id=cast.workspace,
         user_id=cast.target.id,
         document_id=cast.document,
-        task_id=cast.task,
+        task_id=task,
         key=UI_KEY,
     )
     body = None
@@ -133,9 +164,9 @@ def _request(route: Route, cast: Cast) -> dict[str, Any]:
 
 @pytest.mark.parametrize("route", MATRIX, ids=lambda r: f"{r.method} {r.path}")
 async def test_route_answers_by_role(
-    client: httpx.AsyncClient, people: People, route: Route
+    client: httpx.AsyncClient, people: People, owner_engine: AsyncEngine, route: Route
 ) -> None:
-    cast = await _cast(people)
+    cast = await _cast(people, owner_engine)
     request = _request(route, cast)
 
     outsider = await client.request(**request, headers=cast.outsider.headers)
@@ -151,10 +182,10 @@ async def test_route_answers_by_role(
 
 
 async def test_a_member_of_a_cannot_reach_b_through_a_members_path(
-    client: httpx.AsyncClient, people: People
+    client: httpx.AsyncClient, people: People, owner_engine: AsyncEngine
 ) -> None:
     """A's owner names B's workspace with a user id from A: still 404."""
-    cast_a, cast_b = await _cast(people), await _cast(people)
+    cast_a, cast_b = await _cast(people, owner_engine), await _cast(people, owner_engine)
     owner_a = cast_a.by_role["owner"]
     url = f"/v1/workspaces/{cast_b.workspace}/members/{cast_a.target.id}"
     for method, body in (("PATCH", {"role": "admin"}), ("DELETE", None)):
