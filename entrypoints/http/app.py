@@ -43,6 +43,7 @@ from entrypoints.http.openapi import SECURITY, openapi_config, swagger_assets
 from entrypoints.http.rate_limit import STORE, FailOpenRedisStore, task_rate_limit
 from entrypoints.http.tasks import TaskController
 from entrypoints.http.ui_state import UIStateController
+from entrypoints.http.webhooks import WebhookController
 from entrypoints.ioc import make_container
 from entrypoints.settings import ConfigError, Settings
 from entrypoints.tracing import traced
@@ -163,6 +164,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
                     FoundationController,
                     EventController,
                     UIStateController,
+                    WebhookController,
                     DishkaRouter(
                         "",
                         route_handlers=[TaskController],

@@ -23,6 +23,8 @@ TASK = WS + "/tasks/{task_id}"
 UI_STATE = WS + "/ui-state/{key:str}"
 UI_KEY = "panel.left"
 NEW_TASK = {"kind": "summarize", "input": {"text": "a long text"}}
+# A public address literal: it resolves to itself, so no DNS is needed.
+HOOK = {"url": "https://93.184.215.14/keel"}
 NEW_DOCUMENT = {"kind": "brand", "title": "Voice", "content": {"tone": "warm"}, "tags": ["a"]}
 
 
@@ -56,6 +58,9 @@ MATRIX = [
     Route("PUT", UI_STATE, "member", {"open": True}),
     Route("DELETE", UI_STATE, "member"),
     Route("POST", WS + "/stream-tickets", "viewer", {"task_id": "{task}"}),
+    Route("GET", WS + "/webhook", "owner"),
+    Route("PUT", WS + "/webhook", "owner", HOOK),
+    Route("DELETE", WS + "/webhook", "owner"),
 ]
 # Event streams never end, so tests/security/test_event_isolation.py checks
 # them through a real server.
@@ -91,6 +96,10 @@ async def _cast(people: People) -> Cast:
     for role in ROLES[:-1]:
         by_role[role] = await people.join(workspace, owner, role)
     await _keep_ui_state(people, workspace, by_role)
+    hook = await people.client.put(
+        f"/v1/workspaces/{workspace}/webhook", json=HOOK, headers=owner.headers
+    )
+    assert hook.status_code == 201, hook.text
     target = await people.join(workspace, owner, "viewer")
     outsider = await people.new()
     await people.workspace(outsider, "their own")
