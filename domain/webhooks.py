@@ -6,8 +6,8 @@ not reach anything but the public internet: every address its host resolves
 to is checked (when it is configured and again when each request connects,
 since DNS answers change), and loopback, private, link-local (cloud
 metadata at 169.254.169.254), multicast, reserved, unspecified and shared
-(carrier-grade NAT) addresses are refused. IPv4-mapped IPv6 addresses are
-judged as the IPv4 address they carry.
+(carrier-grade NAT) addresses are refused. IPv4-mapped and 6to4 IPv6
+addresses are judged as the IPv4 address they carry.
 """
 
 from __future__ import annotations
@@ -100,8 +100,9 @@ def refusal(address: str) -> str | None:
     """Why a webhook may not connect to `address` (an IP literal as a resolver
     returns it), or None when it is a public address."""
     ip: IPAddress = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv4 address inside IPv6 (mapped, or 6to4) is judged as itself.
+        ip = ip.ipv4_mapped or ip.sixtofour or ip
     for kind, found in (
         ("a loopback address", ip.is_loopback),
         ("the unspecified address", ip.is_unspecified),

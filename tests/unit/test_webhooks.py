@@ -112,6 +112,8 @@ def test_a_good_url_names_its_target() -> None:
         "::ffff:127.0.0.1",
         "::ffff:169.254.169.254",
         "::ffff:10.0.0.1",
+        "2002:7f00:1::",
+        "2002:a9fe:a9fe::1",
     ],
 )
 def test_addresses_outside_the_public_internet_are_refused(address: str) -> None:
