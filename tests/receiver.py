@@ -1,8 +1,10 @@
 """A webhook receiver for tests: a real HTTP server on 127.0.0.1 that records
-each request and answers from a script of statuses (then 200)."""
+each request and answers from a script of statuses (then 200); HANG in the
+script holds that request unanswered until the receiver closes."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -13,6 +15,8 @@ from standardwebhooks import Webhook as Verifier
 
 from entrypoints.settings import Settings
 from tests.live import serving
+
+HANG = -1
 
 
 @dataclass
@@ -42,8 +46,15 @@ async def receiving(settings: Settings, *script: int) -> AsyncIterator[Receiver]
     async def hook(request: Request[Any, Any, Any]) -> Response[bytes]:
         receiver.received.append(Received(dict(request.headers), await request.body()))
         status = receiver.script.pop(0) if receiver.script else 200
+        if status == HANG:
+            await closing.wait()
+            status = 200
         return Response(b"", status_code=status)
 
+    closing = asyncio.Event()
     async with serving(settings, Litestar([hook], logging_config=None)) as base:
         receiver.url = f"{base}/hook"
-        yield receiver
+        try:
+            yield receiver
+        finally:
+            closing.set()

@@ -27,7 +27,7 @@ from entrypoints.settings import Settings
 from tests.conftest import People, Person
 from tests.integration.test_tasks import SUMMARY, _worker_settings, running_worker, wait_until
 from tests.live import live
-from tests.receiver import receiving
+from tests.receiver import HANG, receiving
 
 FAST = WebhookSettings(allow_private=True, max_attempts=3, lease_s=1, backoff=Backoff(20, 100))
 
@@ -189,6 +189,31 @@ async def test_a_claim_whose_sender_died_is_delivered_by_a_later_run(
     # The dead worker's attempt, answering late, changes nothing.
     assert not await store.give_up(abandoned, "too late")
     assert (await deliveries(owner_engine, workspace))[0].status == "delivered"
+
+
+async def test_a_delivery_survives_a_worker_stopped_mid_attempt(
+    settings: Settings, owner_engine: AsyncEngine
+) -> None:
+    async with receiving(settings, HANG) as receiver, allowing_private(settings) as people:
+        owner, workspace, secret = await hooked(people, receiver.url)
+        await cancelled_task(people.client, owner, workspace)
+        worker = _worker_settings(
+            settings, webhook_allow_private=True, webhook_lease_s=1, webhook_timeout_s=30
+        )
+
+        async def sent() -> bool:
+            return len(receiver.received) == 1
+
+        async with running_worker(worker):
+            await wait_until(sent)  # the receiver holds the request: the attempt is in flight
+        (stopped,) = await deliveries(owner_engine, workspace)
+        assert (stopped.status, stopped.attempts) == ("pending", 1)
+        async with running_worker(worker):
+            await wait_until(lambda: settled(owner_engine, workspace))
+    (row,) = await deliveries(owner_engine, workspace)
+    assert (row.status, row.attempts) == ("delivered", 2)
+    assert len(receiver.verified(secret)) == 2
+    assert {r.headers["webhook-id"] for r in receiver.received} == {str(row.id)}
 
 
 async def test_the_last_attempt_of_a_dead_sender_is_given_up_on(
