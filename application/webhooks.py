@@ -63,7 +63,11 @@ class ConfigureWebhook:
     async def execute(self, url: str, rotate: bool) -> WebhookSaved:
         async with self._uow as uow:
             require_role(await caller_role(uow), Role.OWNER, "configuring the webhook")
-            await check_target(url, self._resolver, self._settings.allow_private)
+        # Resolving can take seconds: outside any transaction, so that slow
+        # names cannot hold the pool's connections. Row-level security checks
+        # the role again when the webhook is saved.
+        await check_target(url, self._resolver, self._settings.allow_private)
+        async with self._uow as uow:
             saved = await uow.webhooks.save(
                 Webhook(current_workspace(uow), url), new_signing_secret(), rotate
             )
