@@ -171,7 +171,7 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
     loops = [
         asyncio.create_task(_forever("relay", relay_step, RELAY_IDLE_S)),
         asyncio.create_task(_forever("recovery", recover_step, RECOVER_EVERY_S)),
-        asyncio.create_task(_forever("webhooks", webhook_step, WEBHOOK_IDLE_S)),
+        asyncio.create_task(_forever("webhooks", webhook_step, RELAY_IDLE_S)),
     ]
     metrics_server = None
     if port := settings.worker_metrics_port:
