@@ -17,6 +17,7 @@ DomainError
 ├── SubscriptionClosedError       an event subscriber must reconnect (fell behind, shutdown)
 ├── StreamEndedError         204  a task stream resumed after its terminal event
 ├── TaskCancelledError            a running task was cancelled (worker-internal)
+├── WebhookDeliveryError          one webhook attempt failed: non-2xx, timeout, refused (worker)
 └── ModelError                    a model provider refused for good (worker-internal)
     └── TransientModelError       … or failed in a way worth retrying
 """
@@ -146,3 +147,11 @@ class TaskCancelledError(DomainError):
     """The task was cancelled while it ran; the worker stops at its next step."""
 
     title = "Task cancelled"
+
+
+class WebhookDeliveryError(DomainError):
+    """One attempt to deliver a webhook failed: an answer other than 2xx, a
+    timeout, a connection error, or a target that resolves where webhooks
+    may not go. Worth retrying (DNS and receivers change)."""
+
+    title = "Webhook delivery failed"

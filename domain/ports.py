@@ -36,6 +36,7 @@ from domain.entities import (
 )
 from domain.events import StoredEvent, StreamGrant, StreamRef, TaskEvent
 from domain.ui_state import Refusal, UIState, UIStateQuota
+from domain.webhooks import Delivery, Webhook, WebhookSaved
 
 T = TypeVar("T")
 
@@ -227,6 +228,21 @@ class TaskStates(Protocol):
         ...
 
 
+class WebhookRepository(Protocol):
+    """A workspace's webhook; row-level security lets only its owners reach it."""
+
+    async def get(self, workspace_id: UUID) -> Webhook | None: ...
+
+    async def save(self, webhook: Webhook, secret: str, rotate: bool) -> WebhookSaved:
+        """Create the webhook with `secret`, or change its URL (and, if `rotate`,
+        its secret to `secret`) in one statement, safe against a concurrent save."""
+        ...
+
+    async def delete(self, workspace_id: UUID) -> bool:
+        """Delete it and its undelivered events; False if there was none."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One database transaction in one tenant context.
 
@@ -240,6 +256,7 @@ class UnitOfWork(Protocol):
     memberships: MembershipRepository
     foundation: FoundationRepository
     tasks: TaskRepository
+    webhooks: WebhookRepository
 
     async def __aenter__(self) -> Self: ...
 
@@ -331,6 +348,48 @@ class TaskDispatcher(Protocol):
 
     async def wait_for_work(self, timeout_s: float) -> None:
         """Return when a task may be waiting (a commit notified it), or after `timeout_s`."""
+        ...
+
+
+class WebhookDeliveries(Protocol):
+    """The outbox of webhook deliveries, across workspaces (a worker's view).
+
+    A delivery is recorded by the database when its task reaches a final
+    state, in that same transaction. Each outcome is guarded by the attempt
+    number: False when the attempt's lease ran out and another claim took it.
+    """
+
+    async def claim(self, batch: int, lease_s: float, max_attempts: int) -> list[Delivery]:
+        """Up to `batch` due deliveries, each now on attempt `attempt` and leased
+        for `lease_s` (a claim counts the attempt). A delivery whose last attempt's
+        sender stopped answering is given up on here."""
+        ...
+
+    async def delivered(self, delivery: Delivery) -> bool: ...
+
+    async def retry_later(self, delivery: Delivery, delay_ms: int, error: str) -> bool: ...
+
+    async def give_up(self, delivery: Delivery, error: str) -> bool:
+        """Record the last error; the delivery is not tried again."""
+        ...
+
+
+class WebhookSender(Protocol):
+    """Sends one attempt of a delivery, signed (Standard Webhooks)."""
+
+    async def send(self, delivery: Delivery) -> None:
+        """Return once the receiver answered 2xx. Raises WebhookDeliveryError for
+        any other answer, a timeout, a connection error, or a target that resolves
+        to an address webhooks may not reach."""
+        ...
+
+
+class AddressResolver(Protocol):
+    """DNS: the addresses a host name stands for."""
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        """IP literals for `host` (itself if it is one). Raises InvalidInputError
+        when the name does not resolve."""
         ...
 
 

@@ -283,6 +283,10 @@ _WORKER = (
     "task_redispatch_s",
     "retry_base_ms",
     "retry_cap_ms",
+    "webhook_allow_private",
+    "webhook_max_attempts",
+    "webhook_timeout_s",
+    "webhook_lease_s",
     "worker_metrics_port",
     "tracing",
 )

@@ -33,18 +33,22 @@ from adapters.postgres.dispatch import PgTaskDispatcher
 from adapters.postgres.observability import instrument
 from adapters.postgres.task_states import PgTaskStates
 from adapters.postgres.uow import PgUnitOfWorkFactory
+from adapters.postgres.webhooks import PgWebhookDeliveries
 from adapters.redis.cache import PassThroughCache, RedisCache
 from adapters.redis.client import create_listener, create_redis
 from adapters.redis.events import RedisEventBus
 from adapters.redis.queue import BullMQJobQueue
 from adapters.redis.streams import RedisOpenStreams, RedisStreamTickets
 from adapters.redis.ui_state import RedisUIStateStore
+from adapters.webhooks.network import SystemResolver
+from adapters.webhooks.sender import StandardWebhookSender
 from application.dead_letters import (
     GetDeadLetter,
     ListDeadLetters,
     ReplayDeadLetter,
     ReplayRetriedJob,
 )
+from application.deliver_webhooks import DeliverWebhooks
 from application.dispatch import RecoverTasks, RelayTasks
 from application.events import IssueStreamTicket, OpenEventStream, StreamLimits
 from application.foundation import (
@@ -60,6 +64,7 @@ from application.profiles import GetMe, RegisterCaller
 from application.run_task import RunnerSettings, RunTask
 from application.tasks import CancelTask, CreateTask, GetTask, ListTasks
 from application.ui_state import DeleteUIState, GetUIState, ListUIState, PutUIState
+from application.webhooks import ConfigureWebhook, DeleteWebhook, GetWebhook, WebhookSettings
 from application.workspaces import (
     CreateWorkspace,
     DeleteWorkspace,
@@ -70,6 +75,7 @@ from application.workspaces import (
 )
 from domain.entities import Caller
 from domain.ports import (
+    AddressResolver,
     Cache,
     EventBus,
     EventPublisher,
@@ -83,6 +89,8 @@ from domain.ports import (
     UIStateStore,
     UnitOfWork,
     UnitOfWorkFactory,
+    WebhookDeliveries,
+    WebhookSender,
 )
 from domain.retry import Backoff
 from domain.ui_state import UIStateQuota
@@ -176,6 +184,20 @@ class InfrastructureProvider(Provider):
     def ids(self) -> IdGenerator:
         return uuid7
 
+    @provide
+    def webhook_settings(self, settings: Settings) -> WebhookSettings:
+        return WebhookSettings(
+            allow_private=settings.webhook_allow_private,
+            max_attempts=settings.webhook_max_attempts,
+            lease_s=settings.webhook_lease_s,
+            # The same policy as a failed task attempt's.
+            backoff=Backoff(settings.retry_base_ms, settings.retry_cap_ms),
+        )
+
+    @provide
+    def resolver(self) -> AddressResolver:
+        return SystemResolver()
+
     register_caller = provide(RegisterCaller)
 
 
@@ -230,6 +252,9 @@ class RequestProvider(Provider):
         PutUIState,
         DeleteUIState,
         ListUIState,
+        GetWebhook,
+        ConfigureWebhook,
+        DeleteWebhook,
     )
 
 
@@ -282,9 +307,20 @@ class WorkerProvider(Provider):
     def recover(self, settings: Settings, dispatcher: TaskDispatcher) -> RecoverTasks:
         return RecoverTasks(dispatcher, settings.task_redispatch_s)
 
+    @provide
+    def webhook_deliveries(self, engine: AsyncEngine) -> WebhookDeliveries:
+        return PgWebhookDeliveries(engine)
+
+    @provide
+    async def webhook_sender(self, settings: Settings) -> AsyncIterator[WebhookSender]:
+        sender = StandardWebhookSender(settings.webhook_allow_private, settings.webhook_timeout_s)
+        yield sender
+        await sender.aclose()
+
     run_task = provide(RunTask)
     replay_retried = provide(ReplayRetriedJob)
     relay = provide(RelayTasks)
+    deliver_webhooks = provide(DeliverWebhooks)
 
 
 def make_container(settings: Settings, *extra: Provider) -> AsyncContainer:

@@ -133,6 +133,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         int, Meta(ge=1, description="First retry delay of a failed attempt")
     ] = 1000
     retry_cap_ms: Annotated[int, Meta(ge=1, description="Longest retry delay")] = 60_000
+    webhook_allow_private: Annotated[
+        bool,
+        Meta(description="Let webhooks reach loopback and private addresses (development only)"),
+    ] = False
+    webhook_max_attempts: Annotated[
+        int, Meta(ge=1, le=50, description="Attempts per webhook delivery before giving up")
+    ] = 8
+    webhook_timeout_s: Annotated[
+        float, Meta(gt=0, le=60, description="Longest wait for a webhook receiver's answer")
+    ] = 10
+    webhook_lease_s: Annotated[
+        float,
+        Meta(ge=1, le=3600, description="A webhook attempt's lease; then another worker sends it"),
+    ] = 60
     worker_metrics_port: Annotated[
         int, Meta(ge=0, le=65535, description="Worker's Prometheus endpoint port; 0: none")
     ] = 0

@@ -1,4 +1,5 @@
-"""`keel worker`: runs tasks from the queue, relays the outbox, recovers tasks.
+"""`keel worker`: runs tasks from the queue, relays the outbox, recovers tasks,
+delivers task webhooks.
 
 Each job runs RunTask in the task's own tenant context (its workspace and its
 creator: row-level security applies to workers too). SIGTERM or SIGINT: stop
@@ -42,6 +43,7 @@ from adapters.redis.queue import (
 )
 from adapters.tracing import continued
 from application.dead_letters import ReplayRetriedJob
+from application.deliver_webhooks import DeliverWebhooks
 from application.dispatch import RecoverTasks, RelayTasks
 from application.run_task import Outcome, RunnerSettings, RunTask
 from domain.entities import TaskRef
@@ -56,6 +58,7 @@ RECOVER_EVERY_S = 5.0
 GRACE_S = 20.0
 SHUTDOWN_S = 5.0  # after the grace period, for closing connections
 QUEUE_METRICS_EVERY_S = 5.0
+WEBHOOK_IDLE_S = 0.5
 
 ATTEMPTS = Counter("keel_task_attempts", "Task attempts this worker ran, by outcome", ["outcome"])
 ATTEMPT_SECONDS = Histogram(
@@ -104,6 +107,7 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
     replay = await container.get(ReplayRetriedJob)
     relay = await container.get(RelayTasks)
     recover = await container.get(RecoverTasks)
+    deliver_webhooks = await container.get(DeliverWebhooks)
     dispatcher = await container.get(TaskDispatcher)
     queue = await container.get(JobQueue)
     settings_postpone_ms = (await container.get(RunnerSettings)).postpone_ms
@@ -177,6 +181,10 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
         await recover.execute()
         await asyncio.sleep(RECOVER_EVERY_S)
 
+    async def webhook_step() -> None:
+        if await deliver_webhooks.execute() < DeliverWebhooks.BATCH:
+            await asyncio.sleep(WEBHOOK_IDLE_S)
+
     async def queue_metrics_step() -> None:
         for state, count in (await queue.counts()).items():
             QUEUE_JOBS.labels(state).set(count)
@@ -205,6 +213,7 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
     loops = [
         asyncio.create_task(_forever("relay", relay_step, RELAY_IDLE_S)),
         asyncio.create_task(_forever("recovery", recover_step, RECOVER_EVERY_S)),
+        asyncio.create_task(_forever("webhooks", webhook_step, RELAY_IDLE_S)),
     ]
     metrics_server = None
     if port := settings.worker_metrics_port:

@@ -120,6 +120,8 @@ def settings(database: Database, services: Services) -> Settings:
         redis_url=services.redis_url,
         jwt_secret=JWT_SECRET,
         jwt_audience=AUDIENCE,
+        # A webhook receiver that never answers holds up a worker's next batch.
+        webhook_timeout_s=2,
     )
 
 

@@ -31,15 +31,24 @@ from domain.entities import (
     Workspace,
     WorkspaceAccess,
 )
-from domain.errors import ConflictError, LastOwnerError, NotFoundError, UnavailableError
+from domain.errors import (
+    ConflictError,
+    InvalidInputError,
+    LastOwnerError,
+    NotFoundError,
+    UnavailableError,
+    WebhookDeliveryError,
+)
 from domain.events import TaskEvent
 from domain.ports import (
     FoundationRepository,
     MembershipRepository,
     UserRepository,
+    WebhookRepository,
     WorkspaceRepository,
 )
 from domain.ui_state import Refusal, UIState, UIStateQuota, charge
+from domain.webhooks import Delivery, Webhook, WebhookSaved
 
 T = TypeVar("T")
 
@@ -60,19 +69,26 @@ class Tables:
     workspaces: dict[UUID, Workspace] = field(default_factory=dict)
     memberships: dict[tuple[UUID, UUID], Membership] = field(default_factory=dict)
     documents: dict[tuple[UUID, UUID], FoundationDocument] = field(default_factory=dict)
+    # A workspace's webhook and its signing secret.
+    webhooks: dict[UUID, tuple[Webhook, str]] = field(default_factory=dict)
 
     def copy(self) -> Tables:
         # Rows are frozen dataclasses, so copying the dicts is a full snapshot.
         return Tables(
-            dict(self.users), dict(self.workspaces), dict(self.memberships), dict(self.documents)
+            dict(self.users),
+            dict(self.workspaces),
+            dict(self.memberships),
+            dict(self.documents),
+            dict(self.webhooks),
         )
 
     def replace_with(self, other: Tables) -> None:
-        self.users, self.workspaces, self.memberships, self.documents = (
+        self.users, self.workspaces, self.memberships, self.documents, self.webhooks = (
             dict(other.users),
             dict(other.workspaces),
             dict(other.memberships),
             dict(other.documents),
+            dict(other.webhooks),
         )
 
 
@@ -125,6 +141,7 @@ class InMemoryWorkspaceRepository(_Repository):
             return False
         for key in [key for key in self._tables.memberships if key[0] == workspace_id]:
             del self._tables.memberships[key]
+        self._tables.webhooks.pop(workspace_id, None)
         return True
 
     async def list_for_user(
@@ -266,6 +283,120 @@ class InMemoryFoundationRepository(_Repository):
         return found if limit is None else found[:limit]
 
 
+class InMemoryWebhookRepository(_Repository):
+    async def get(self, workspace_id: UUID) -> Webhook | None:
+        found = self._tables.webhooks.get(workspace_id)
+        return found[0] if found else None
+
+    async def save(self, webhook: Webhook, secret: str, rotate: bool) -> WebhookSaved:
+        existing = self._tables.webhooks.get(webhook.workspace_id)
+        if existing is None:
+            stored = replace(webhook, created_at=_now(), updated_at=_now())
+            self._tables.webhooks[webhook.workspace_id] = (stored, secret)
+            return WebhookSaved(stored, created=True, secret=secret)
+        kept, old_secret = existing
+        stored = replace(kept, url=webhook.url, updated_at=_now())
+        self._tables.webhooks[webhook.workspace_id] = (stored, secret if rotate else old_secret)
+        return WebhookSaved(stored, created=False, secret=secret if rotate else None)
+
+    async def delete(self, workspace_id: UUID) -> bool:
+        return self._tables.webhooks.pop(workspace_id, None) is not None
+
+
+@dataclass
+class StoredDelivery:
+    """A delivery row: its claim state and outcome."""
+
+    delivery: Delivery
+    status: str = "pending"
+    attempts: int = 0
+    last_error: str | None = None
+    available_in_ms: int = 0
+    leased: bool = False
+
+
+class InMemoryWebhookDeliveries:
+    """The WebhookDeliveries port over a list; time is not modelled (a retry is
+    due at once, its delay recorded), and `expire_leases` stands for a lease
+    running out."""
+
+    def __init__(self) -> None:
+        self.rows: list[StoredDelivery] = []
+
+    def add(self, delivery: Delivery) -> StoredDelivery:
+        row = StoredDelivery(delivery)
+        self.rows.append(row)
+        return row
+
+    def expire_leases(self) -> None:
+        for row in self.rows:
+            row.leased = False
+
+    async def claim(self, batch: int, lease_s: float, max_attempts: int) -> list[Delivery]:
+        claimed = []
+        for row in self.rows:
+            if row.status != "pending" or row.leased:
+                continue
+            if row.attempts >= max_attempts:
+                row.status, row.last_error = "failed", "the worker stopped answering"
+                continue
+            if len(claimed) < batch:
+                row.attempts += 1
+                row.leased = True
+                claimed.append(replace(row.delivery, attempt=row.attempts))
+        return claimed
+
+    def _owned(self, delivery: Delivery) -> StoredDelivery | None:
+        for row in self.rows:
+            if row.delivery.id == delivery.id and row.status == "pending":
+                return row if row.attempts == delivery.attempt else None
+        return None
+
+    async def delivered(self, delivery: Delivery) -> bool:
+        if (row := self._owned(delivery)) is None:
+            return False
+        row.status, row.leased = "delivered", False
+        return True
+
+    async def retry_later(self, delivery: Delivery, delay_ms: int, error: str) -> bool:
+        if (row := self._owned(delivery)) is None:
+            return False
+        row.last_error, row.available_in_ms, row.leased = error, delay_ms, False
+        return True
+
+    async def give_up(self, delivery: Delivery, error: str) -> bool:
+        if (row := self._owned(delivery)) is None:
+            return False
+        row.status, row.last_error, row.leased = "failed", error, False
+        return True
+
+
+class ScriptedSender:
+    """A WebhookSender whose receiver answers from a script: each entry an error
+    to raise (a failed attempt) or None (2xx); after the script, 2xx."""
+
+    def __init__(self, *script: str | None) -> None:
+        self.script = list(script)
+        self.sent: list[Delivery] = []
+
+    async def send(self, delivery: Delivery) -> None:
+        self.sent.append(delivery)
+        if self.script and (error := self.script.pop(0)) is not None:
+            raise WebhookDeliveryError(error)
+
+
+class StaticResolver:
+    """An AddressResolver with a fixed table of answers."""
+
+    def __init__(self, answers: dict[str, list[str]]) -> None:
+        self.answers = answers
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        if host not in self.answers:
+            raise InvalidInputError(f"{host} does not resolve")
+        return self.answers[host]
+
+
 class InMemoryCache:
     """The Cache port in a dict, with the same generation semantics as RedisCache."""
 
@@ -318,6 +449,7 @@ class InMemoryUnitOfWork:
     workspaces: WorkspaceRepository
     memberships: MembershipRepository
     foundation: FoundationRepository
+    webhooks: WebhookRepository
 
     def __init__(self, caller: Caller, committed: Tables | None = None) -> None:
         self.caller = caller
@@ -326,6 +458,7 @@ class InMemoryUnitOfWork:
         self.workspaces = InMemoryWorkspaceRepository(self)
         self.memberships = InMemoryMembershipRepository(self)
         self.foundation = InMemoryFoundationRepository(self)
+        self.webhooks = InMemoryWebhookRepository(self)
         self.commits = 0
         self._working: Tables | None = None
 

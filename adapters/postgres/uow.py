@@ -23,12 +23,14 @@ from adapters.postgres.repositories import (
     PgWorkspaceRepository,
 )
 from adapters.postgres.tasks import PgTaskRepository
+from adapters.postgres.webhooks import PgWebhookRepository
 from domain.entities import Caller
 from domain.ports import (
     FoundationRepository,
     MembershipRepository,
     TaskRepository,
     UserRepository,
+    WebhookRepository,
     WorkspaceRepository,
 )
 
@@ -59,6 +61,7 @@ class PgUnitOfWork:
     memberships: MembershipRepository
     foundation: FoundationRepository
     tasks: TaskRepository
+    webhooks: WebhookRepository
 
     def __init__(self, engine: AsyncEngine, caller: Caller) -> None:
         self._engine = engine
@@ -82,6 +85,7 @@ class PgUnitOfWork:
         self.memberships = PgMembershipRepository(conn)
         self.foundation = PgFoundationRepository(conn)
         self.tasks = PgTaskRepository(conn)
+        self.webhooks = PgWebhookRepository(conn)
         return self
 
     async def _begin(self) -> AsyncConnection:

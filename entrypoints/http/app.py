@@ -48,6 +48,7 @@ from entrypoints.http.rate_limit import STORE, FailOpenRedisStore, task_rate_lim
 from entrypoints.http.tasks import TaskController
 from entrypoints.http.tokens import TokenVerifier
 from entrypoints.http.ui_state import UIStateController
+from entrypoints.http.webhooks import WebhookController
 from entrypoints.ioc import make_container
 from entrypoints.settings import ConfigError, Settings
 from entrypoints.tracing import traced
@@ -208,6 +209,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
                     EventController,
                     DeadLetterController,
                     UIStateController,
+                    WebhookController,
                     DishkaRouter(
                         "",
                         route_handlers=[TaskController],

@@ -22,6 +22,7 @@ from domain.entities import (
 )
 from domain.errors import InvalidFieldsError
 from domain.json_values import inspect, pointer_token
+from domain.webhooks import Webhook
 
 _JSON_TYPES = (str, int, float, list, dict)
 
@@ -213,3 +214,21 @@ class TaskOut(msgspec.Struct, frozen=True):
 class TaskPage(msgspec.Struct, frozen=True):
     items: list[TaskOut]
     next_cursor: str | None
+
+
+class WebhookIn(Body):
+    url: str
+
+
+class WebhookOut(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A workspace's webhook; `secret` only in the answer that made it (a
+    create, or `?rotate=true`): verify deliveries with it."""
+
+    url: str
+    created_at: datetime | None
+    updated_at: datetime | None
+    secret: str | None = None
+
+    @classmethod
+    def of(cls, webhook: Webhook, secret: str | None = None) -> WebhookOut:
+        return cls(webhook.url, webhook.created_at, webhook.updated_at, secret)

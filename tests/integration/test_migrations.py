@@ -200,6 +200,24 @@ async def _seed_0011(conn: sa.Connection) -> None:
     await conn.execute(sa.text("delete from tasks where id = :t"), {"t": failed})
 
 
+async def _seed_0012(conn: sa.Connection) -> None:
+    # A webhook: the seeded task, finishing again after a cancel-and-requeue,
+    # is recorded for delivery by the trigger; the claim hands out its URL.
+    await conn.execute(
+        sa.text(
+            "insert into workspace_webhooks (workspace_id, url, secret)"
+            " values (:w, 'https://hooks.example.test/keel', 'whsec_c2VjcmV0')"
+        ),
+        {"w": WORKSPACE},
+    )
+    await conn.execute(sa.text("update tasks set status = 'running' where id = :t"), {"t": TASK})
+    await conn.execute(sa.text("update tasks set status = 'succeeded' where id = :t"), {"t": TASK})
+    claimed = await conn.execute(
+        sa.text("select url, attempts from keel_private.claim_webhook_deliveries(10, 30000, 5)")
+    )
+    assert [tuple(row) for row in claimed] == [("https://hooks.example.test/keel", 1)]
+
+
 SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0001": _seed_0001,
     "0002": _seed_0002,
@@ -212,6 +230,7 @@ SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0009": _seed_0009,
     "0010": _seed_0010,
     "0011": _seed_0011,
+    "0012": _seed_0012,
 }
 
 

@@ -26,6 +26,9 @@ SECURITY_DEFINER_FUNCTIONS = {
     "foundation_ids_containing",
     "dispatch_tasks",
     "recover_tasks",
+    "record_webhook_delivery",
+    "claim_webhook_deliveries",
+    "finish_webhook_delivery",
 }
 COMMANDS = {"SELECT", "INSERT", "UPDATE", "DELETE"}
 
@@ -216,12 +219,21 @@ async def test_the_app_role_can_neither_shadow_tables_nor_run_the_outbox(
                has_function_privilege(r.rolname, 'keel_private.dispatch_tasks(integer)',
                                       'EXECUTE') as dispatch,
                has_function_privilege(r.rolname, 'keel_private.recover_tasks(interval)',
-                                      'EXECUTE') as recover
+                                      'EXECUTE') as recover,
+               has_function_privilege(
+                 r.rolname, 'keel_private.claim_webhook_deliveries(integer, integer, integer)',
+                 'EXECUTE') as claim_webhooks,
+               has_function_privilege(
+                 r.rolname,
+                 'keel_private.finish_webhook_delivery(uuid, uuid, integer, text, text, integer)',
+                 'EXECUTE') as finish_webhooks,
+               has_function_privilege(r.rolname, 'keel_private.record_webhook_delivery()',
+                                      'EXECUTE') as record_webhooks
           from pg_roles r where r.rolname in ('keel_app', 'keel_dispatcher')
          order by r.rolname
         """,
     )
     assert [tuple(row) for row in rows] == [
-        ("keel_app", False, False, False),
-        ("keel_dispatcher", False, True, True),
+        ("keel_app", False, False, False, False, False, False),
+        ("keel_dispatcher", False, True, True, True, True, False),
     ]

@@ -26,6 +26,8 @@ UI_STATE = WS + "/ui-state/{key:str}"
 DEAD_LETTER = WS + "/dead-letters/{task_id}"
 UI_KEY = "panel.left"
 NEW_TASK = {"kind": "summarize", "input": {"text": "a long text"}}
+# A public address literal: it resolves to itself, so no DNS is needed.
+HOOK = {"url": "https://93.184.215.14/keel"}
 NEW_DOCUMENT = {"kind": "brand", "title": "Voice", "content": {"tone": "warm"}, "tags": ["a"]}
 
 
@@ -62,6 +64,9 @@ MATRIX = [
     Route("GET", WS + "/dead-letters", "owner"),
     Route("GET", DEAD_LETTER, "owner"),
     Route("POST", DEAD_LETTER + "/replay", "owner"),
+    Route("GET", WS + "/webhook", "owner"),
+    Route("PUT", WS + "/webhook", "owner", HOOK),
+    Route("DELETE", WS + "/webhook", "owner"),
 ]
 # Event streams never end, so tests/security/test_event_isolation.py checks
 # them through a real server.
@@ -110,6 +115,10 @@ async def _cast(people: People, owner_engine: AsyncEngine) -> Cast:
     for role in ROLES[:-1]:
         by_role[role] = await people.join(workspace, owner, role)
     await _keep_ui_state(people, workspace, by_role)
+    hook = await people.client.put(
+        f"/v1/workspaces/{workspace}/webhook", json=HOOK, headers=owner.headers
+    )
+    assert hook.status_code == 201, hook.text
     target = await people.join(workspace, owner, "viewer")
     outsider = await people.new()
     await people.workspace(outsider, "their own")
