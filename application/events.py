@@ -91,6 +91,7 @@ class IssueStreamTicket:
             raise RateLimitedError(
                 f"at most {self._per_user} unused stream tickets may be held per user",
                 retry_after_s=int(TICKET_TTL_S),
+                limit=self._per_user,
             )
         return ticket, grant
 
@@ -146,6 +147,7 @@ class OpenEventStream:
             raise RateLimitedError(
                 f"at most {limit} event streams may be open per user",
                 retry_after_s=int(SLOT_LEASE_S),
+                limit=limit,
             )
         return Feed(self._events(stream, after, task), self._slots, user_id, slot)
 

@@ -108,11 +108,14 @@ class StorageFullError(UnavailableError):
 
 
 class RateLimitedError(DomainError):
+    """`limit` of something held at once is reached; one is free within `retry_after_s`."""
+
     title = "Too many requests"
 
-    def __init__(self, detail: str, retry_after_s: int) -> None:
+    def __init__(self, detail: str, retry_after_s: int, limit: int | None = None) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+        self.limit = limit
 
 
 class SubscriptionClosedError(DomainError):

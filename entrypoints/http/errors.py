@@ -78,6 +78,15 @@ def on_domain_error(request: Request[Any, Any, Any], error: DomainError) -> Resp
         if isinstance(error, RateLimitedError | UnavailableError)
         else None
     )
+    if isinstance(error, RateLimitedError) and error.limit is not None:
+        # As Litestar's rate limiter answers on the task route: the limit,
+        # none left, and when one is.
+        headers = {
+            **(headers or {}),
+            "RateLimit-Limit": str(error.limit),
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(error.retry_after_s),
+        }
     extra = None
     if isinstance(error, InvalidFieldsError):
         extra = {

@@ -67,7 +67,7 @@ _WHY = {
     412: "If-Match names a version that is not the current one",
     413: "The request body is larger than the route accepts, or the caller's quota is used up",
     415: "The request body is not JSON in UTF-8",
-    429: "Too many requests, open streams or tickets; Retry-After says when to try again",
+    429: "Too many requests, open streams or tickets; Retry-After and RateLimit-* say when",
     503: "Postgres or Redis is unavailable, or Redis is full; Retry-After says when to retry",
 }
 

@@ -230,6 +230,11 @@ async def test_too_many_open_streams_is_429(settings: Settings, people: People) 
         third = await http.get(path, headers=owner.headers)
         assert third.status_code == 429
         assert int(third.headers["Retry-After"]) > 0
+        assert (third.headers["RateLimit-Limit"], third.headers["RateLimit-Remaining"]) == (
+            "2",
+            "0",
+        )
+        assert third.headers["RateLimit-Reset"] == third.headers["Retry-After"]
     # Closed streams gave their slots back.
     async with (
         live(settings, sse_streams_per_user=2) as http,

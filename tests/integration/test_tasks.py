@@ -435,11 +435,16 @@ async def test_task_creation_is_rate_limited_per_user(settings: Settings, people
         people = People(client)
         owner, other = await people.new(), await people.new()
         workspace = await people.workspace(owner)
-        for _ in range(3):
-            assert (await _start(client, owner, workspace)).status_code == 202
+        for left in (2, 1, 0):
+            accepted = await _start(client, owner, workspace)
+            assert accepted.status_code == 202
+            # Every answer of a limited route says where the caller stands.
+            assert accepted.headers["RateLimit-Limit"] == "3"
+            assert accepted.headers["RateLimit-Remaining"] == str(left)
         refused = await _start(client, owner, workspace)
         assert refused.status_code == 429
         assert int(refused.headers["Retry-After"]) > 0
+        assert refused.headers["RateLimit-Remaining"] == "0"
         assert refused.headers["content-type"] == "application/problem+json"
         # Reads are not limited, and another user has a budget of their own.
         listed = await client.get(f"/v1/workspaces/{workspace}/tasks", headers=owner.headers)

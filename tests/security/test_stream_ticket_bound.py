@@ -36,6 +36,8 @@ def _refused(response: httpx.Response) -> None:
     assert response.headers["content-type"].startswith("application/problem+json")
     assert f"at most {PER_USER} unused stream tickets" in response.json()["detail"]
     assert int(response.headers["retry-after"]) > 0
+    assert response.headers["ratelimit-limit"] == str(PER_USER)
+    assert response.headers["ratelimit-remaining"] == "0"
 
 
 async def _tickets_in_redis(redis: Redis) -> int:
