@@ -56,9 +56,10 @@ def _dev(settings: Settings, _args: argparse.Namespace) -> int:
 def _api(settings: Settings, _args: argparse.Namespace) -> int:
     import uvicorn
 
-    from entrypoints.http.app import check_database_role, create_app, drain_event_streams
+    from entrypoints.http.app import create_app, drain_event_streams
     from entrypoints.http.heads import HeadLimits, bounded
     from entrypoints.logging import configure_logging
+    from entrypoints.role_checks import check_database_role
     from entrypoints.tracing import configure_tracing
 
     class _Server(uvicorn.Server):
@@ -100,11 +101,14 @@ async def _with_engine(settings: Settings, check: Callable[..., Awaitable[None]]
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from entrypoints.logging import configure_logging
+    from entrypoints.role_checks import check_worker_role
     from entrypoints.tracing import configure_tracing
     from entrypoints.worker import main as run
 
     configure_logging(settings.log_level)
     configure_tracing(settings, "keel-worker")
+    settings.require("database_url", "redis_url")
+    asyncio.run(_with_engine(settings, check_worker_role))
     return run(settings, args.concurrency)
 
 

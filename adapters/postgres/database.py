@@ -49,6 +49,7 @@ class RoleReport:
     bypass_rls: bool
     owned_tables: int
     member_of_app: bool
+    member_of_dispatcher: bool
 
     def problems(self) -> list[str]:
         found = []
@@ -70,7 +71,10 @@ _ROLE_REPORT = sa.text(
              where c.relowner = r.oid and c.relkind in ('r', 'p')) as owned_tables,
            exists (select 1 from pg_roles a
                     where a.rolname = 'keel_app' and pg_has_role(r.oid, a.oid, 'MEMBER'))
-             as member_of_app
+             as member_of_app,
+           exists (select 1 from pg_roles a
+                    where a.rolname = 'keel_dispatcher' and pg_has_role(r.oid, a.oid, 'MEMBER'))
+             as member_of_dispatcher
       from pg_roles r where r.rolname = current_user
     """
 )
@@ -85,4 +89,5 @@ async def inspect_runtime_role(engine: AsyncEngine) -> RoleReport:
         bypass_rls=row.bypass_rls,
         owned_tables=row.owned_tables,
         member_of_app=row.member_of_app,
+        member_of_dispatcher=row.member_of_dispatcher,
     )

@@ -20,7 +20,6 @@ from litestar.config.cors import CORSConfig
 from litestar.plugins.prometheus import PrometheusConfig
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.postgres.database import inspect_runtime_role
 from adapters.redis.client import create_redis
 from application.foundation import PeekDocument
 from application.profiles import RegisterCaller
@@ -50,6 +49,7 @@ from entrypoints.http.tokens import TokenVerifier
 from entrypoints.http.ui_state import UIStateController
 from entrypoints.http.webhooks import WebhookController
 from entrypoints.ioc import make_container
+from entrypoints.role_checks import check_database_role
 from entrypoints.settings import ConfigError, Settings
 from entrypoints.tracing import traced
 
@@ -62,22 +62,6 @@ METRICS = PrometheusConfig(
     exclude=["^/metrics$", "^/healthz$"],
     middleware_class=RouteMetricsMiddleware,
 )
-
-
-class UnsafeDatabaseRoleError(ConfigError):
-    """The runtime database role could bypass row-level security."""
-
-
-async def check_database_role(engine: AsyncEngine) -> None:
-    """Raise UnsafeDatabaseRoleError unless the runtime role is bound by row-level security."""
-    report = await inspect_runtime_role(engine)
-    if problems := report.problems():
-        raise UnsafeDatabaseRoleError(
-            [
-                f"KEEL_DATABASE_URL's role {report.name!r} {problem}; refusing to start"
-                for problem in problems
-            ]
-        )
 
 
 def _authenticate_inside(config: AppConfig, auth: BearerAuth) -> AppConfig:

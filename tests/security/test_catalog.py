@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.database import create_engine, inspect_runtime_role
 from adapters.postgres.provisioning import with_user
-from entrypoints.http.app import UnsafeDatabaseRoleError, check_database_role
+from entrypoints.role_checks import UnsafeDatabaseRoleError, check_database_role
 from tests.conftest import Database
 
 NOT_TENANT_DATA = {"alembic_version"}
