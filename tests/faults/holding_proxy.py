@@ -13,10 +13,21 @@ import contextlib
 from types import TracebackType
 from typing import Self
 
+from sqlalchemy.engine import URL
+
 
 class HoldingProxy:
-    def __init__(self, host: str, port: int) -> None:
-        self._upstream = (host, port)
+    def __init__(self, url: URL) -> None:
+        """Between TCP clients and the server of `url`, over TCP or, for a
+        socket directory in `?host=` (the embedded server), its Unix socket."""
+        directory = url.query.get("host")
+        port = url.port or 5432
+        if isinstance(directory, str) and directory.startswith("/"):
+            path = f"{directory}/.s.PGSQL.{port}"
+            self._connect = lambda: asyncio.open_unix_connection(path)
+        else:
+            host = url.host or "127.0.0.1"
+            self._connect = lambda: asyncio.open_connection(host, port)
         self._released = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
@@ -48,7 +59,7 @@ class HoldingProxy:
         self._released.set()
 
     async def _serve(self, client: asyncio.StreamReader, to_client: asyncio.StreamWriter) -> None:
-        server, to_server = await asyncio.open_connection(*self._upstream)
+        server, to_server = await self._connect()
         pipes = [
             asyncio.create_task(self._pipe(client, to_server, may_hold=False)),
             asyncio.create_task(self._pipe(server, to_client, may_hold=True)),

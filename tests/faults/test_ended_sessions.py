@@ -82,14 +82,17 @@ MOMENTS: dict[str, Moment] = {
 
 @pytest.fixture
 async def proxy(own_database: Database) -> AsyncIterator[HoldingProxy]:
-    url = make_url(own_database.runtime_url)
-    async with HoldingProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+    async with HoldingProxy(make_url(own_database.runtime_url)) as proxy:
         yield proxy
 
 
 @pytest.fixture
 async def engine(own_database: Database, proxy: HoldingProxy) -> AsyncIterator[AsyncEngine]:
-    url = make_url(own_database.runtime_url).set(host="127.0.0.1", port=proxy.port)
+    url = (
+        make_url(own_database.runtime_url)
+        .difference_update_query(["host", "port"])
+        .set(host="127.0.0.1", port=proxy.port)
+    )
     engine = create_engine(url.render_as_string(hide_password=False), pool_size=1)
     yield engine
     proxy.release()  # closing a connection waits for the server's end
