@@ -2,8 +2,11 @@
 
 Embedded PostgreSQL and Redis when no URLs are configured, migrations, the
 runtime login role, then the API (and later the worker) as child processes.
-Ctrl-C or SIGTERM stops the children in order; if this process is killed,
-PR_SET_PDEATHSIG stops them anyway.
+The URLs it uses go to KEEL_DATA_DIR/dev.env (mode 0600), for `keel worker`,
+`keel doctor`, psql or redis-cli in another shell (docs/VERIFY.md). A worker
+killed by a signal is started again, as a process manager would; a child
+that exits by itself ends `keel dev`. Ctrl-C or SIGTERM stops the children in order; if this process
+is killed, PR_SET_PDEATHSIG stops them anyway.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import fcntl
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -41,6 +45,9 @@ from entrypoints.settings import Settings
 DATABASE = "keel"
 RUNTIME_ROLE = "keel_runtime"
 TOKEN_TTL_S = 24 * 3600
+WORKER = [sys.executable, "-m", "entrypoints.cli", "worker"]
+# What dev.env keeps: the variables that reach this keel dev's services.
+_SHARED = ("DATABASE_URL", "REDIS_URL", "JWT_SECRET")
 
 
 class StopSignalError(Exception):
@@ -94,8 +101,8 @@ def run_dev(settings: Settings) -> int:
         return 1
     env = dict(os.environ)
     services: list[EmbeddedPostgres | EmbeddedRedis] = []
-    api: subprocess.Popen[bytes] | None = None
-    worker: subprocess.Popen[bytes] | None = None
+    # Stopped in this order; _watch replaces a worker that died.
+    children: dict[str, subprocess.Popen[bytes]] = {}
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
@@ -107,8 +114,9 @@ def run_dev(settings: Settings) -> int:
             env["KEEL_REDIS_URL"] = redis.start()
         secret = settings.jwt_secret or dev_secret(data_dir)
         env["KEEL_JWT_SECRET"] = secret
+        _write_env(data_dir / "dev.env", env)
         _say(f"starting the API on {settings.host}:{settings.port}")
-        api = spawn([sys.executable, "-m", "entrypoints.cli", "api"], env=env)
+        api = children["the API"] = spawn([sys.executable, "-m", "entrypoints.cli", "api"], env=env)
         base = f"http://{settings.host}:{settings.port}"
         if not _wait_ready(api, f"{base}/readyz"):
             _say("the API did not become ready; see its output above")
@@ -116,7 +124,7 @@ def run_dev(settings: Settings) -> int:
         _say("starting the worker")
         metrics_port = settings.worker_metrics_port or settings.port + 1
         env["KEEL_WORKER_METRICS_PORT"] = str(metrics_port)
-        worker = spawn([sys.executable, "-m", "entrypoints.cli", "worker"], env=env)
+        children["the worker"] = spawn(WORKER, env=env)
         user = uuid.UUID(_kept(data_dir / "dev-user", str(uuid.uuid4())))
         token = issue_token(secret, settings.jwt_audience, user, "dev@keel.local", TOKEN_TTL_S)
         print(
@@ -127,21 +135,22 @@ def run_dev(settings: Settings) -> int:
             f"  Metrics   {base}/metrics (API)\n"
             f"            http://{settings.host}:{metrics_port}/metrics (worker)\n"
             f"  Token     user {user}, valid 24 h (`keel token --sub {user}` makes another)\n"
+            f"  Env       set -a; . {data_dir / 'dev.env'}; set +a   (its URLs, for psql,"
+            f" keel worker, keel doctor)\n"
             f"  Try       export TOKEN={token}\n"
             f'            curl -H "Authorization: Bearer $TOKEN" {base}/v1/me\n'
             f"Press Ctrl-C to stop.\n",
             flush=True,
         )
-        return _watch({"the API": api, "the worker": worker}, services)
+        return _watch(children, env, services)
     except StopSignalError as stopped:
         _say(f"{stopped}: stopping")
         return 0
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for child in (worker, api):
-            if child is not None:
-                stop(child)
+        for child in reversed(children.values()):
+            stop(child)
         for service in reversed(services):
             service.stop()
         lock.close()
@@ -175,11 +184,26 @@ def _databases(
     }
 
 
+def _write_env(path: Path, env: dict[str, str]) -> None:
+    """The URLs and secret this keel dev uses, as shell `KEY=value` lines (mode 0600)."""
+    if not path.exists():
+        path.touch(mode=0o600)
+    names = sorted(name for name in env if name.startswith("KEEL_") and name.endswith(_SHARED))
+    path.write_text("".join(f"{name}={shlex.quote(env[name])}\n" for name in names))
+
+
 def _watch(
-    children: dict[str, subprocess.Popen[bytes]], services: list[EmbeddedPostgres | EmbeddedRedis]
+    children: dict[str, subprocess.Popen[bytes]],
+    env: dict[str, str],
+    services: list[EmbeddedPostgres | EmbeddedRedis],
 ) -> int:
-    """Wait until a child dies (a signal ends the wait sooner); say which."""
+    """Wait until a child exits or a service dies (a signal ends the wait
+    sooner); a worker killed by a signal is started again."""
     while True:
+        worker = children["the worker"]
+        if worker.poll() is not None and worker.returncode < 0:
+            _say(f"the worker was killed ({-worker.returncode}); starting it again")
+            children["the worker"] = spawn(WORKER, env=env)
         for name, child in children.items():
             if child.poll() is not None:
                 _say(f"{name} exited with {child.returncode}")

@@ -40,6 +40,11 @@ _VIEWS = sa.text(
      where c.relkind = 'v' and c.relnamespace::regnamespace::text = any(cast(:schemas as text[]))
        and not coalesce('security_invoker=true' = any(c.reloptions)
                         or 'security_invoker=on' = any(c.reloptions), false)
+       -- An extension's own views (pg_stat_statements) are its to define,
+       -- and read no tenant table.
+       and not exists (select from pg_depend d
+                        where d.classid = 'pg_class'::regclass and d.objid = c.oid
+                          and d.deptype = 'e')
      order by 1
     """
 )
