@@ -5,7 +5,7 @@ keel api                          the HTTP API (production)
 keel worker [--concurrency N]     the task worker (production)
 keel token --sub UUID             a signed development token
 keel db ACTION                    migrations and roles (`keel db --help` lists them)
-keel doctor [--json]              read-only checks of the configured Postgres and Redis
+keel doctor [--json] [--api URL]  read-only checks of Postgres, Redis (and a running API)
 keel dead-letters list|show|replay  the queue's dead letters (replay: as a dashboard's retry)
 keel COMMAND --help               a command's options and the variables it reads
 """
@@ -115,7 +115,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 def _doctor(settings: Settings, args: argparse.Namespace) -> int:
     from entrypoints.doctor import doctor
 
-    return doctor(settings, json=args.json)
+    return doctor(settings, json=args.json, api=args.api)
 
 
 def _migration_url(settings: Settings) -> str:
@@ -381,6 +381,9 @@ def _parser() -> argparse.ArgumentParser:
         _doctor,
     )
     doctor.add_argument("--json", action="store_true", help="one JSON document, for machines")
+    doctor.add_argument(
+        "--api", metavar="URL", help="also check a running API (readiness, 401, OpenAPI, metrics)"
+    )
     db = commands.add_parser(
         "db",
         help="migrations and database roles",

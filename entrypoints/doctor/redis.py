@@ -1,8 +1,12 @@
 """`keel doctor`'s Redis checks, read-only: reachable, version 6.2 or later
-(the queue's scripts need it), `maxmemory-policy noeviction` (BullMQ's
-jobs must never be evicted), and whether it keeps anything on disk."""
+(the queue's scripts need it), its round-trip time, `maxmemory-policy
+noeviction` (BullMQ's jobs must never be evicted), and whether it keeps
+anything on disk."""
 
 from __future__ import annotations
+
+import statistics
+import time
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -11,6 +15,7 @@ from adapters.redis.client import create_redis
 from entrypoints.doctor.report import Check, fail, ok, warn
 
 MINIMUM = (6, 2)
+SLOW_MS = 5.0  # a cached read is a round trip or two; a local Redis answers in well under 1 ms
 
 
 def redis_version_check(version: str) -> Check:
@@ -49,6 +54,7 @@ async def _checks(client: Redis) -> list[Check]:
     checks = [
         ok("redis.reachable", "PING answered."),
         redis_version_check(str(server["redis_version"])),
+        latency_check(await _round_trip_ms(client)),
     ]
     try:
         policy = (await client.config_get("maxmemory-policy")).get("maxmemory-policy")
@@ -65,6 +71,27 @@ async def _checks(client: Redis) -> list[Check]:
         saves = await client.config_get("save")
         checks.append(persistence_check(kept.get("appendonly") == "yes", bool(saves.get("save"))))
     return checks
+
+
+async def _round_trip_ms(client: Redis, pings: int = 20) -> float:
+    """The median of `pings` PING round trips, in milliseconds."""
+    times = []
+    for _ in range(pings):
+        started = time.perf_counter()
+        await client.ping()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def latency_check(median_ms: float) -> Check:
+    shown = f"{median_ms:.2f} ms"
+    if median_ms <= SLOW_MS:
+        return ok("redis.latency", f"a round trip takes {shown} (median of 20 PINGs).")
+    return warn(
+        "redis.latency",
+        f"a round trip takes {shown} (median of 20 PINGs), over {SLOW_MS:.0f} ms: every cached"
+        " read and stream event waits for it; run Redis nearer the API.",
+    )
 
 
 def persistence_check(append_only: bool, snapshots: bool) -> Check:

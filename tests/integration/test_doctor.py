@@ -27,7 +27,7 @@ from adapters.postgres.provisioning import (
 )
 from entrypoints.cli import main
 from entrypoints.devstack.redis import EmbeddedRedis
-from entrypoints.doctor.redis import persistence_check, redis_version_check
+from entrypoints.doctor.redis import latency_check, persistence_check, redis_version_check
 from entrypoints.doctor.report import Status
 from entrypoints.doctor.schema import server_version_check
 from entrypoints.migrations import upgrade
@@ -389,3 +389,10 @@ def test_a_redis_that_keeps_nothing_on_disk_is_a_warning(
     append_only: bool, snapshots: bool, status: Status
 ) -> None:
     assert persistence_check(append_only, snapshots).status is status
+
+
+@pytest.mark.parametrize(
+    ("median_ms", "status"), [(0.2, Status.OK), (5.0, Status.OK), (12.0, Status.WARN)]
+)
+def test_a_slow_redis_is_a_warning(median_ms: float, status: Status) -> None:
+    assert latency_check(median_ms).status is status
