@@ -1,5 +1,6 @@
 """`keel doctor`'s Redis checks, read-only: reachable, version 6.2 or later
-(the queue's scripts need it), its round-trip time, `maxmemory-policy
+(the queue's scripts need it), its round-trip time, which user Keel is
+(a warning for the default user, which may touch every key), `maxmemory-policy
 noeviction` (BullMQ's jobs must never be evicted), and whether it keeps
 anything on disk."""
 
@@ -9,7 +10,7 @@ import statistics
 import time
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoPermissionError, RedisError, ResponseError
 
 from adapters.redis.client import create_redis
 from entrypoints.doctor.report import Check, fail, ok, warn
@@ -55,6 +56,7 @@ async def _checks(client: Redis) -> list[Check]:
         ok("redis.reachable", "PING answered."),
         redis_version_check(str(server["redis_version"])),
         latency_check(await _round_trip_ms(client)),
+        await _user_check(client),
     ]
     try:
         policy = (await client.config_get("maxmemory-policy")).get("maxmemory-policy")
@@ -71,6 +73,24 @@ async def _checks(client: Redis) -> list[Check]:
         saves = await client.config_get("save")
         checks.append(persistence_check(kept.get("appendonly") == "yes", bool(saves.get("save"))))
     return checks
+
+
+async def _user_check(client: Redis) -> Check:
+    try:
+        user = await client.execute_command("ACL", "WHOAMI")  # type: ignore[no-untyped-call]
+    except NoPermissionError:
+        return ok("redis.user", "connected as an ACL user that may not run ACL commands.")
+    except ResponseError as error:
+        return warn("redis.user", f"cannot tell which user this is ({error}).")
+    name = user.decode() if isinstance(user, bytes) else str(user)
+    if name != "default":
+        return ok("redis.user", f"connected as the ACL user {name}.")
+    return warn(
+        "redis.user",
+        "connected as Redis's default user, which may read and change every key on this"
+        " Redis (another application's too); give Keel a user limited to its own keys"
+        " (README: A Redis user for Keel).",
+    )
 
 
 async def _round_trip_ms(client: Redis, pings: int = 20) -> float:

@@ -35,8 +35,9 @@ from tests.conftest import Database
 from tests.services import Services
 
 # Warnings about the test environment, not about Keel's setup: this database
-# has no pg_stat_statements, and the tests' Redis keeps nothing on disk.
-ENVIRONMENT = {"postgres.statements", "redis.persistence"}
+# has no pg_stat_statements, and the tests' Redis keeps nothing on disk and is
+# used as its default user (test_redis_acl.py tries a limited one).
+ENVIRONMENT = {"postgres.statements", "redis.persistence", "redis.user"}
 
 
 @dataclass(frozen=True)
