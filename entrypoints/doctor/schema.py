@@ -22,6 +22,18 @@ SCHEMAS = ["public", "keel_private", "keel_worker"]
 FIXED = {13: (13, 22), 14: (14, 19), 15: (15, 14), 16: (16, 10), 17: (17, 6)}
 CVES = "CVE-2023-2455, CVE-2023-39418, CVE-2024-10976 and CVE-2025-8713"
 
+_UNPINNED = sa.text(
+    """
+    select p.oid::regprocedure::text from pg_proc p
+     where not p.prosecdef and p.pronamespace::regnamespace::text = any(cast(:schemas as text[]))
+       and not exists (select from unnest(coalesce(p.proconfig, '{}')) c
+                        where c like 'search_path=%')
+       and not exists (select from pg_depend d
+                        where d.classid = 'pg_proc'::regclass and d.objid = p.oid
+                          and d.deptype = 'e')
+     order by 1
+    """
+)
 _DEFINERS = sa.text(
     """
     select p.oid::regprocedure::text as function,
@@ -80,6 +92,16 @@ async def schema_checks(conn: AsyncConnection) -> list[Check]:
                 " and none executable by PUBLIC.",
             )
         )
+    unpinned = (await conn.scalars(_UNPINNED, params)).all()
+    checks.append(
+        warn(
+            "postgres.functions",
+            f"{', '.join(unpinned)} read(s) the caller's search_path; `keel db upgrade`"
+            " (migration 0013) pins it, or ALTER FUNCTION … SET search_path = pg_catalog, pg_temp.",
+        )
+        if unpinned
+        else ok("postgres.functions", "every function of Keel's schemas pins its search_path.")
+    )
     views = (await conn.scalars(_VIEWS, params)).all()
     checks += [
         fail(

@@ -258,6 +258,10 @@ WARNED = {
         "postgres.notify",
     ),
     "a login role made without --worker": ("revoke keel_dispatcher from {role}", "postgres.worker"),
+    "a function reading the caller's search_path (before 0013)": (
+        "alter function keel_private.app_user_id() reset search_path",
+        "postgres.functions",
+    ),
 }
 
 

@@ -218,6 +218,28 @@ async def _seed_0012(conn: sa.Connection) -> None:
     assert [tuple(row) for row in claimed] == [("https://hooks.example.test/keel", 1)]
 
 
+async def _seed_0013(conn: sa.Connection) -> None:
+    # Every function of Keel's schemas pins search_path, and enter_tenant's
+    # transaction-local role and variables still outlive the call.
+    unpinned = await conn.scalars(
+        sa.text(
+            "select p.oid::regprocedure::text from pg_proc p"
+            " where p.pronamespace::regnamespace::text in ('public', 'keel_private', 'keel_worker')"
+            " and not exists (select from unnest(coalesce(p.proconfig, '{}')) c"
+            "                 where c like 'search_path=%')"
+        )
+    )
+    assert list(unpinned) == []
+    await conn.execute(
+        sa.text("select keel_worker.enter_tenant(:w, :u)"), {"w": WORKSPACE, "u": USER}
+    )
+    entered = await conn.execute(
+        sa.text("select current_user, keel_private.app_user_id(), keel_private.app_workspace_id()")
+    )
+    assert tuple(entered.one()) == ("keel_app", USER, WORKSPACE)
+    await conn.execute(sa.text("reset role"))
+
+
 SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0001": _seed_0001,
     "0002": _seed_0002,
@@ -231,6 +253,7 @@ SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0010": _seed_0010,
     "0011": _seed_0011,
     "0012": _seed_0012,
+    "0013": _seed_0013,
 }
 
 
