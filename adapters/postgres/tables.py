@@ -45,6 +45,7 @@ workspaces = sa.Table(
     ),
     *_timestamps(),
     sa.CheckConstraint("char_length(name) between 1 and 200", name="workspaces_name_length"),
+    sa.Index("workspaces_created_by_idx", "created_by"),
 )
 
 memberships = sa.Table(
@@ -115,6 +116,8 @@ foundation_documents = sa.Table(
         postgresql_ops={"content": "jsonb_path_ops"},
     ),
     sa.Index("foundation_documents_tags_idx", "tags", postgresql_using="gin"),
+    sa.Index("foundation_documents_created_by_idx", "created_by"),
+    sa.Index("foundation_documents_updated_by_idx", "updated_by"),
 )
 
 foundation_revisions = sa.Table(
@@ -151,6 +154,7 @@ foundation_revisions = sa.Table(
         "document_id",
         "version",
     ),
+    sa.Index("foundation_revisions_changed_by_idx", "changed_by"),
 )
 
 tasks = sa.Table(
@@ -220,6 +224,7 @@ tasks = sa.Table(
     sa.Index(
         "tasks_leased_idx", "lease_expires_at", postgresql_where=sa.text("status = 'running'")
     ),
+    sa.Index("tasks_created_by_idx", "created_by"),
 )
 
 task_attempts = sa.Table(

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from adapters.postgres.catalog import rls_problems
 from adapters.postgres.database import async_url
+from entrypoints.doctor.policies import policy_checks
 from entrypoints.doctor.report import Check, fail, ok, warn
 from entrypoints.doctor.roles import runtime_role_checks
 from entrypoints.doctor.schema import schema_checks
@@ -85,6 +86,7 @@ async def _as_runtime_role(url: str) -> list[Check]:
                 *await _outside_rls(conn),
                 *await runtime_role_checks(conn),
                 *await schema_checks(conn),
+                *await policy_checks(conn),
             ]
         finally:
             await conn.close()

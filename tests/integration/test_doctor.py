@@ -212,6 +212,19 @@ BROKEN = {
         "postgres.views",
         "member_names",
     ),
+    "a policy reading the tenant for every row": (
+        "create policy foundation_documents_stray on foundation_documents for select"
+        " to keel_app using (workspace_id = nullif(current_setting('app.workspace_id', true),"
+        " '')::uuid)",
+        "postgres.policies",
+        "foundation_documents_stray on public.foundation_documents calls current_setting",
+    ),
+    "a policy calling caller_role for every row": (
+        "create policy tasks_stray on tasks for select to keel_app"
+        " using (keel_private.caller_role(workspace_id) is not null)",
+        "postgres.policies",
+        "tasks_stray on public.tasks calls keel_private.caller_role",
+    ),
     "migrations behind head": (
         "update alembic_version set version_num = '0008'",
         "postgres.migrations",
@@ -258,6 +271,7 @@ WARNED = {
         "postgres.notify",
     ),
     "a login role made without --worker": ("revoke keel_dispatcher from {role}", "postgres.worker"),
+    "a foreign key without its index": ("drop index tasks_created_by_idx", "postgres.indexes"),
     "a function reading the caller's search_path (before 0013)": (
         "alter function keel_private.app_user_id() reset search_path",
         "postgres.functions",

@@ -240,6 +240,19 @@ async def _seed_0013(conn: sa.Connection) -> None:
     await conn.execute(sa.text("reset role"))
 
 
+async def _seed_0014(conn: sa.Connection) -> None:
+    # Every foreign key to users leads an index now (keel doctor's rule).
+    unindexed = await conn.scalars(
+        sa.text(
+            "select c.conname from pg_constraint c where c.contype = 'f'"
+            " and c.confrelid = 'users'::regclass and not exists ("
+            "   select from pg_index i where i.indrelid = c.conrelid"
+            "   and (i.indkey::int2[])[0] = c.conkey[1])"
+        )
+    )
+    assert list(unindexed) == []
+
+
 SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0001": _seed_0001,
     "0002": _seed_0002,
@@ -254,6 +267,7 @@ SEEDS: dict[str, Callable[[sa.Connection], Awaitable[None]]] = {
     "0011": _seed_0011,
     "0012": _seed_0012,
     "0013": _seed_0013,
+    "0014": _seed_0014,
 }
 
 
