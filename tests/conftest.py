@@ -11,6 +11,7 @@ import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -55,10 +56,12 @@ def services() -> Iterator[Services]:
         yield found
 
 
-@pytest.fixture(scope="session")
-async def database(services: Services) -> AsyncIterator[Database]:
+@asynccontextmanager
+async def migrated_database(services: Services, prefix: str) -> AsyncIterator[Database]:
+    """A database of its own, migrated to head, with a runtime login role;
+    both dropped after."""
     suffix = uuid.uuid4().hex[:12]
-    name, role = f"keel_test_{suffix}", f"keel_test_rt_{suffix}"
+    name, role = f"{prefix}_{suffix}", f"{prefix}_rt_{suffix}"
     await ensure_database(services.postgres_url, name)
     owner = with_database(services.postgres_url, name)
     try:
@@ -69,6 +72,12 @@ async def database(services: Services) -> AsyncIterator[Database]:
     finally:
         await drop_database(services.postgres_url, name)
         await drop_role(services.postgres_url, role)
+
+
+@pytest.fixture(scope="session")
+async def database(services: Services) -> AsyncIterator[Database]:
+    async with migrated_database(services, "keel_test") as created:
+        yield created
 
 
 @pytest.fixture(scope="session")
