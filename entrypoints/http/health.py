@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from entrypoints.http.schemas import Health
 
 CHECK_TIMEOUT_S = 2.0
+RETRY_AFTER_S = 1  # as every 503 of the API says
 
 
 @get("/healthz", tags=["health"], sync_to_thread=False)
@@ -24,7 +25,11 @@ def healthz() -> Health:
 @get(
     "/readyz",
     tags=["health"],
-    responses={503: ResponseSpec(Health, description="Postgres or Redis does not answer")},
+    responses={
+        503: ResponseSpec(
+            Health, description="Postgres or Redis does not answer; Retry-After says when to ask"
+        )
+    },
 )
 async def readyz(engine: FromDishka[AsyncEngine], redis: FromDishka[Redis]) -> Response[Health]:
     checks = dict(
@@ -38,6 +43,7 @@ async def readyz(engine: FromDishka[AsyncEngine], redis: FromDishka[Redis]) -> R
     return Response(
         Health(status="ready" if ready else "unavailable", checks=checks),
         status_code=200 if ready else 503,
+        headers=None if ready else {"Retry-After": str(RETRY_AFTER_S)},
     )
 
 

@@ -102,6 +102,7 @@ async def test_readyz_says_503_when_redis_is_down(settings: Settings, tmp_path) 
     async with AsyncTestClient(create_app(dead)) as client:
         response = await client.get("/readyz")
     assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
     assert response.json()["checks"]["postgres"] == "ok"
     assert response.json()["checks"]["redis"].startswith("down")
 
