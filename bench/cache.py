@@ -16,6 +16,7 @@ import asyncio
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -162,6 +163,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench.cache loads the server with wrk: install it (apt-get install wrk)")
     results: list[Result] = []
     with test_services() as services, keel_env(services) as env:
         runtime = env["KEEL_DATABASE_URL"]
