@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.postgres.database import create_engine
 from entrypoints.settings import Settings
 from tests.conftest import Database, migrated_database
 from tests.services import Services
@@ -22,6 +24,15 @@ from tests.services import Services
 async def own_database(services: Services) -> AsyncIterator[Database]:
     async with migrated_database(services, "keel_fault") as created:
         yield created
+
+
+@pytest.fixture(scope="module")
+async def superuser(own_database: Database) -> AsyncIterator[AsyncEngine]:
+    """The owner's engine over the fault database: locks, terminations, inspection
+    (two connections: a lock holder and a watcher at once)."""
+    engine = create_engine(own_database.owner_url, pool_size=2)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -25,10 +25,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.postgres.database import create_engine
 from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
-from tests.conftest import Database, bearer
+from tests.conftest import bearer
 
 POOL_SIZE = 2  # and as many overflow connections: 4 in all
 USERS = 8
@@ -72,13 +71,6 @@ async def http(own_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     finally:
         stop.set()
         await running
-
-
-@pytest.fixture(scope="module")
-async def superuser(own_database: Database) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(own_database.owner_url, pool_size=2)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture(scope="module")

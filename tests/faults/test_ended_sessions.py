@@ -99,13 +99,6 @@ async def engine(own_database: Database, proxy: HoldingProxy) -> AsyncIterator[A
     await engine.dispose()
 
 
-@pytest.fixture(scope="module")
-async def superuser(own_database: Database) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(own_database.owner_url, pool_size=1)
-    yield engine
-    await engine.dispose()
-
-
 @pytest.fixture
 async def caller(engine: AsyncEngine) -> Caller:
     caller = Caller(uuid.uuid4())

@@ -23,9 +23,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.postgres.database import create_engine
 from entrypoints.settings import Settings
-from tests.conftest import Database, bearer
+from tests.conftest import bearer
 from tests.live import live
 
 USERS = 16
@@ -66,13 +65,6 @@ async def http(own_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     # A small pool, so that every connection is reused by many users.
     async with live(own_settings, db_pool_size=4) as client:
         yield client
-
-
-@pytest.fixture(scope="module")
-async def superuser(own_database: Database) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(own_database.owner_url, pool_size=1)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -150,10 +150,24 @@ async def test_a_dropped_stream_never_keeps_its_slot(
     assert refused == [], f"{len(refused)} of {CYCLES} streams kept their slot"
 
 
-async def test_a_stream_dropped_while_events_flow_never_keeps_its_slot(
-    settings: Settings, people: People, bus: RedisEventBus, redis: Redis
+@pytest.mark.parametrize(
+    ("size", "count", "pause_s"),
+    [
+        # Events being written when the client goes (the feed is in a send, or renewing).
+        pytest.param(500, 50, 0.0, id="while events flow"),
+        # The client stopped reading: the server fills the socket's buffers, then waits.
+        pytest.param(60_000, 40, 0.3, id="while the server waits to write"),
+    ],
+)
+async def test_a_stream_dropped_mid_write_never_keeps_its_slot(
+    settings: Settings,
+    people: People,
+    bus: RedisEventBus,
+    redis: Redis,
+    size: int,
+    count: int,
+    pause_s: float,
 ) -> None:
-    """Events being written when the client goes (the feed is in a send, or renewing)."""
     alice = await people.new()
     workspace = await people.workspace(alice)
     path = f"/v1/workspaces/{workspace}/events"
@@ -167,34 +181,10 @@ async def test_a_stream_dropped_while_events_flow_never_keeps_its_slot(
         for cycle in range(CYCLES):
             raw, _ = await _open(base, request)
             task = uuid.uuid4()
-            tokens = [TaskEvent(workspace, task, EventType.TOKEN, {"text": "z" * 500})] * 50
-            await bus.publish(*tokens)
-            _drop(raw, "rst" if cycle % 2 else "fin")
-            if not await _reconnects(http, redis, path, alice):
-                refused.append(cycle)
-    assert refused == [], f"{len(refused)} of {CYCLES} streams kept their slot"
-
-
-async def test_a_stream_dropped_while_the_server_waits_to_write_never_keeps_its_slot(
-    settings: Settings, people: People, bus: RedisEventBus, redis: Redis
-) -> None:
-    """The client stopped reading, the server's writes are paused, then it goes."""
-    alice = await people.new()
-    workspace = await people.workspace(alice)
-    path = f"/v1/workspaces/{workspace}/events"
-    changed = msgspec.structs.replace(settings, sse_streams_per_user=1)
-    refused: list[int] = []
-    async with serving(changed) as base, httpx.AsyncClient(base_url=base, timeout=10) as http:
-
-        async def request() -> bytes:
-            return _request(base, path, alice.headers)
-
-        for cycle in range(CYCLES):
-            raw, _ = await _open(base, request)
-            task = uuid.uuid4()
-            big = [TaskEvent(workspace, task, EventType.TOKEN, {"text": "w" * 60_000})] * 40
-            await bus.publish(*big)
-            await asyncio.sleep(0.3)  # the server fills the socket's buffers, then waits
+            await bus.publish(
+                *[TaskEvent(workspace, task, EventType.TOKEN, {"text": "z" * size})] * count
+            )
+            await asyncio.sleep(pause_s)
             _drop(raw, "rst" if cycle % 2 else "fin")
             if not await _reconnects(http, redis, path, alice):
                 refused.append(cycle)
