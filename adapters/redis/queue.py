@@ -9,7 +9,7 @@ are kept). Keys share one hash tag
 (`{keel}`) so the queue also works on Redis Cluster. Node's bullmq and its
 dashboards read these queues as their own: workers' connections carry Node's
 names, jobs are named after the task's kind, and finished jobs and metrics
-are kept, bounded (README: Dead letters and BullMQ dashboards).
+are kept, bounded (docs/tasks.md: Dead letters and BullMQ dashboards).
 
 What it cannot do, Keel does around it: Postgres holds the task's state, so
 a job carries only (workspace, task, creator) and the job id `<task>.<n>`

@@ -1,8 +1,8 @@
 """`keel doctor --api URL`: a running API, seen from outside. It is ready
 (`/readyz`), it refuses a request without a token (401 with
 `WWW-Authenticate: Bearer`), it describes itself (`/schema/openapi.json`, an
-OpenAPI 3.1 document with Keel's routes), and `/metrics` has the series the
-README documents."""
+OpenAPI 3.1 document with Keel's routes), and `/metrics` has the series
+docs/operations.md documents."""
 
 from __future__ import annotations
 

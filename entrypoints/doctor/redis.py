@@ -89,7 +89,7 @@ async def _user_check(client: Redis) -> Check:
         "redis.user",
         "connected as Redis's default user, which may read and change every key on this"
         " Redis (another application's too); give Keel a user limited to its own keys"
-        " (README: A Redis user for Keel).",
+        " (docs/deploying.md: A Redis user for Keel).",
     )
 
 

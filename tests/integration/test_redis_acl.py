@@ -1,7 +1,7 @@
 """Keel runs with a Redis ACL user that may touch only Keel's own keys and
-channels (README: "A Redis user for Keel"): the API's cached reads, UI state,
-stream tickets, task creation and event streams, and a worker running the
-task, all through that user; `keel doctor` says it is one."""
+channels (docs/deploying.md: "A Redis user for Keel"): the API's cached
+reads, UI state, stream tickets, task creation and event streams, and a
+worker running the task, all through that user; `keel doctor` says it is one."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from tests.conftest import Database, bearer
 from tests.live import live
 
 ROOT = Path(__file__).resolve().parents[2]
-# The rule the README documents (its `ACL SETUSER` line, minus the password).
+# The rule docs/deploying.md documents (its `ACL SETUSER` line, minus the password).
 KEEL_ACL = (
     "resetkeys ~keel:* ~keel-rate:* ~{keel}:* resetchannels &keel:*"
     " +@all -@dangerous +client|setname +client|getname +info"
@@ -46,8 +46,10 @@ def restricted_redis(tmp_path: Path) -> Iterator[tuple[str, str]]:
         server.stop()
 
 
-def test_the_rule_is_the_one_the_readme_gives() -> None:
-    assert f"ACL SETUSER keel on >PASSWORD {KEEL_ACL}" in (ROOT / "README.md").read_text()
+def test_the_rule_is_the_one_the_deploying_guide_gives() -> None:
+    assert (
+        f"ACL SETUSER keel on >PASSWORD {KEEL_ACL}" in (ROOT / "docs" / "deploying.md").read_text()
+    )
 
 
 async def _add_user(admin_url: str) -> None:
