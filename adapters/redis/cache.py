@@ -59,7 +59,7 @@ from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from adapters.redis.batching import BatchedCommands
+from adapters.machinery.pipelining import BatchedCommands
 from adapters.redis.cache_scripts import OVER_BUDGET, READ_OR_LOCK, SET_IF_CURRENT, UNLOCK
 from adapters.redis.client import is_full, note_full
 from domain.cache import CacheKey, Hit

@@ -48,7 +48,7 @@ from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from adapters.redis.batching import BatchedCommands
+from adapters.machinery.pipelining import BatchedCommands
 from adapters.redis.client import unavailable_as
 from domain.errors import SubscriptionClosedError, UnavailableError
 from domain.events import START, EventType, StoredEvent, StreamRef, TaskEvent, position

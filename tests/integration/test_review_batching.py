@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from adapters.redis.batching import BatchedCommands
+from adapters.machinery.pipelining import BatchedCommands
 from adapters.redis.cache import RedisCache
 from adapters.redis.client import create_redis
 from domain.cache import CacheKey
