@@ -252,6 +252,7 @@ _API = (
     "host",
     "port",
     "cache",
+    "hot_reads",
     "cache_timeout_ms",
     "cache_bytes_per_workspace",
     "slow_query_ms",

@@ -28,13 +28,14 @@ from uuid6 import uuid7
 
 from adapters.models.openai import OpenAICompatibleModel
 from adapters.models.simulated import SimulatedModel
+from adapters.pass_through_cache import PassThroughCache
 from adapters.postgres.database import create_engine
 from adapters.postgres.dispatch import PgTaskDispatcher
 from adapters.postgres.observability import instrument
 from adapters.postgres.task_states import PgTaskStates
 from adapters.postgres.uow import PgUnitOfWorkFactory
 from adapters.postgres.webhooks import PgWebhookDeliveries
-from adapters.redis.cache import PassThroughCache, RedisCache
+from adapters.redis.cache import RedisCache
 from adapters.redis.client import create_listener, create_redis
 from adapters.redis.events import RedisEventBus
 from adapters.redis.queue import BullMQJobQueue

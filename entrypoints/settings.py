@@ -81,6 +81,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cache: Annotated[
         bool, Meta(description="Serve cached reads from Redis; false reads Postgres every time")
     ] = True
+    hot_reads: Annotated[
+        bool,
+        Meta(
+            description="Answer cached foundation reads before the framework runs;"
+            " false: every request takes the full path"
+        ),
+    ] = True
     cache_timeout_ms: Annotated[
         int,
         Meta(ge=1, le=5000, description="Redis timeout for cache reads before Postgres answers"),

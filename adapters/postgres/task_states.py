@@ -10,12 +10,12 @@ the same (BEGIN, tenant switch, statements, COMMIT), plus building and
 compiling its Core statements; the worker makes two such changes per task.
 
 Claims, heartbeats and finishes made at the same moment
-(adapters/coalescing.py) go as one call of `claim_tasks` / `heartbeat_tasks`
-/ `finish_tasks` (migrations 0007, 0008), which switch the tenant context
-per task. A task that appears twice in a batch (a
-duplicate delivery) goes alone after it, and when a batch fails with an
-error that is not the database's availability, each of its changes is made
-again alone, so that one task's error is only that task's.
+(adapters/machinery/coalescing.py) go as one call of `claim_tasks` /
+`heartbeat_tasks` / `finish_tasks` (migrations 0007, 0008), which switch the
+tenant context per task. A task that appears twice in a batch (a duplicate
+delivery) goes alone after it, and when a batch fails with an error that is
+not the database's availability, each of its changes is made again alone, so
+that one task's error is only that task's (adapters/machinery/batch_or_each.py).
 
 The calls go straight to the asyncpg connection of a pooled connection
 (timed into the same query histogram and slow-query log as the engine's),
@@ -30,14 +30,15 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid6 import uuid7
 
-from adapters.coalescing import Coalescer
+from adapters.machinery.batch_or_each import BatchOrEach
+from adapters.machinery.coalescing import Coalescer
 from adapters.postgres.errors import translated
 from adapters.postgres.observability import record
 from adapters.postgres.tasks import task_from
@@ -80,13 +81,13 @@ class PgTaskStates:
         self._engine, self._slow_ms = engine, slow_ms
         incomplete = partial(UnavailableError, "the database call did not complete")
         self._claims: Coalescer[_ClaimItem, asyncpg.Record | None] = Coalescer(
-            _Batches(self._claim_batch, self._claim_one), incomplete
+            _batches(self._claim_batch, self._claim_one), incomplete
         )
         self._finishes: Coalescer[_FinishItem, bool] = Coalescer(
-            _Batches(self._finish_batch, self._finish_one), incomplete
+            _batches(self._finish_batch, self._finish_one), incomplete
         )
         self._heartbeats: Coalescer[_HeartbeatItem, bool | None] = Coalescer(
-            _Batches(self._heartbeat_batch, self._heartbeat_one), incomplete
+            _batches(self._heartbeat_batch, self._heartbeat_one), incomplete
         )
 
     async def _call(self, query: str, *args: Any) -> list[asyncpg.Record]:
@@ -184,6 +185,20 @@ class PgTaskStates:
         return task_from(rows[0]) if rows else None
 
 
+def _batches(
+    batch: Callable[[list[Item]], Awaitable[list[Answer]]],
+    one: Callable[[Item], Awaitable[Answer]],
+) -> BatchOrEach[Item, Answer]:
+    """A task's later changes go alone after the batch; a batch Postgres refuses
+    (not one it could not answer: UnavailableError) goes change by change."""
+    return BatchOrEach(batch, one, key=_task_id, falls_back=asyncpg.PostgresError)
+
+
+def _task_id(item: tuple[Any, ...]) -> UUID:
+    ref: TaskRef = item[0]
+    return ref.task_id
+
+
 def _ref(ref: TaskRef) -> tuple[Any, ...]:
     return ref.workspace_id, ref.task_id, ref.created_by
 
@@ -200,42 +215,3 @@ def _refs(refs: list[TaskRef]) -> tuple[list[Any], ...]:
         [ref.task_id for ref in refs],
         [ref.created_by for ref in refs],
     )
-
-
-class _Batches(Generic[Item, Answer]):
-    """Send for a Coalescer: a batch call for the first change of each task;
-    a repeated task, or every change of a batch that failed other than for
-    the database's availability, is made alone (in order)."""
-
-    def __init__(
-        self,
-        batch: Callable[[list[Item]], Awaitable[list[Answer]]],
-        one: Callable[[Item], Awaitable[Answer]],
-    ) -> None:
-        self._batch, self._one = batch, one
-
-    async def __call__(self, items: list[Item]) -> list[Answer | BaseException]:
-        answers: list[Answer | BaseException | None] = [None] * len(items)
-        firsts: list[int] = []
-        alone: list[int] = []
-        seen: set[UUID] = set()
-        for index, item in enumerate(items):
-            task_id = item[0].task_id
-            (alone if task_id in seen else firsts).append(index)
-            seen.add(task_id)
-        if len(firsts) > 1:
-            try:
-                batch = await self._batch([items[index] for index in firsts])
-            except asyncpg.PostgresError:
-                alone = list(range(len(items)))  # each alone, with its own answer
-            else:
-                for index, answer in zip(firsts, batch, strict=True):
-                    answers[index] = answer
-        else:
-            alone = list(range(len(items)))
-        for index in sorted(alone):
-            try:
-                answers[index] = await self._one(items[index])
-            except Exception as error:
-                answers[index] = error
-        return cast("list[Answer | BaseException]", answers)

@@ -1,1 +1,2 @@
-"""Redis adapters: client construction (cache, queue and event bus come later)."""
+"""Redis adapters: the client, the cache, the BullMQ queue, the event bus, stream
+tickets and slots, UI state, dead letters."""

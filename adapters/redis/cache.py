@@ -6,23 +6,15 @@ the "slow loader writes an old value after the invalidation" race impossible.
 They also key by free-form strings; here a key cannot exist without its
 workspace.
 
-Layout (the `{ws:<uuid>}` hash tag keeps a workspace's keys in one Redis
-Cluster slot, so the multi-key reads and scripts below work there too):
-
-    keel:{ws:<uuid>}:gen:<namespace>         invalidation generation (a random token)
-    keel:{ws:<uuid>}:v:<namespace>:<name>    msgpack [generation, payload (nil: not found)]
-    keel:{ws:<uuid>}:lock:<namespace>:<name> fill lock across processes
-    keel:{ws:<uuid>}:cache-…                 what the workspace has cached, and its
-                                             charges (cache_scripts.py: the budget)
-
 A read is one round trip for the generation and the value (a script that,
 when no value is stored, also takes the fill lock: a miss costs no second
 round trip); a value written under an older generation is a miss. A fill
 writes only if the generation is still the one read before loading (a Lua
-compare-and-set). `invalidate` sets a new
-random generation token, so everything cached before it becomes unreachable
-at once; a value is a hit only under the token it was stored with, so a
-generation key lost to eviction or failover cannot bring old values back.
+compare-and-set). `invalidate` sets a new random generation token, so
+everything cached before it becomes unreachable at once; a value is a hit
+only under the token it was stored with, so a generation key lost to
+eviction or failover cannot bring old values back. The keys and the stored
+envelope are cache_values.py's.
 
 Stampedes: concurrent misses of one key in a process share one load; across
 processes a short Redis lock lets one process load while the others poll
@@ -32,14 +24,7 @@ A value msgpack cannot carry (an integer past 64 bits, nesting past its
 limit) is stored by nobody: the read raises UnreadableValueError, the fill
 lock is released, and the next read loads again.
 
-Redis down or slow (the client's timeout, 50 ms by default) never fails a
-read: the loader's value is returned uncached, counted and logged. A full
-Redis (out of memory: it refuses writes, not deletes) serves hits and
-refuses fills alike; an invalidation it refuses to write deletes the
-generation instead, which makes everything cached under it a miss too. After a
-failed read, reads skip Redis for READ_PAUSE_S, so that a request (whose
-membership, document and fill would each wait out the timeout) and the
-ones behind it go straight to the loader; invalidations are always tried.
+Redis down or slow never fails a read: the loader answers (cache_outages.py).
 """
 
 from __future__ import annotations
@@ -50,7 +35,6 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -59,11 +43,12 @@ from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from adapters.redis.batching import BatchedCommands
+from adapters.machinery.pipelining import BatchedCommands
+from adapters.redis.cache_outages import ERRORS, CacheOutages
 from adapters.redis.cache_scripts import OVER_BUDGET, READ_OR_LOCK, SET_IF_CURRENT, UNLOCK
+from adapters.redis.cache_values import CacheKeys, Envelopes, envelope
 from adapters.redis.client import is_full, note_full
 from domain.cache import CacheKey, Hit
-from domain.errors import UnreadableValueError
 
 T = TypeVar("T")
 logger = logging.getLogger("keel.cache")
@@ -71,7 +56,6 @@ logger = logging.getLogger("keel.cache")
 REQUESTS = Counter(
     "keel_cache_requests", "Cache reads by namespace and result", ["namespace", "result"]
 )
-ERRORS = Counter("keel_cache_errors", "Cache operations that failed on Redis", ["operation"])
 OVER_BUDGET_FILLS = Counter(
     "keel_cache_over_budget",
     "Fills not stored: their workspace's cache budget was used up",
@@ -81,28 +65,6 @@ LOADER_SECONDS = Histogram(
     "keel_cache_loader_seconds", "Time spent in cache loaders (the miss path)", ["namespace"]
 )
 
-_ENVELOPE = msgspec.msgpack.Decoder(tuple[str, msgspec.Raw])
-_ENCODER = msgspec.msgpack.Encoder()
-_NIL = _ENCODER.encode(None)
-
-
-class _ReadsPausedError(RedisError):
-    """Reads skip Redis for a moment after one failed."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Keys:
-    generation: str
-    value: str
-    lock: str
-    namespace: str
-    base: str
-
-    @property
-    def budget(self) -> list[str]:
-        """The workspace's ledger, charges and total (cache_scripts.py)."""
-        return [f"{self.base}:cache-ledger", f"{self.base}:cache-bytes", f"{self.base}:cache-total"]
-
 
 class RedisCache:
     GENERATION_TTL_MS = 24 * 3600 * 1000
@@ -110,8 +72,6 @@ class RedisCache:
     LOCK_WAIT_S = 0.5
     POLL_S = 0.01
     JITTER = 0.1
-    LOG_EVERY_S = 10.0
-    READ_PAUSE_S = 1.0
 
     def __init__(
         self, redis: Redis, prefix: str = "keel", bytes_per_workspace: int = 4 * 1024 * 1024
@@ -124,20 +84,12 @@ class RedisCache:
         self._unlock = redis.register_script(UNLOCK)
         self._read_or_lock = redis.register_script(READ_OR_LOCK)
         self._flights: dict[str, asyncio.Task[Any]] = {}
-        self._decoders: dict[Any, msgspec.msgpack.Decoder[Any]] = {}
-        self._last_log = 0.0
-        self._reads_paused_until = 0.0
+        self._envelopes = Envelopes()
+        self.outages = CacheOutages()
         self._lock_tokens, self._lock_count = uuid4().hex, itertools.count()
 
-    def _keys(self, key: CacheKey) -> _Keys:
-        base = f"{self._prefix}:{{ws:{key.workspace_id}}}"
-        return _Keys(
-            generation=f"{base}:gen:{key.namespace}",
-            value=f"{base}:v:{key.namespace}:{key.name}",
-            lock=f"{base}:lock:{key.namespace}:{key.name}",
-            namespace=key.namespace,
-            base=base,
-        )
+    def _keys(self, key: CacheKey) -> CacheKeys:
+        return CacheKeys.of(self._prefix, key)
 
     async def get_or_set(
         self,
@@ -208,7 +160,7 @@ class RedisCache:
 
     async def _fetch(
         self,
-        keys: _Keys,
+        keys: CacheKeys,
         loader: Callable[[], Awaitable[T | None]],
         type_: type[T],
         ttl_s: float,
@@ -219,7 +171,7 @@ class RedisCache:
         token = f"{self._lock_tokens}.{next(self._lock_count)}"
         lock_ms = int(self.LOCK_TTL_S * 1000)
         try:
-            self._check_pause()
+            self.outages.check()
             try:
                 raw_generation, raw_value, locked = await self._batch.script(
                     self._read_or_lock, [keys.generation, keys.value, keys.lock], [token, lock_ms]
@@ -260,44 +212,28 @@ class RedisCache:
             if token and not released:
                 await self._release(keys, token)
 
-    async def _read(self, keys: _Keys, type_: type[T]) -> tuple[str, bool, T | None]:
+    async def _read(self, keys: CacheKeys, type_: type[T]) -> tuple[str, bool, T | None]:
         raw_generation, raw_value = await self._mget(keys.generation, keys.value)
         hit, value = self._decode(raw_generation, raw_value, type_)
         return (raw_generation.decode() if raw_generation else ""), hit, value
 
     async def _mget(self, *names: str) -> list[bytes | None]:
-        self._check_pause()
+        self.outages.check()
         return await self._batch.mget(names)
-
-    def _check_pause(self) -> None:
-        if time.monotonic() < self._reads_paused_until:
-            raise _ReadsPausedError("a read failed a moment ago")
 
     def _decode(
         self, raw_generation: bytes | None, raw_value: bytes | None, type_: type[T]
     ) -> tuple[bool, T | None]:
-        """(hit, value) of a stored envelope read with its namespace's generation.
-
-        No generation, no hit: a value can only match the random token that was
-        current when it was stored, so an evicted or lost generation key can
-        never bring an older value back.
-        """
-        if raw_value is None or raw_generation is None:
-            return False, None
+        """(hit, value) of what a read found (cache_values.py: when it is a hit)."""
         try:
-            stored_generation, payload = _ENVELOPE.decode(raw_value)
-            if stored_generation != raw_generation.decode():
-                return False, None
-            if bytes(payload) == _NIL:
-                return True, None
-            return True, self._decoder(type_).decode(payload)
+            return self._envelopes.open(raw_generation, raw_value, type_)
         except (msgspec.DecodeError, UnicodeDecodeError) as error:
             # Redis answered: a miss, which the fill overwrites; reads do not pause.
             ERRORS.labels("decode").inc()
             logger.warning("cached value unreadable as %r: %r; treated as a miss", type_, error)
             return False, None
 
-    async def _wait_for_fill(self, keys: _Keys, type_: type[T]) -> tuple[T | None] | None:
+    async def _wait_for_fill(self, keys: CacheKeys, type_: type[T]) -> tuple[T | None] | None:
         """Another process is loading: poll for its value, for a bounded time."""
         deadline = time.monotonic() + self.LOCK_WAIT_S
         while time.monotonic() < deadline:
@@ -311,7 +247,7 @@ class RedisCache:
                 return (value,)
         return None
 
-    async def _load(self, keys: _Keys, loader: Callable[[], Awaitable[T | None]]) -> T | None:
+    async def _load(self, keys: CacheKeys, loader: Callable[[], Awaitable[T | None]]) -> T | None:
         started = time.perf_counter()
         try:
             return await loader()
@@ -319,17 +255,13 @@ class RedisCache:
             LOADER_SECONDS.labels(keys.namespace).observe(time.perf_counter() - started)
 
     async def _store(
-        self, keys: _Keys, generation: str, value: object, ttl_s: float, lock_token: str
+        self, keys: CacheKeys, generation: str, value: object, ttl_s: float, lock_token: str
     ) -> bool:
         """Store the value if its generation is still current, and release the
         lock held with `lock_token` ('' for none); False if Redis failed (the
         lock is then still to release)."""
         token = generation or uuid4().hex
-        try:
-            payload = _ENCODER.encode(value)
-        except (msgspec.EncodeError, OverflowError, RecursionError, TypeError, ValueError) as error:
-            raise UnreadableValueError(f"the value cannot be cached ({error})") from None
-        envelope = _ENCODER.encode((token, msgspec.Raw(payload)))
+        stored = envelope(token, value)
         ttl_ms = int(ttl_s * 1000 * random.uniform(1 - self.JITTER, 1 + self.JITTER))  # noqa: S311
         try:
             answer = await self._batch.script(
@@ -337,7 +269,7 @@ class RedisCache:
                 [keys.generation, keys.value, keys.lock, *keys.budget],
                 [
                     generation,
-                    envelope,
+                    stored,
                     max(ttl_ms, 1),
                     self.GENERATION_TTL_MS,
                     token,
@@ -352,50 +284,13 @@ class RedisCache:
             OVER_BUDGET_FILLS.labels(keys.namespace).inc()
         return True
 
-    async def _release(self, keys: _Keys, token: str) -> None:
+    async def _release(self, keys: CacheKeys, token: str) -> None:
         try:
             await self._batch.script(self._unlock, [keys.lock], [token])
         except (RedisError, OSError) as error:
             self._unavailable("unlock", keys, error)
 
-    def _decoder(self, type_: Any) -> msgspec.msgpack.Decoder[Any]:
-        decoder = self._decoders.get(type_)
-        if decoder is None:
-            decoder = self._decoders[type_] = msgspec.msgpack.Decoder(type_)
-        return decoder
-
-    def _unavailable(self, operation: str, keys: _Keys, error: BaseException) -> None:
-        ERRORS.labels(operation).inc()
-        if is_full(error):
-            note_full("the cache")
+    def _unavailable(self, operation: str, keys: CacheKeys, error: BaseException) -> None:
         if operation == "read":
             REQUESTS.labels(keys.namespace, "error").inc()
-            if not isinstance(error, _ReadsPausedError):
-                self._reads_paused_until = time.monotonic() + self.READ_PAUSE_S
-        now = time.monotonic()
-        if now - self._last_log >= self.LOG_EVERY_S:
-            self._last_log = now
-            logger.warning(
-                "cache unavailable (%s %s): %r; serving from Postgres", operation, keys.value, error
-            )
-
-
-class PassThroughCache:
-    """The Cache port with caching switched off (KEEL_CACHE=false): every read loads."""
-
-    async def get_or_set(
-        self,
-        key: CacheKey,
-        loader: Callable[[], Awaitable[T | None]],
-        *,
-        type_: type[T],
-        ttl_s: float,
-        negative_ttl_s: float | None = None,
-    ) -> T | None:
-        return await loader()
-
-    async def peek(self, *reads: tuple[CacheKey, type[Any]]) -> list[Hit[Any] | None]:
-        return [None] * len(reads)
-
-    async def invalidate(self, workspace_id: UUID, *namespaces: str) -> None:
-        return None
+        self.outages.failed(operation, keys.value, error)

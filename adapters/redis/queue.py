@@ -38,7 +38,7 @@ from bullmq.job import Job
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from adapters.redis.batching import PipelinedRedis
+from adapters.machinery.pipelining import PipelinedRedis
 from adapters.redis.client import unavailable_as
 from domain.entities import Dispatch, TaskRef
 

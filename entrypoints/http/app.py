@@ -235,5 +235,6 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
     hot_reads = HotDocumentReads(
         request_context(app.asgi_handler), verifier, METRICS, cross_origin=cors_config is not None
     )
-    app.asgi_handler = traced(hot_reads) if settings.tracing else hot_reads
+    served = hot_reads if settings.hot_reads else hot_reads.full_path
+    app.asgi_handler = traced(served) if settings.tracing else served
     return app

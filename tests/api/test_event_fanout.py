@@ -69,7 +69,7 @@ async def test_a_thousand_streams_share_one_subscription_and_leak_nothing(
                 lambda: len(asyncio.all_tasks()) <= tasks_before + 2,
                 lambda: "\n".join(sorted({repr(t.get_coro()) for t in asyncio.all_tasks()})),
             )
-            assert bus._groups == {}, "a subscription outlived its stream"
+            assert bus._hub._groups == {}, "a subscription outlived its stream"
 
 
 async def _status_ok(http: httpx.AsyncClient, url: str, headers: dict[str, str]) -> None:

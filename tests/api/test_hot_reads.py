@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import jwt
+import msgspec
 import pytest
 import structlog
 from litestar.testing import AsyncTestClient
@@ -105,6 +106,21 @@ async def test_a_warm_read_is_answered_by_the_fast_path_exactly_as_by_the_full_o
         f'keel_requests_total{{app_name="keel",method="GET",path="{ROUTE}",status_code="200"}}'
         in metrics
     )
+
+
+async def test_switched_off_a_warm_read_gets_the_same_answer_without_the_fast_path(
+    settings: Settings, client: httpx.AsyncClient, full: httpx.AsyncClient, people: People
+) -> None:
+    """KEEL_HOT_READS=false: the layer is left out, the full path answers."""
+    app = create_app(msgspec.structs.replace(settings, hot_reads=False))
+    assert not isinstance(app.asgi_handler, HotDocumentReads)
+    owner, _, url = await _document(people)
+    async with AsyncTestClient(app) as switched_off:
+        response, fast = await _both(switched_off, full, "GET", url, owner.headers)
+    assert response.status_code == 200
+    assert not fast, "the fast path answered although switched off"
+    _, fast = await _both(client, full, "GET", url, owner.headers)
+    assert fast, "the cache was warm: switched on, the fast path answers"
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Concurrent cache reads go to Redis together (adapters/redis/batching.py):
+"""Concurrent cache reads go to Redis together (adapters/machinery/pipelining.py):
 one round trip for all, each caller still gets exactly its own values, and a
 failure reaches every caller of the batch."""
 
@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from adapters.redis.batching import BatchedCommands
+from adapters.machinery.pipelining import BatchedCommands
 from adapters.redis.client import create_redis
 from tests.counting import CountingCalls
 

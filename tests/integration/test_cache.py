@@ -232,7 +232,7 @@ async def test_after_a_failed_read_reads_skip_redis_for_a_moment(
     client = create_redis(services.redis_url, timeout_s=0.05, retries=0)
     counting = CountingCalls(client, "execute_command")
     cache = RedisCache(counting)  # type: ignore[arg-type]
-    cache.READ_PAUSE_S = 2.0
+    cache.outages.read_pause_s = 2.0
     await redis.execute_command("CLIENT", "PAUSE", "200", "ALL")
     try:
         assert await cache.get_or_set(_key(), Loader("a"), type_=str, ttl_s=60) == "a"
@@ -242,7 +242,7 @@ async def test_after_a_failed_read_reads_skip_redis_for_a_moment(
     key = _key()
     assert await cache.get_or_set(key, Loader("b"), type_=str, ttl_s=60) == "b"
     assert counting.calls["execute_command"] == sent, "a read right after a failed one skips Redis"
-    await asyncio.sleep(cache.READ_PAUSE_S)
+    await asyncio.sleep(cache.outages.read_pause_s)
     assert await cache.get_or_set(key, Loader("c"), type_=str, ttl_s=60) == "c"
     assert counting.calls["execute_command"] > sent, "then reads use Redis again"
     assert await cache.get_or_set(key, Loader("d"), type_=str, ttl_s=60) == "c", "and fill it"
@@ -322,7 +322,7 @@ async def test_a_refused_read_script_reads_alone_and_pauses_nothing(
 
         assert await refused.get_or_set(cold, load, type_=str, ttl_s=60) == "cold"
         assert held == [True], "the miss took the fill lock on its own"
-        assert refused._reads_paused_until == 0.0
+        assert refused.outages.paused_until == 0.0
     finally:
         await limited.aclose()
         await redis.execute_command("ACL", "DELUSER", user)

@@ -1,5 +1,5 @@
 """The worker's BullMQ side against the real Redis: the auto-pipelining
-client (adapters/redis/batching.py PipelinedRedis) — commands sent together
+client (adapters/machinery/pipelining.py PipelinedRedis) — commands sent together
 share a pipeline, each gets its own answer (redis-py's parsing included) or
 its own error, scripts load themselves, a blocking command never holds up
 the others — and FetchingWorker (adapters/redis/queue.py), which takes the
@@ -22,7 +22,7 @@ from redis.asyncio.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from adapters.redis.batching import PipelinedRedis
+from adapters.machinery.pipelining import PipelinedRedis
 from adapters.redis.queue import FetchingWorker, worker_connection
 from tests.services import Services
 

@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from adapters.redis.batching import BatchedCommands
+from adapters.machinery.pipelining import BatchedCommands
 from adapters.redis.cache import RedisCache
 from adapters.redis.client import create_redis
 from domain.cache import CacheKey
@@ -162,7 +162,7 @@ async def test_a_corrupt_cached_value_is_a_miss_not_a_failure(
     before = _errors("decode")
     assert await own_cache.peek((key, str)) == [None]
     assert await own_cache.get_or_set(_key(key.workspace_id), load, type_=str, ttl_s=60)
-    assert own_cache._reads_paused_until == 0.0, "Redis answered: reads must not pause"
+    assert own_cache.outages.paused_until == 0.0, "Redis answered: reads must not pause"
     assert await own_cache.get_or_set(key, load, type_=str, ttl_s=60) == "fresh"
     assert _errors("decode") == before + 2
     assert (await own_cache.peek((key, str)))[0] is not None, "the fill replaced it"
@@ -177,7 +177,7 @@ async def test_a_pause_ends_although_reads_keep_coming(services: Services, redis
     client = create_redis(services.redis_url, timeout_s=0.05, retries=0)
     counting = CountingCalls(client, "execute_command", "pipeline")
     cache = RedisCache(counting)  # type: ignore[arg-type]
-    cache.READ_PAUSE_S = 0.3
+    cache.outages.read_pause_s = 0.3
     key = _key()
 
     async def load() -> str:
@@ -218,7 +218,7 @@ async def test_a_batch_failure_counts_one_error_per_read_and_pauses(
         await redis.execute_command("CLIENT", "UNPAUSE")
     assert results == ["x"] * 5
     assert _errors("read") == before + 5
-    assert own_cache._reads_paused_until > time.monotonic()
+    assert own_cache.outages.paused_until > time.monotonic()
     assert await own_cache.peek((keys[0], str)) == [None], "paused: nothing read, nothing stale"
 
 

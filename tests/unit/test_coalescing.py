@@ -1,4 +1,4 @@
-"""The Coalescer (adapters/coalescing.py): calls of one loop turn go out as one
+"""The Coalescer (adapters/machinery/coalescing.py): calls of one loop turn go out as one
 batch, at most one batch is in flight, and every caller gets its own answer."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from adapters.coalescing import Coalescer
+from adapters.machinery.coalescing import Coalescer
 
 
 class Recorder:

@@ -1,5 +1,5 @@
 """Redis commands that arrive together, sent as one pipeline
-(adapters/coalescing.py says why and when a batch goes out).
+(coalescing.py says why and when a batch goes out).
 
 Two ways in. BatchedCommands is for Keel's own adapters (the cache, the event
 bus). PipelinedRedis is a redis-py client that does the same for every
@@ -14,7 +14,8 @@ workspace's keys, an event one script over one workspace's streams), so
 batching changes neither atomicity nor Redis Cluster slots. Scripts go as
 EVALSHA, loaded only when Redis answers NOSCRIPT: redis-py's pipelines ask
 SCRIPT EXISTS before every execute (a round trip) for scripts registered on
-them.
+them. Each answer is the plain command's: tests/integration/test_batched_reads.py
+and tests/integration/test_pipelined_redis.py keep them equal.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
-from adapters.coalescing import Coalescer
+from adapters.machinery.coalescing import Coalescer
 
 Command = tuple[Any, ...]
 Values = list[bytes | None]

@@ -17,7 +17,8 @@ caller of the batch gets that error. Every caller is answered even if the
 send is cancelled before or while it runs (`incomplete()`); a caller that is
 cancelled itself just stops waiting. No library we found does this for
 redis-py or asyncpg (redis-py's pipelines and asyncpg's `executemany` are
-built by the caller), hence this small class.
+built by the caller), hence this small class. tests/unit/test_coalescing.py
+keeps each caller's answer the one its call alone would get.
 """
 
 from __future__ import annotations
