@@ -1,13 +1,11 @@
-"""Use cases about the caller's own profile."""
+"""RegisterCaller: an authenticated caller's profile, upserted on its first request."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from uuid import UUID
 
-from domain.entities import Caller, User, WorkspaceAccess
-from domain.errors import NotFoundError
-from domain.ports import UnitOfWork, UnitOfWorkFactory
+from domain.entities import Caller, User
+from domain.ports import UnitOfWorkFactory
 
 
 class RegisterCaller:
@@ -37,24 +35,3 @@ class RegisterCaller:
         if len(self._registered) >= self.MAX_REMEMBERED:
             self._registered.clear()
         self._registered[user_id] = email
-
-
-@dataclass(frozen=True, slots=True)
-class Me:
-    user: User
-    memberships: list[WorkspaceAccess]
-
-
-class GetMe:
-    """The caller's profile and every workspace they belong to."""
-
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
-
-    async def execute(self) -> Me:
-        async with self._uow as uow:
-            user = await uow.users.get(uow.caller.user_id)
-            if user is None:
-                raise NotFoundError("profile not found")
-            memberships = await uow.workspaces.list_for_user(user.id, None, None)
-        return Me(user=user, memberships=memberships)
