@@ -1,14 +1,10 @@
-"""The relay (outbox → queue) and the reconciler (lost leases, lost queue entries)."""
+"""RelayTasks: committed, undispatched tasks move from the outbox to the queue."""
 
 from __future__ import annotations
-
-import logging
 
 from application.events import publish
 from domain.events import EventType, TaskEvent
 from domain.ports import EventPublisher, JobQueue, TaskDispatcher
-
-logger = logging.getLogger("keel.dispatch")
 
 
 class RelayTasks:
@@ -38,14 +34,3 @@ class RelayTasks:
             moved += len(items)
             if len(items) < self.BATCH:
                 return moved
-
-
-class RecoverTasks:
-    def __init__(self, dispatcher: TaskDispatcher, redispatch_after_s: float) -> None:
-        self._dispatcher, self._after = dispatcher, redispatch_after_s
-
-    async def execute(self) -> int:
-        recovered = await self._dispatcher.recover(self._after)
-        if recovered:
-            logger.info("requeued or re-dispatched %s task(s)", recovered)
-        return recovered
