@@ -1,4 +1,4 @@
-"""Review attacks on event streams, stream tickets and the per-user stream cap.
+"""Attacks on event streams, stream tickets and the per-user stream cap.
 
 Every test runs a real server (tests/live.py) on the real Postgres and Redis.
 Eight of them broke when they were written (slots lapsing under a busy or

@@ -1,4 +1,4 @@
-"""Review attacks on the cached-read fast path (entrypoints/http/hot_reads.py)
+"""Attacks on the cached-read fast path (entrypoints/http/hot_reads.py)
 and on the request-context layer it shares with the full path.
 
 Each request is answered by the app with the fast path and by one without it

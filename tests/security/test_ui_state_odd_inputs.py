@@ -1,4 +1,4 @@
-"""Review attacks on per-user UI state: odd keys, lifetimes, bodies and cursors."""
+"""Attacks on per-user UI state: odd keys, lifetimes, bodies and cursors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Review of batched cache reads and the read pause, against the real Redis:
+"""Batched cache reads and the read pause when things go wrong, against the real Redis:
 answers never cross between readers, every reader is answered whatever
 happens to the batch, and the pause only ever sends reads to the loader."""
 
