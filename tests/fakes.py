@@ -41,6 +41,7 @@ from domain.errors import (
 )
 from domain.events import TaskEvent
 from domain.ports import (
+    Clock,
     FoundationRepository,
     MembershipRepository,
     UserRepository,
@@ -499,21 +500,35 @@ class InMemoryUnitOfWorkFactory:
         return InMemoryUnitOfWork(caller, self.committed)
 
 
-class InMemoryUIStateStore:
-    """The UIStateStore port in a dict, with expiry on a clock tests can move."""
+class FakeClock:
+    """A Clock that stands still until a test advances it."""
 
-    def __init__(self) -> None:
-        self.entries: dict[tuple[UUID, UUID, str], UIState] = {}
-        self.offset = timedelta()
-        self.down = False
+    def __init__(self, start: datetime = datetime(2030, 1, 2, 3, 4, 5, 678_901, UTC)) -> None:
+        self._now, self._monotonic = start, 1000.0
+
+    def now(self) -> datetime:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._monotonic
 
     def advance(self, seconds: float) -> None:
-        self.offset += timedelta(seconds=seconds)
+        self._now += timedelta(seconds=seconds)
+        self._monotonic += seconds
+
+
+class InMemoryUIStateStore:
+    """The UIStateStore port in a dict, with expiry on `clock` (tests move a FakeClock)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.entries: dict[tuple[UUID, UUID, str], UIState] = {}
+        self.clock = clock
+        self.down = False
 
     def _live(self, workspace_id: UUID, user_id: UUID) -> dict[str, UIState]:
         if self.down:
             raise UnavailableError("UI state is unavailable: Redis cannot be reached")
-        now = _now() + self.offset
+        now = self.clock.now()
         for name in [name for name, state in self.entries.items() if state.expires_at <= now]:
             del self.entries[name]
         return {

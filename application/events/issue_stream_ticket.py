@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from uuid import UUID
 
 from application.access import current_workspace
@@ -11,7 +11,7 @@ from application.events._tasks import load_task
 from application.events.stream_limits import StreamLimits
 from domain.errors import RateLimitedError
 from domain.events import StreamGrant
-from domain.ports import Cache, StreamTickets, UnitOfWork
+from domain.ports import Cache, Clock, StreamTickets, UnitOfWork
 
 TICKET_TTL_S = 60.0
 
@@ -22,9 +22,14 @@ class IssueStreamTicket:
     tickets as one user may (each lapses after TICKET_TTL_S)."""
 
     def __init__(
-        self, uow: UnitOfWork, cache: Cache, tickets: StreamTickets, limits: StreamLimits
+        self,
+        uow: UnitOfWork,
+        cache: Cache,
+        tickets: StreamTickets,
+        limits: StreamLimits,
+        clock: Clock,
     ) -> None:
-        self._uow, self._cache, self._tickets = uow, cache, tickets
+        self._uow, self._cache, self._tickets, self._clock = uow, cache, tickets, clock
         self._per_user = limits.tickets_per_user
 
     async def execute(self, task_id: UUID | None) -> tuple[str, StreamGrant]:
@@ -32,7 +37,7 @@ class IssueStreamTicket:
         workspace_id = current_workspace(self._uow)
         if task_id is not None:
             await load_task(self._uow, workspace_id, task_id)
-        expires_at = datetime.now(UTC) + timedelta(seconds=TICKET_TTL_S)
+        expires_at = self._clock.now() + timedelta(seconds=TICKET_TTL_S)
         grant = StreamGrant(self._uow.caller.user_id, workspace_id, task_id, expires_at)
         ticket = await self._tickets.issue(grant, self._per_user)
         if ticket is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator
 from uuid import UUID
 
@@ -22,7 +21,7 @@ from domain.events import (
     check_position,
     position,
 )
-from domain.ports import Cache, EventBus, OpenStreams, UnitOfWork
+from domain.ports import Cache, Clock, EventBus, OpenStreams, UnitOfWork
 
 _ENDINGS = {
     TaskStatus.SUCCEEDED: EventType.SUCCEEDED,
@@ -39,9 +38,10 @@ class OpenEventStream:
         bus: EventBus,
         slots: OpenStreams,
         limits: StreamLimits,
+        clock: Clock,
     ) -> None:
         self._uow, self._cache, self._bus, self._slots = uow, cache, bus, slots
-        self._limits = limits
+        self._limits, self._clock = limits, clock
 
     async def execute(
         self, task_id: UUID | None, after: str | None, grant: StreamGrant | None = None
@@ -83,21 +83,21 @@ class OpenEventStream:
     ) -> AsyncGenerator[StoredEvent | None, None]:
         ended = task is not None and task.status in _ENDINGS
         repaired = False
-        loop = asyncio.get_running_loop()
-        checked = loop.time()
+        clock = self._clock
+        checked = clock.monotonic()
         async with self._bus.subscribe(stream, after) as subscription:
             while True:
-                if loop.time() - checked >= self._limits.heartbeat_s:
+                if clock.monotonic() - checked >= self._limits.heartbeat_s:
                     # Still a member? Also on a quiet stream, within a heartbeat.
                     await cached_role(self._uow, self._cache)
-                    checked = loop.time()
+                    checked = clock.monotonic()
                 wait_s = self._limits.ended_grace_s if ended else self._limits.heartbeat_s
                 if events := await subscription.batch(wait_s):
                     # Still a member, checked after every one of these events was
                     # published: one removed before any of them gets none. (Cached,
                     # and invalidated right after every membership change commits.)
                     await cached_role(self._uow, self._cache)
-                    checked = loop.time()
+                    checked = clock.monotonic()
                     for event in events:
                         yield event
                         if stream.task_id is not None and event.event.type.terminal:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from application.access import current_workspace
 from application.caching import cached_role
 from domain.entities import Role
 from domain.errors import ConflictError, QuotaExceededError
-from domain.ports import Cache, UIStateStore, UnitOfWork
+from domain.ports import Cache, Clock, UIStateStore, UnitOfWork
 from domain.rules import require_role
 from domain.ui_state import (
     DEFAULT_QUOTA,
@@ -36,15 +36,16 @@ class PutUIState:
         uow: UnitOfWork,
         cache: Cache,
         store: UIStateStore,
+        clock: Clock,
         quota: UIStateQuota = DEFAULT_QUOTA,
     ) -> None:
-        self._uow, self._cache, self._store = uow, cache, store
+        self._uow, self._cache, self._store, self._clock = uow, cache, store, clock
         self._quota = quota
 
     async def execute(self, key: str, value: bytes, ttl_s: int | None) -> UIState:
         key, ttl_s, value = check_key(key), check_ttl(ttl_s), check_value(value)
         require_role(await cached_role(self._uow, self._cache), Role.MEMBER, WRITING)
-        now = datetime.now(UTC)
+        now = self._clock.now()
         state = UIState(
             workspace_id=current_workspace(self._uow),
             user_id=self._uow.caller.user_id,
