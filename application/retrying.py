@@ -25,11 +25,11 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception,
-    stop_after_delay,
     wait_random_exponential,
 )
 
 from domain.errors import StorageFullError, UnavailableError
+from domain.ports import Clock
 
 T = TypeVar("T")
 logger = logging.getLogger("keel.retry")
@@ -49,15 +49,20 @@ def _log(state: RetryCallState) -> None:
 
 
 async def retried(
-    call: Callable[[], Awaitable[T]], deadline_s: float = 10.0, base_s: float = 0.05
+    call: Callable[[], Awaitable[T]],
+    deadline_s: float = 10.0,
+    base_s: float = 0.05,
+    clock: Clock | None = None,
 ) -> T:
     """`call()`, again after each UnavailableError (but StorageFullError) until
-    `deadline_s` has passed.
+    `deadline_s` has passed since the first call, on `clock` (the system's
+    monotonic clock when None).
 
     The waits: a random time up to `base_s` after the first failure, up to
     twice that after the second, four times after the third... at most MAX_WAIT_S.
     """
-    started = time.monotonic()
+    monotonic = clock.monotonic if clock is not None else time.monotonic
+    started = monotonic()
     try:
         return await call()
     except UnavailableError as error:
@@ -69,7 +74,7 @@ async def retried(
         retry=retry_if_exception(_worth_retrying),
         # Its attempt 1 is our second call: the doubling goes on from there.
         wait=wait_random_exponential(multiplier=2 * base_s, max=MAX_WAIT_S),
-        stop=stop_after_delay(max(0.0, deadline_s - (time.monotonic() - started))),
+        stop=lambda _: monotonic() - started >= deadline_s,
         before_sleep=_log,
         reraise=True,
     ):

@@ -29,6 +29,7 @@ MAX_VALUE_BYTES = 64 * 1024
 DEFAULT_TTL_S = 7 * 24 * 3600
 MAX_TTL_S = 30 * 24 * 3600
 MAX_KEYS = 1000
+WRITING = "writing UI state"  # what a refused write names; writing needs member
 # Redis' own cost of an entry beyond its value and key: the key objects and
 # expiry of the entry, its members in the indexes and the size ledger.
 ENTRY_OVERHEAD_BYTES = 256

@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid6 import uuid7
 
+from adapters.clock import SystemClock
 from adapters.models.openai import OpenAICompatibleModel
 from adapters.models.simulated import SimulatedModel
 from adapters.pass_through_cache import PassThroughCache
@@ -78,6 +79,7 @@ from domain.entities import Caller
 from domain.ports import (
     AddressResolver,
     Cache,
+    Clock,
     EventBus,
     EventPublisher,
     IdGenerator,
@@ -184,6 +186,10 @@ class InfrastructureProvider(Provider):
     @provide
     def ids(self) -> IdGenerator:
         return uuid7
+
+    @provide
+    def clock(self) -> Clock:
+        return SystemClock()
 
     @provide
     def webhook_settings(self, settings: Settings) -> WebhookSettings:

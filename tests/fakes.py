@@ -1,4 +1,4 @@
-"""In-memory fakes of the ports in domain/ports.py, for unit tests.
+"""In-memory fakes of the ports in domain/ports/, for unit tests.
 
 They mimic what the Postgres adapter lets callers observe: changes become
 visible only once committed, constraint violations surface as the same
@@ -7,13 +7,21 @@ Row-level security is not modelled: the use cases check access themselves,
 and the integration tests cover the policies.
 
 Units of work are meant to be used one after another, as in a request; a
-commit replaces the whole committed state with the unit's working copy.
+commit replaces the whole committed state with the unit's working copy. The
+worker's side (InMemoryTaskStates, InMemoryTaskDispatcher) changes the
+committed state at once, as each of its Postgres calls commits; its leases
+and dispatch times are read on a FakeClock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+import asyncio
+import builtins
+import contextlib
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
@@ -21,12 +29,19 @@ from uuid import UUID
 
 from domain.cache import CacheKey, Hit
 from domain.entities import (
+    AttemptRecord,
     Caller,
+    Claim,
+    Dispatch,
     FoundationChanges,
     FoundationDocument,
     FoundationFilter,
     Membership,
     Role,
+    Task,
+    TaskKind,
+    TaskRef,
+    TaskStatus,
     User,
     Workspace,
     WorkspaceAccess,
@@ -39,10 +54,13 @@ from domain.errors import (
     UnavailableError,
     WebhookDeliveryError,
 )
-from domain.events import TaskEvent
+from domain.events import StoredEvent, StreamGrant, StreamRef, TaskEvent, position
 from domain.ports import (
+    Clock,
     FoundationRepository,
     MembershipRepository,
+    Subscription,
+    TaskRepository,
     UserRepository,
     WebhookRepository,
     WorkspaceRepository,
@@ -71,25 +89,58 @@ class Tables:
     documents: dict[tuple[UUID, UUID], FoundationDocument] = field(default_factory=dict)
     # A workspace's webhook and its signing secret.
     webhooks: dict[UUID, tuple[Webhook, str]] = field(default_factory=dict)
+    tasks: dict[UUID, TaskRow] = field(default_factory=dict)
+    # (workspace, idempotency key) -> (task id, request hash)
+    task_keys: dict[tuple[UUID, str], tuple[UUID, str | None]] = field(default_factory=dict)
+    # The outbox: per task, the attempt to put on the queue once committed.
+    outbox: dict[UUID, Dispatch] = field(default_factory=dict)
 
     def copy(self) -> Tables:
         # Rows are frozen dataclasses, so copying the dicts is a full snapshot.
-        return Tables(
-            dict(self.users),
-            dict(self.workspaces),
-            dict(self.memberships),
-            dict(self.documents),
-            dict(self.webhooks),
-        )
+        return Tables(**{name: dict(getattr(self, name)) for name in _TABLES})
 
     def replace_with(self, other: Tables) -> None:
-        self.users, self.workspaces, self.memberships, self.documents, self.webhooks = (
-            dict(other.users),
-            dict(other.workspaces),
-            dict(other.memberships),
-            dict(other.documents),
-            dict(other.webhooks),
-        )
+        for name in _TABLES:
+            setattr(self, name, dict(getattr(other, name)))
+
+
+_TABLES = [table.name for table in fields(Tables)]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    """A task and what only the database knows of it: the worker's bookkeeping."""
+
+    task: Task
+    history: tuple[AttemptRecord, ...] = ()
+    cancel_requested: bool = False
+    lease_until: float | None = None  # on the worker's clock, while running
+    dispatched_at: float | None = None  # on the dispatcher's clock, until claimed
+
+    def record(self, attempt: int, outcome: str, error: str | None = None) -> TaskRow:
+        line = AttemptRecord(attempt, outcome, error, None, _now())
+        return replace(self, history=(*self.history, line))
+
+
+def _dispatch(task: Task) -> Dispatch:
+    ref = TaskRef(task.workspace_id, task.id, task.created_by)
+    return Dispatch(ref, task.attempts + 1, task.priority, 0, task.kind)
+
+
+def _replayed(row: TaskRow) -> TaskRow:
+    """Queued again with a fresh budget, as the adapter's replay leaves a failed task."""
+    task = replace(
+        row.task,
+        status=TaskStatus.QUEUED,
+        budget_from=row.task.attempts,
+        result=None,
+        error=None,
+        progress=0,
+        cached=False,
+        finished_at=None,
+    )
+    replayed = replace(row, task=task, cancel_requested=False, lease_until=None)
+    return replayed.record(task.attempts, "replayed")
 
 
 class _Repository:
@@ -303,6 +354,83 @@ class InMemoryWebhookRepository(_Repository):
         return self._tables.webhooks.pop(workspace_id, None) is not None
 
 
+class InMemoryTaskRepository(_Repository):
+    """Tasks as users see them; adding one writes its dispatch to the outbox."""
+
+    async def add(
+        self, task: Task, idempotency_key: str | None, request_hash: str | None
+    ) -> Task | None:
+        tables = self._tables
+        if idempotency_key is not None and (task.workspace_id, idempotency_key) in tables.task_keys:
+            return None
+        if task.id in tables.tasks:
+            raise IntegrityViolation(f"duplicate task id {task.id}")
+        stored = replace(task, created_at=_now())
+        tables.tasks[task.id] = TaskRow(stored)
+        if idempotency_key is not None:
+            tables.task_keys[task.workspace_id, idempotency_key] = (task.id, request_hash)
+        tables.outbox[task.id] = _dispatch(stored)
+        return stored
+
+    async def find_by_key(self, workspace_id: UUID, key: str) -> tuple[Task, str | None] | None:
+        found = self._tables.task_keys.get((workspace_id, key))
+        if found is None:
+            return None
+        task_id, request_hash = found
+        return self._tables.tasks[task_id].task, request_hash
+
+    async def get(self, workspace_id: UUID, task_id: UUID) -> Task | None:
+        row = self._tables.tasks.get(task_id)
+        return row.task if row is not None and row.task.workspace_id == workspace_id else None
+
+    async def list(
+        self,
+        workspace_id: UUID,
+        status: TaskStatus | None,
+        kind: TaskKind | None,
+        before: UUID | None,
+        limit: int,
+    ) -> list[Task]:
+        rows = sorted(
+            (
+                row.task
+                for row in self._tables.tasks.values()
+                if row.task.workspace_id == workspace_id
+                and status in (None, row.task.status)
+                and kind in (None, row.task.kind)
+                and (before is None or row.task.id < before)
+            ),
+            key=lambda task: task.id,
+            reverse=True,
+        )
+        return rows[:limit]
+
+    async def cancel(self, workspace_id: UUID, task_id: UUID) -> Task | None:
+        if (task := await self.get(workspace_id, task_id)) is None:
+            return None
+        row = self._tables.tasks[task_id]
+        if task.status is TaskStatus.QUEUED:
+            task = replace(task, status=TaskStatus.CANCELLED, finished_at=_now())
+            self._tables.outbox.pop(task_id, None)
+        if task.status in (TaskStatus.CANCELLED, TaskStatus.RUNNING):
+            self._tables.tasks[task_id] = replace(row, task=task, cancel_requested=True)
+        return task
+
+    async def replay(self, workspace_id: UUID, task_id: UUID) -> Task | None:
+        task = await self.get(workspace_id, task_id)
+        if task is None or task.status is not TaskStatus.FAILED:
+            return None
+        row = _replayed(self._tables.tasks[task_id])
+        self._tables.tasks[task_id] = row
+        self._tables.outbox[task_id] = _dispatch(row.task)
+        return row.task
+
+    async def history(self, workspace_id: UUID, task_id: UUID) -> builtins.list[AttemptRecord]:
+        if await self.get(workspace_id, task_id) is None:
+            return []
+        return list(self._tables.tasks[task_id].history)
+
+
 @dataclass
 class StoredDelivery:
     """A delivery row: its claim state and outcome."""
@@ -449,6 +577,7 @@ class InMemoryUnitOfWork:
     workspaces: WorkspaceRepository
     memberships: MembershipRepository
     foundation: FoundationRepository
+    tasks: TaskRepository
     webhooks: WebhookRepository
 
     def __init__(self, caller: Caller, committed: Tables | None = None) -> None:
@@ -458,6 +587,7 @@ class InMemoryUnitOfWork:
         self.workspaces = InMemoryWorkspaceRepository(self)
         self.memberships = InMemoryMembershipRepository(self)
         self.foundation = InMemoryFoundationRepository(self)
+        self.tasks = InMemoryTaskRepository(self)
         self.webhooks = InMemoryWebhookRepository(self)
         self.commits = 0
         self._working: Tables | None = None
@@ -499,21 +629,35 @@ class InMemoryUnitOfWorkFactory:
         return InMemoryUnitOfWork(caller, self.committed)
 
 
-class InMemoryUIStateStore:
-    """The UIStateStore port in a dict, with expiry on a clock tests can move."""
+class FakeClock:
+    """A Clock that stands still until a test advances it."""
 
-    def __init__(self) -> None:
-        self.entries: dict[tuple[UUID, UUID, str], UIState] = {}
-        self.offset = timedelta()
-        self.down = False
+    def __init__(self, start: datetime = datetime(2030, 1, 2, 3, 4, 5, 678_901, UTC)) -> None:
+        self._now, self._monotonic = start, 1000.0
+
+    def now(self) -> datetime:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._monotonic
 
     def advance(self, seconds: float) -> None:
-        self.offset += timedelta(seconds=seconds)
+        self._now += timedelta(seconds=seconds)
+        self._monotonic += seconds
+
+
+class InMemoryUIStateStore:
+    """The UIStateStore port in a dict, with expiry on `clock` (tests move a FakeClock)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.entries: dict[tuple[UUID, UUID, str], UIState] = {}
+        self.clock = clock
+        self.down = False
 
     def _live(self, workspace_id: UUID, user_id: UUID) -> dict[str, UIState]:
         if self.down:
             raise UnavailableError("UI state is unavailable: Redis cannot be reached")
-        now = _now() + self.offset
+        now = self.clock.now()
         for name in [name for name, state in self.entries.items() if state.expires_at <= now]:
             del self.entries[name]
         return {
@@ -558,3 +702,307 @@ class RecordedEvents:
 
     async def publish(self, *events: TaskEvent) -> None:
         self.events.extend(events)
+
+
+class InMemoryTaskStates:
+    """The worker's state changes (TaskStates) on the committed tables, each
+    guarded by status and attempt as the adapter's; leases run on `clock`."""
+
+    def __init__(self, committed: Tables, clock: FakeClock) -> None:
+        self.committed, self.clock = committed, clock
+        self.postponed: list[tuple[TaskRef, int]] = []
+
+    def _row(self, ref: TaskRef) -> TaskRow | None:
+        row = self.committed.tasks.get(ref.task_id)
+        return row if row is not None and row.task.workspace_id == ref.workspace_id else None
+
+    def _owned(self, ref: TaskRef, attempt: int) -> TaskRow | None:
+        row = self._row(ref)
+        running = row is not None and row.task.status is TaskStatus.RUNNING
+        return row if running and row is not None and row.task.attempts == attempt else None
+
+    async def claim(self, ref: TaskRef, max_running: int, lease_s: float) -> Claim | bool:
+        row = self._row(ref)
+        if row is None or row.task.status is not TaskStatus.QUEUED:
+            return False
+        running = sum(
+            other.task.workspace_id == ref.workspace_id and other.task.status is TaskStatus.RUNNING
+            for other in self.committed.tasks.values()
+        )
+        if running >= max_running:
+            return True
+        attempt = row.task.attempts + 1
+        task = replace(row.task, status=TaskStatus.RUNNING, attempts=attempt, started_at=_now())
+        lease_until = self.clock.monotonic() + lease_s
+        claimed = replace(row, task=task, lease_until=lease_until, dispatched_at=None)
+        self.committed.tasks[ref.task_id] = claimed.record(attempt, "started")
+        return Claim(task, attempt)
+
+    async def heartbeat(
+        self, ref: TaskRef, attempt: int, lease_s: float, progress: int
+    ) -> bool | None:
+        if (row := self._owned(ref, attempt)) is None:
+            return None
+        task = replace(row.task, progress=progress)
+        lease_until = self.clock.monotonic() + lease_s
+        self.committed.tasks[ref.task_id] = replace(row, task=task, lease_until=lease_until)
+        return row.cancel_requested
+
+    async def finish(
+        self,
+        ref: TaskRef,
+        attempt: int,
+        status: TaskStatus,
+        result: dict[str, object] | None = None,
+        error: str | None = None,
+        cached: bool = False,
+    ) -> bool:
+        if (row := self._owned(ref, attempt)) is None:
+            return False
+        task = replace(
+            row.task, status=status, result=result, error=error, cached=cached, finished_at=_now()
+        )
+        finished = replace(row, task=task, lease_until=None)
+        self.committed.tasks[ref.task_id] = finished.record(attempt, status.value, error)
+        return True
+
+    async def retry_later(self, ref: TaskRef, attempt: int, delay_ms: int, error: str) -> bool:
+        if (row := self._owned(ref, attempt)) is None:
+            return False
+        task = replace(row.task, status=TaskStatus.QUEUED, error=error)
+        self.committed.tasks[ref.task_id] = replace(row, task=task, lease_until=None).record(
+            attempt, "retrying", error
+        )
+        self.committed.outbox[ref.task_id] = replace(_dispatch(task), delay_ms=delay_ms)
+        return True
+
+    async def postpone(self, ref: TaskRef, delay_ms: int) -> None:
+        self.postponed.append((ref, delay_ms))
+
+    async def replay(self, ref: TaskRef, attempt: int) -> Task | None:
+        row = self._row(ref)
+        if row is None or row.task.status is not TaskStatus.FAILED or row.task.attempts != attempt:
+            return None
+        replayed = _replayed(row)
+        self.committed.tasks[ref.task_id] = replayed
+        self.committed.outbox[ref.task_id] = _dispatch(replayed.task)
+        return replayed.task
+
+
+class InMemoryTaskDispatcher:
+    """The outbox side (TaskDispatcher) on the committed tables, timed on `clock`."""
+
+    def __init__(self, committed: Tables, clock: FakeClock) -> None:
+        self.committed, self.clock = committed, clock
+        self.woken = asyncio.Event()
+
+    @asynccontextmanager
+    async def batch(self, size: int) -> AsyncIterator[list[Dispatch]]:
+        taken = list(itertools.islice(self.committed.outbox.values(), size))
+        yield taken
+        now = self.clock.monotonic()
+        for dispatch in taken:
+            del self.committed.outbox[dispatch.ref.task_id]
+            row = self.committed.tasks[dispatch.ref.task_id]
+            self.committed.tasks[dispatch.ref.task_id] = replace(row, dispatched_at=now)
+
+    async def recover(self, redispatch_after_s: float) -> int:
+        """Requeue running tasks whose lease lapsed (the attempt counted), and
+        dispatch again queued ones dispatched `redispatch_after_s` ago but unclaimed."""
+        now, recovered = self.clock.monotonic(), 0
+        for task_id, row in list(self.committed.tasks.items()):
+            task = row.task
+            lost = task.status is TaskStatus.RUNNING and (row.lease_until or now) < now
+            stale = (
+                task.status is TaskStatus.QUEUED
+                and row.dispatched_at is not None
+                and now - row.dispatched_at >= redispatch_after_s
+            )
+            if lost:
+                task = replace(task, status=TaskStatus.QUEUED)
+                row = replace(row, task=task, lease_until=None).record(task.attempts, "lost")
+            if lost or stale:
+                self.committed.tasks[task_id] = replace(row, dispatched_at=None)
+                self.committed.outbox[task_id] = _dispatch(task)
+                recovered += 1
+        return recovered
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.woken.wait(), timeout_s)
+        self.woken.clear()
+
+
+class InMemoryJobQueue:
+    """The JobQueue port in a dict: one job per (task, attempt), as BullMQ's job ids."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[tuple[UUID, int], Dispatch] = {}
+        self.failed: set[tuple[UUID, int]] = set()
+        self.down = False
+
+    async def enqueue(self, *dispatches: Dispatch) -> None:
+        if self.down:
+            raise UnavailableError("the queue is unavailable: Redis cannot be reached")
+        for dispatch in dispatches:
+            self.jobs.setdefault((dispatch.ref.task_id, dispatch.attempt), dispatch)
+
+    async def counts(self) -> dict[str, int]:
+        waiting = len(self.jobs.keys() - self.failed)
+        return {
+            "waiting": waiting,
+            "prioritized": 0,
+            "delayed": 0,
+            "active": 0,
+            "failed": len(self.failed),
+        }
+
+    async def forget_dead_letter(self, ref: TaskRef, attempt: int) -> None:
+        self.failed.discard((ref.task_id, attempt))
+
+
+class InMemoryEventBus:
+    """The EventBus port in lists: one stream per task and per workspace.
+
+    A second terminal event of a task is dropped (until a replay reopens its
+    stream), as the Redis bus does; subscriptions wait on an asyncio.Condition.
+    """
+
+    def __init__(self) -> None:
+        self.streams: dict[StreamRef, list[StoredEvent]] = {}
+        self._ended: set[UUID] = set()
+        self._sequence = itertools.count(1)
+        self._changed = asyncio.Condition()
+        self.down = self.drained = False
+
+    async def publish(self, *events: TaskEvent) -> None:
+        if self.down:
+            raise UnavailableError("the event bus is unavailable: Redis cannot be reached")
+        for event in events:
+            if event.task_id is not None:
+                if event.type.terminal and event.task_id in self._ended:
+                    continue
+                if event.type.terminal:
+                    self._ended.add(event.task_id)
+                elif event.type.reopens:
+                    self._ended.discard(event.task_id)
+            stored = StoredEvent(f"1-{next(self._sequence)}", event)
+            for stream in {
+                StreamRef(event.workspace_id),
+                StreamRef(event.workspace_id, event.task_id),
+            }:
+                self.streams.setdefault(stream, []).append(stored)
+        async with self._changed:
+            self._changed.notify_all()
+
+    @asynccontextmanager
+    async def subscribe(self, stream: StreamRef, after: str | None) -> AsyncIterator[Subscription]:
+        if self.drained:
+            raise UnavailableError("the event bus is shutting down")
+        if after is None:
+            newest = await self.newest(stream) if stream.task_id is None else None
+            after = newest.id if newest is not None else "0-0"
+        yield _InMemorySubscription(self, stream, after)
+
+    async def newest(self, stream: StreamRef) -> StoredEvent | None:
+        events = self.streams.get(stream)
+        return events[-1] if events else None
+
+    def drain(self) -> None:
+        self.drained = True
+
+    async def _after(self, stream: StreamRef, after: str, timeout_s: float) -> list[StoredEvent]:
+        def later() -> list[StoredEvent]:
+            events = self.streams.get(stream, [])
+            return [event for event in events if position(event.id) > position(after)]
+
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait_for(later), timeout_s)
+        return later()
+
+
+def _ids(event: TaskEvent) -> tuple[UUID, UUID | None]:
+    return event.workspace_id, event.task_id
+
+
+class _InMemorySubscription:
+    def __init__(self, bus: InMemoryEventBus, stream: StreamRef, after: str) -> None:
+        self._bus, self._stream, self._after = bus, stream, after
+
+    async def next(self, timeout_s: float) -> StoredEvent | None:
+        events = await self._bus._after(self._stream, self._after, timeout_s)
+        if not events:
+            return None
+        self._after = events[0].id
+        return events[0]
+
+    async def batch(self, timeout_s: float) -> list[StoredEvent]:
+        events = await self._bus._after(self._stream, self._after, timeout_s)
+        if events:
+            self._after = events[-1].id
+        return events
+
+
+class ScriptedModel:
+    """A LanguageModel that streams the given tokens, then raises `error` if given."""
+
+    def __init__(
+        self, *tokens: str, error: Exception | None = None, name: str = "scripted"
+    ) -> None:
+        self.tokens, self.error, self.name = tokens, error, name
+        self.prompts: list[tuple[str, str]] = []
+
+    async def stream(self, system: str, prompt: str) -> AsyncIterator[str]:
+        self.prompts.append((system, prompt))
+        for token in self.tokens:
+            yield token
+        if self.error is not None:
+            raise self.error
+
+
+class InMemoryStreamTickets:
+    """StreamTickets in a dict; a ticket lapses at its grant's expiry on `clock`."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.grants: dict[str, StreamGrant] = {}
+        self._numbers = itertools.count(1)
+
+    def _unexpired(self) -> dict[str, StreamGrant]:
+        now = self.clock.now()
+        self.grants = {ticket: g for ticket, g in self.grants.items() if g.expires_at > now}
+        return self.grants
+
+    async def issue(self, grant: StreamGrant, per_user: int) -> str | None:
+        held = [g for g in self._unexpired().values() if g.user_id == grant.user_id]
+        if len(held) >= per_user:
+            return None
+        ticket = f"ticket-{next(self._numbers)}"
+        self.grants[ticket] = grant
+        return ticket
+
+    async def redeem(self, ticket: str) -> StreamGrant | None:
+        return self._unexpired().pop(ticket, None)
+
+
+class InMemoryOpenStreams:
+    """OpenStreams as sets of slots per user (leases are not modelled)."""
+
+    def __init__(self) -> None:
+        self.slots: dict[UUID, set[str]] = {}
+        self._numbers = itertools.count(1)
+
+    async def acquire(self, user_id: UUID, limit: int, ttl_s: float) -> str | None:
+        held = self.slots.setdefault(user_id, set())
+        if len(held) >= limit:
+            return None
+        slot = f"slot-{next(self._numbers)}"
+        held.add(slot)
+        return slot
+
+    async def renew(self, user_id: UUID, slot: str, ttl_s: float) -> None:
+        return None
+
+    async def release(self, user_id: UUID, slot: str) -> None:
+        self.slots.get(user_id, set()).discard(slot)

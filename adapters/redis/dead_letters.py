@@ -5,7 +5,7 @@ A failed job is the last attempt of a task that failed for good (its
 failedReason is the task's error). Retrying it moves it back to the queue;
 the worker sees a job that had finished and replays its task in the task's
 own tenant context, if the task is still failed at that attempt
-(application/dead_letters.py). The queue knows no tenant: whoever can write
+(application/dead_letters/). The queue knows no tenant: whoever can write
 to Redis can retry any job, as from any BullMQ dashboard.
 """
 

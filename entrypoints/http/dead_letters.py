@@ -1,5 +1,5 @@
 """Dead letters over HTTP: a workspace's failed tasks, for its owners
-(application/dead_letters.py). A dead letter is its task; showing one adds
+(application/dead_letters/). A dead letter is its task; showing one adds
 its attempt history; replaying answers 202 with the task queued again."""
 
 from __future__ import annotations

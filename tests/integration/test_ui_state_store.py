@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from redis.asyncio import Redis
 
+from adapters.clock import SystemClock
 from adapters.redis.ui_state import RedisUIStateStore
 from domain.ports import UIStateStore
 from domain.ui_state import Refusal, UIState, UIStateQuota, charge
@@ -17,7 +18,11 @@ from tests.fakes import InMemoryUIStateStore
 
 @pytest.fixture(params=["redis", "fake"])
 def store(request: pytest.FixtureRequest, redis: Redis) -> UIStateStore:
-    return RedisUIStateStore(redis) if request.param == "redis" else InMemoryUIStateStore()
+    return (
+        RedisUIStateStore(redis)
+        if request.param == "redis"
+        else InMemoryUIStateStore(SystemClock())
+    )
 
 
 TWO = UIStateQuota(keys_per_workspace=2)

@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import UTC, timedelta
 from uuid import UUID
 
 import pytest
 
-from domain.entities import Caller, Membership, Role, User, Workspace
-from domain.errors import ConflictError, LastOwnerError, NotFoundError
+from domain.entities import (
+    Caller,
+    Claim,
+    Dispatch,
+    Membership,
+    Role,
+    Task,
+    TaskKind,
+    TaskRef,
+    TaskStatus,
+    User,
+    Workspace,
+)
+from domain.errors import ConflictError, LastOwnerError, NotFoundError, TransientModelError
+from domain.events import EventType, StreamRef, TaskEvent
 from domain.ports import UnitOfWorkFactory
-from tests.fakes import InMemoryUnitOfWorkFactory, IntegrityViolation, Tables
+from tests.fakes import (
+    FakeClock,
+    InMemoryEventBus,
+    InMemoryJobQueue,
+    InMemoryTaskStates,
+    InMemoryUnitOfWorkFactory,
+    IntegrityViolation,
+    ScriptedModel,
+    Tables,
+)
+
+WORKSPACE = uuid.uuid4()
 
 
 def _seed(tables: Tables, *members: tuple[UUID, Role]) -> UUID:
@@ -183,3 +209,105 @@ async def test_lists_are_ordered_and_start_after_the_cursor(
         rest = await uow.workspaces.list_for_user(user_id, workspaces[0], 2)
     assert [access.workspace.id for access in everything] == workspaces
     assert [access.workspace.id for access in rest] == workspaces[1:3]
+
+
+def test_the_fake_clock_stands_still_until_advanced() -> None:
+    clock = FakeClock()
+    now, monotonic = clock.now(), clock.monotonic()
+    assert now.tzinfo is UTC
+    assert (clock.now(), clock.monotonic()) == (now, monotonic)
+    clock.advance(1.5)
+    assert clock.now() - now == timedelta(seconds=1.5)
+    assert clock.monotonic() - monotonic == 1.5
+
+
+def _event(task_id: UUID, type_: EventType, workspace_id: UUID = WORKSPACE) -> TaskEvent:
+    return TaskEvent(workspace_id, task_id, type_)
+
+
+async def test_the_bus_drops_a_second_ending_until_a_replay_reopens_the_stream() -> None:
+    bus, task_id = InMemoryEventBus(), uuid.uuid4()
+    await bus.publish(_event(task_id, EventType.FAILED), _event(task_id, EventType.CANCELLED))
+    await bus.publish(_event(task_id, EventType.REPLAYED), _event(task_id, EventType.SUCCEEDED))
+    await bus.publish(_event(task_id, EventType.FAILED))
+    stream = bus.streams[StreamRef(WORKSPACE, task_id)]
+    assert [stored.event.type for stored in stream] == [
+        EventType.FAILED,
+        EventType.REPLAYED,
+        EventType.SUCCEEDED,
+    ]
+    assert bus.streams[StreamRef(WORKSPACE)] == stream
+
+
+async def test_a_subscription_resumes_after_its_position_and_follows_live_events() -> None:
+    bus, task_id = InMemoryEventBus(), uuid.uuid4()
+    await bus.publish(_event(task_id, EventType.QUEUED), _event(task_id, EventType.STARTED))
+    first = bus.streams[StreamRef(WORKSPACE, task_id)][0]
+    async with bus.subscribe(StreamRef(WORKSPACE, task_id), first.id) as subscription:
+        assert [e.event.type for e in await subscription.batch(1)] == [EventType.STARTED]
+        assert await subscription.batch(0.01) == []
+        waiting = asyncio.ensure_future(subscription.next(5))
+        await bus.publish(_event(task_id, EventType.SUCCEEDED))
+        live = await waiting
+        assert live is not None
+        assert live.event.type is EventType.SUCCEEDED
+
+
+async def test_a_workspace_subscription_from_none_starts_now() -> None:
+    bus, task_id = InMemoryEventBus(), uuid.uuid4()
+    await bus.publish(_event(task_id, EventType.QUEUED))
+    async with bus.subscribe(StreamRef(WORKSPACE), None) as subscription:
+        assert await subscription.next(0.01) is None
+        await bus.publish(_event(task_id, EventType.STARTED))
+        started = await subscription.next(1)
+        assert started is not None
+        assert started.event.type is EventType.STARTED
+
+
+async def test_the_queue_keeps_one_job_per_task_and_attempt() -> None:
+    queue, ref = InMemoryJobQueue(), TaskRef(WORKSPACE, uuid.uuid4(), uuid.uuid4())
+    first = Dispatch(ref, 1, 0, 0, TaskKind.GENERATE)
+    await queue.enqueue(first, first, Dispatch(ref, 1, 5, 0, TaskKind.GENERATE))
+    await queue.enqueue(Dispatch(ref, 2, 0, 0, TaskKind.GENERATE))
+    assert queue.jobs == {(ref.task_id, 1): first, (ref.task_id, 2): queue.jobs[ref.task_id, 2]}
+    assert (await queue.counts())["waiting"] == 2
+
+
+async def test_the_scripted_model_streams_its_tokens_then_its_error() -> None:
+    model = ScriptedModel("a", "b", error=TransientModelError("overloaded"))
+    tokens: list[str] = []
+
+    async def read() -> None:
+        async for token in model.stream("system", "prompt"):
+            tokens.append(token)
+
+    with pytest.raises(TransientModelError):
+        await read()
+    assert tokens == ["a", "b"]
+    assert model.prompts == [("system", "prompt")]
+
+
+async def test_task_states_are_guarded_by_status_and_attempt() -> None:
+    factory, clock = InMemoryUnitOfWorkFactory(), FakeClock()
+    states = InMemoryTaskStates(factory.committed, clock)
+    user_id = uuid.uuid4()
+    task = Task(WORKSPACE, uuid.uuid4(), TaskKind.GENERATE, TaskStatus.QUEUED, {}, user_id)
+    async with factory(Caller(user_id, WORKSPACE)) as uow:
+        assert await uow.tasks.add(task, None, None) is not None
+        await uow.commit()
+    ref = TaskRef(WORKSPACE, task.id, user_id)
+    assert await states.claim(ref, max_running=0, lease_s=30) is True  # the workspace is busy
+    claim = await states.claim(ref, max_running=1, lease_s=30)
+    assert isinstance(claim, Claim)
+    assert claim.attempt == 1
+    assert await states.claim(ref, 1, 30) is False  # running already: nothing to claim
+    assert await states.heartbeat(ref, 2, 30, 10) is None  # not this attempt
+    assert not await states.finish(ref, 2, TaskStatus.SUCCEEDED)
+    assert await states.finish(ref, 1, TaskStatus.FAILED, error="boom")
+    assert not await states.finish(ref, 1, TaskStatus.SUCCEEDED)  # a duplicate delivery
+    replayed = await states.replay(ref, 1)
+    assert replayed is not None
+    assert (replayed.status, replayed.budget_from) == (TaskStatus.QUEUED, 1)
+    assert await states.replay(ref, 1) is None
+    outcomes = [line.outcome for line in factory.committed.tasks[task.id].history]
+    assert outcomes == ["started", "failed", "replayed"]

@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator
 
 import pytest
 
-import application.events
+import application.events.feed
 from application.events import Feed
 from domain.errors import UnavailableError
 from domain.events import StoredEvent
@@ -48,7 +48,7 @@ async def _heartbeats() -> AsyncGenerator[StoredEvent | None, None]:
 async def test_closing_a_stream_mid_renewal_stops_its_renewals(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(application.events, "SLOT_RENEW_S", 0.001)
+    monkeypatch.setattr(application.events.feed, "SLOT_RENEW_S", 0.001)
     slots = _SwallowingSlots()
     feed = Feed(_heartbeats(), slots, uuid.uuid4(), "slot")
     assert await anext(feed) is None

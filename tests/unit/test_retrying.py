@@ -6,6 +6,7 @@ import pytest
 
 from application.retrying import retried
 from domain.errors import NotFoundError, StorageFullError, UnavailableError
+from tests.fakes import FakeClock
 
 
 class Flaky:
@@ -46,3 +47,18 @@ async def test_the_deadline_ends_the_retries_with_the_last_error() -> None:
     with pytest.raises(UnavailableError):
         await retried(call, deadline_s=0.05, base_s=0.001)
     assert 1 < call.calls < 1000
+
+
+async def test_the_deadline_is_read_on_the_given_clock() -> None:
+    clock = FakeClock()
+
+    async def fails_a_second_later() -> str:
+        calls.append(clock.monotonic())
+        clock.advance(1)
+        raise UnavailableError("down")
+
+    calls: list[float] = []
+    start = clock.monotonic()
+    with pytest.raises(UnavailableError):
+        await retried(fails_a_second_later, deadline_s=5, base_s=0.001, clock=clock)
+    assert [at - start for at in calls] == [0, 1, 2, 3, 4]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from uuid import UUID
 
 import pytest
@@ -40,6 +40,7 @@ from domain.ui_state import (
     check_value,
 )
 from tests.fakes import (
+    FakeClock,
     InMemoryCache,
     InMemoryUIStateStore,
     InMemoryUnitOfWork,
@@ -51,10 +52,11 @@ from tests.fakes import (
 class World:
     factory: InMemoryUnitOfWorkFactory = field(default_factory=InMemoryUnitOfWorkFactory)
     cache: InMemoryCache = field(default_factory=InMemoryCache)
-    store: InMemoryUIStateStore = field(default_factory=InMemoryUIStateStore)
+    clock: FakeClock = field(default_factory=FakeClock)
     workspace: UUID = field(default_factory=uuid.uuid4)
 
     def __post_init__(self) -> None:
+        self.store = InMemoryUIStateStore(self.clock)
         self.owner = self.join(Role.OWNER)
         db = self.factory.committed
         db.workspaces[self.workspace] = Workspace(self.workspace, "Acme", created_by=self.owner)
@@ -70,7 +72,7 @@ class World:
         return self.factory(Caller(user_id, self.workspace))
 
     def put(self, user_id: UUID, quota: UIStateQuota = DEFAULT_QUOTA) -> PutUIState:
-        return PutUIState(self._uow(user_id), self.cache, self.store, quota)
+        return PutUIState(self._uow(user_id), self.cache, self.store, self.clock, quota)
 
     def get(self, user_id: UUID) -> GetUIState:
         return GetUIState(self._uow(user_id), self.cache, self.store)
@@ -88,23 +90,27 @@ def world() -> World:
 
 
 def test_the_fake_satisfies_the_port() -> None:
-    port: UIStateStore = InMemoryUIStateStore()
+    port: UIStateStore = InMemoryUIStateStore(FakeClock())
     assert port is not None
 
 
 async def test_put_then_get_returns_the_value_as_sent(world: World) -> None:
-    before = datetime.now(UTC) - timedelta(milliseconds=1)  # the expiry is in whole ms
+    now = world.clock.now()
     stored = await world.put(world.owner).execute("panel", b' {"a": 1} ', None)
-    assert stored.expires_at.microsecond % 1000 == 0
-    assert before < stored.expires_at - timedelta(seconds=DEFAULT_TTL_S) <= datetime.now(UTC)
+    assert stored.expires_at.microsecond % 1000 == 0  # the expiry is in whole ms
+    assert now - timedelta(milliseconds=1) < stored.expires_at - timedelta(seconds=DEFAULT_TTL_S)
+    assert stored.expires_at - timedelta(seconds=DEFAULT_TTL_S) <= now
+    assert stored.expires_at == now.replace(microsecond=678_000) + timedelta(seconds=DEFAULT_TTL_S)
     read = await world.get(world.owner).execute("panel")
     assert read == UIState(world.workspace, world.owner, "panel", b' {"a": 1} ', stored.expires_at)
 
 
 async def test_an_explicit_ttl_sets_the_expiry_and_the_entry_expires(world: World) -> None:
     stored = await world.put(world.owner).execute("k", b"1", 60)
-    assert timedelta(seconds=59) < stored.expires_at - datetime.now(UTC) <= timedelta(seconds=60)
-    world.store.advance(61)
+    assert timedelta(seconds=59) < stored.expires_at - world.clock.now() <= timedelta(seconds=60)
+    world.clock.advance(59.9)
+    assert await world.get(world.owner).execute("k") == stored
+    world.clock.advance(1.1)
     with pytest.raises(NotFoundError):
         await world.get(world.owner).execute("k")
 
@@ -185,7 +191,7 @@ async def test_the_cap_refuses_a_new_key_but_not_a_replacement(world: World) -> 
     with pytest.raises(ConflictError, match=str(MAX_KEYS)):
         await put.execute("one-more", b"1", None)
     await put.execute("k0", b"2", None)
-    world.store.advance(DEFAULT_TTL_S + 1)  # expired keys no longer count
+    world.clock.advance(DEFAULT_TTL_S + 1)  # expired keys no longer count
     await put.execute("one-more", b"1", None)
 
 
