@@ -34,7 +34,7 @@ pipelining.py · BatchedCommands, PipelinedRedis
     themselves, blocking and connection-state commands alone, a cut pipeline
     not sent again, transactions untouched, a bullmq worker on it),
     tests/integration/test_batched_reads.py (each reader its own values) and
-    tests/integration/test_review_batching.py (failing, cancelled and
+    tests/integration/test_batched_read_failures.py (failing, cancelled and
     interleaved batches of cache reads).
 
 batch_or_each.py · BatchOrEach
