@@ -17,6 +17,10 @@ from domain.ports.events import (
     StreamTickets,
     Subscription,
 )
+from domain.ports.health import (
+    HealthProbe,
+    StartupCheck,
+)
 from domain.ports.identity import (
     Clock,
     IdGenerator,
@@ -53,11 +57,13 @@ __all__ = [
     "EventBus",
     "EventPublisher",
     "FoundationRepository",
+    "HealthProbe",
     "IdGenerator",
     "JobQueue",
     "LanguageModel",
     "MembershipRepository",
     "OpenStreams",
+    "StartupCheck",
     "StreamTickets",
     "Subscription",
     "TaskDispatcher",

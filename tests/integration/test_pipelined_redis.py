@@ -24,7 +24,7 @@ from redis.exceptions import ResponseError
 
 from adapters.redis.batching import PipelinedRedis
 from adapters.redis.queue import FetchingWorker, worker_connection
-from tests.services import Services
+from entrypoints.devstack.services import Services
 
 
 class _Counted(PipelinedRedis):
