@@ -32,6 +32,7 @@ from adapters.postgres.uow import PgUnitOfWorkFactory
 from adapters.postgres.webhooks import PgWebhookDeliveries
 from adapters.redis.cache import PassThroughCache, RedisCache
 from adapters.redis.client import create_listener, create_redis
+from adapters.redis.consumer import BullMQTaskConsumer, ConsumerSettings
 from adapters.redis.events import RedisEventBus
 from adapters.redis.queue import BullMQJobQueue
 from adapters.redis.streams import RedisOpenStreams, RedisStreamTickets
@@ -60,6 +61,7 @@ from domain.ports import (
     LanguageModel,
     OpenStreams,
     StreamTickets,
+    TaskConsumer,
     TaskDispatcher,
     TaskStates,
     UIStateStore,
@@ -233,6 +235,19 @@ class WorkerProvider(Provider):
         sender = StandardWebhookSender(settings.webhook_allow_private, settings.webhook_timeout_s)
         yield sender
         await sender.aclose()
+
+    @provide
+    def consumer(
+        self, settings: Settings, run: RunTask, replay: ReplayRetriedJob, queue: JobQueue
+    ) -> TaskConsumer:
+        assert settings.redis_url is not None
+        options = ConsumerSettings(
+            settings.redis_url,
+            settings.queue_prefix,
+            settings.task_lease_s,
+            settings.worker_fetching,
+        )
+        return BullMQTaskConsumer(run, replay, queue, options)
 
     run_task = provide(RunTask)
     replay_retried = provide(ReplayRetriedJob)

@@ -28,6 +28,7 @@ from domain.ports.identity import (
 from domain.ports.models import LanguageModel
 from domain.ports.queue import (
     JobQueue,
+    TaskConsumer,
     TaskDispatcher,
 )
 from domain.ports.repositories import (
@@ -66,6 +67,7 @@ __all__ = [
     "StartupCheck",
     "StreamTickets",
     "Subscription",
+    "TaskConsumer",
     "TaskDispatcher",
     "TaskRepository",
     "TaskStates",

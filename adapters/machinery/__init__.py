@@ -1,0 +1,1 @@
+"""Generic machinery the adapters build on; it knows nothing of Keel."""
