@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import enum
 import hashlib
 import json
 import logging
@@ -32,6 +31,7 @@ from typing import Any
 from application.events import publish
 from application.foundation import GetFoundationBundle
 from application.retrying import retried
+from domain.attempts import Outcome, Ran
 from domain.cache import CacheKey
 from domain.entities import Claim, FoundationBundle, TaskKind, TaskRef, TaskStatus
 from domain.errors import (
@@ -50,27 +50,6 @@ AI_RESULTS = "ai-results"
 AI_RESULT_TTL_S = 24 * 3600.0
 CHECK_IN_S = 0.5
 TOKEN_BATCH_S = 0.05
-
-
-class Outcome(enum.Enum):
-    SUCCEEDED = "succeeded"
-    CANCELLED = "cancelled"
-    RETRYING = "retrying"
-    FAILED = "failed"  # for good: the queue keeps it in its dead-letter set
-    POSTPONED = "postponed"  # the workspace runs its maximum already
-    SKIPPED = "skipped"  # nothing to run: cancelled, finished, or another worker's
-
-
-@dataclass(frozen=True, slots=True)
-class Ran:
-    """What one attempt came to: its outcome, the attempt it was (0 when none
-    started), for a failure the reason the task's owner sees (`error`), and
-    for the first attempt after a replay, the attempt it replayed."""
-
-    outcome: Outcome
-    attempt: int = 0
-    error: str | None = None
-    replayed_from: int | None = None
 
 
 _ENDINGS = {
@@ -107,6 +86,7 @@ class RunTask:
         self._events = events
 
     async def execute(self, ref: TaskRef) -> Ran:
+        """One attempt at `ref`; a Postgres or Redis failure propagates (it is dispatched again)."""
         settings = self._settings
         states = self._states
         claim = await retried(
@@ -114,7 +94,7 @@ class RunTask:
         )
         if claim is True:
             await retried(lambda: states.postpone(ref, settings.postpone_ms))
-            return Ran(Outcome.POSTPONED)
+            return Ran(Outcome.POSTPONED, delay_ms=settings.postpone_ms)
         if claim is False:
             return Ran(Outcome.SKIPPED)
         assert isinstance(claim, Claim)

@@ -39,9 +39,9 @@ from adapters.postgres.provisioning import (
     with_database,
     with_user,
 )
+from entrypoints.devstack.services import Services, test_services
 from entrypoints.http.auth import issue_token
 from entrypoints.migrations import upgrade
-from tests.services import Services, test_services
 
 SECRET = secrets.token_urlsafe(48)
 CONTENT = {"voice": "warm, direct, " * 100, "values": ["clarity", "care"]}

@@ -26,8 +26,8 @@ from adapters.redis.client import create_listener, create_redis
 from adapters.redis.events import RedisEventBus
 from bench.cache import SECRET, _server, keel_env
 from domain.events import EventType, TaskEvent
+from entrypoints.devstack.services import test_services
 from entrypoints.http.auth import issue_token
-from tests.services import test_services
 
 
 async def _subscriber(

@@ -33,8 +33,8 @@ from bullmq import Queue, Worker
 from adapters.postgres.database import create_engine
 from adapters.postgres.provisioning import drop_database, drop_role, with_database
 from bench.cache import SECRET, _provision, _server
+from entrypoints.devstack.services import test_services
 from entrypoints.http.auth import issue_token
-from tests.services import test_services
 
 
 async def _bare_bullmq(redis_url: str, jobs: int, concurrency: int) -> float:

@@ -43,8 +43,8 @@ from adapters.redis.client import create_redis
 from adapters.redis.ui_state import RedisUIStateStore
 from bench.cache import _UNITS, SECRET, Result, _provision, _server
 from domain.ui_state import UIState, UIStateQuota
+from entrypoints.devstack.services import test_services
 from entrypoints.http.auth import issue_token
-from tests.services import test_services
 
 VALUE = msgspec.json.encode({"panels": {"left": "open", "width": 320}, "draft": "d" * 1950})
 KEYS = [f"panel.{i:02}" for i in range(20)]

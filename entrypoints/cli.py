@@ -292,6 +292,7 @@ _WORKER = (
     "webhook_max_attempts",
     "webhook_timeout_s",
     "webhook_lease_s",
+    "worker_fetching",
     "worker_metrics_port",
     "tracing",
 )

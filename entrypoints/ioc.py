@@ -1,14 +1,13 @@
 """The composition root: the only place that knows which adapter serves which port.
 
-APP scope: settings, the SQLAlchemy engine, the Redis client and the
-process-wide use cases. REQUEST scope: the caller, the unit of work bound to
-it, and the request's use cases.
+Here: what the API and the worker share (settings, the SQLAlchemy engine,
+the Redis client, the process-wide use cases; APP scope) and what a worker
+adds. The API's own providers are in entrypoints/api.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from uuid import UUID
 
 from dishka import (
     AnyOf,
@@ -18,10 +17,7 @@ from dishka import (
     from_context,
     make_async_container,
     provide,
-    provide_all,
 )
-from dishka.integrations.litestar import LitestarProvider
-from litestar import Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid6 import uuid7
@@ -32,12 +28,13 @@ from adapters.models.simulated import SimulatedModel
 from adapters.pass_through_cache import PassThroughCache
 from adapters.postgres.database import create_engine
 from adapters.postgres.dispatch import PgTaskDispatcher
-from adapters.postgres.observability import instrument
+from adapters.postgres.observability import instrument, trace_statements
 from adapters.postgres.task_states import PgTaskStates
 from adapters.postgres.uow import PgUnitOfWorkFactory
 from adapters.postgres.webhooks import PgWebhookDeliveries
 from adapters.redis.cache import RedisCache
 from adapters.redis.client import create_listener, create_redis
+from adapters.redis.consumer import BullMQTaskConsumer, ConsumerSettings
 from adapters.redis.events import RedisEventBus
 from adapters.redis.queue import BullMQJobQueue
 from adapters.redis.streams import RedisOpenStreams, RedisStreamTickets
@@ -45,37 +42,17 @@ from adapters.redis.ui_state import RedisUIStateStore
 from adapters.webhooks.network import SystemResolver
 from adapters.webhooks.sender import StandardWebhookSender
 from application.dead_letters import (
-    GetDeadLetter,
-    ListDeadLetters,
-    ReplayDeadLetter,
     ReplayRetriedJob,
 )
 from application.deliver_webhooks import DeliverWebhooks
 from application.dispatch import RecoverTasks, RelayTasks
-from application.events import IssueStreamTicket, OpenEventStream, StreamLimits
-from application.foundation import (
-    CreateDocument,
-    DeleteDocument,
-    GetDocument,
-    GetFoundationBundle,
-    ListDocuments,
-    UpdateDocument,
-)
-from application.members import AddMember, ChangeMemberRole, ListMembers, RemoveMember
-from application.profiles import GetMe, RegisterCaller
+from application.events import StreamLimits
+from application.profiles import RegisterCaller
 from application.run_task import RunnerSettings, RunTask
-from application.tasks import CancelTask, CreateTask, GetTask, ListTasks
-from application.ui_state import DeleteUIState, GetUIState, ListUIState, PutUIState
-from application.webhooks import ConfigureWebhook, DeleteWebhook, GetWebhook, WebhookSettings
+from application.webhooks import WebhookSettings
 from application.workspaces import (
-    CreateWorkspace,
-    DeleteWorkspace,
-    GetWorkspace,
-    ListWorkspaces,
-    RenameWorkspace,
     WorkspaceLimits,
 )
-from domain.entities import Caller
 from domain.ports import (
     AddressResolver,
     Cache,
@@ -87,10 +64,10 @@ from domain.ports import (
     LanguageModel,
     OpenStreams,
     StreamTickets,
+    TaskConsumer,
     TaskDispatcher,
     TaskStates,
     UIStateStore,
-    UnitOfWork,
     UnitOfWorkFactory,
     WebhookDeliveries,
     WebhookSender,
@@ -98,7 +75,6 @@ from domain.ports import (
 from domain.retry import Backoff
 from domain.ui_state import UIStateQuota
 from entrypoints.settings import Settings
-from entrypoints.tracing import trace_engine
 
 
 class InfrastructureProvider(Provider):
@@ -115,7 +91,7 @@ class InfrastructureProvider(Provider):
         )
         instrument(engine, settings.slow_query_ms)
         if settings.tracing:
-            trace_engine(engine)
+            trace_statements(engine)
         yield engine
         await engine.dispose()
 
@@ -208,63 +184,6 @@ class InfrastructureProvider(Provider):
     register_caller = provide(RegisterCaller)
 
 
-class HttpCallerProvider(Provider):
-    """The caller of an HTTP request: the token's user, the path's workspace."""
-
-    scope = Scope.REQUEST
-
-    @provide
-    def caller(self, request: Request) -> Caller:  # type: ignore[type-arg]
-        workspace = request.path_params.get("workspace_id")
-        return Caller(
-            user_id=request.user.user_id,
-            workspace_id=workspace if isinstance(workspace, UUID) else None,
-        )
-
-
-class RequestProvider(Provider):
-    scope = Scope.REQUEST
-
-    @provide
-    def uow(self, factory: UnitOfWorkFactory, caller: Caller) -> UnitOfWork:
-        return factory(caller)
-
-    use_cases = provide_all(
-        GetMe,
-        CreateWorkspace,
-        ListWorkspaces,
-        GetWorkspace,
-        RenameWorkspace,
-        DeleteWorkspace,
-        ListMembers,
-        AddMember,
-        ChangeMemberRole,
-        RemoveMember,
-        CreateDocument,
-        ListDocuments,
-        GetDocument,
-        GetFoundationBundle,
-        UpdateDocument,
-        DeleteDocument,
-        CreateTask,
-        ListTasks,
-        GetTask,
-        CancelTask,
-        ListDeadLetters,
-        GetDeadLetter,
-        ReplayDeadLetter,
-        IssueStreamTicket,
-        OpenEventStream,
-        GetUIState,
-        PutUIState,
-        DeleteUIState,
-        ListUIState,
-        GetWebhook,
-        ConfigureWebhook,
-        DeleteWebhook,
-    )
-
-
 class WorkerProvider(Provider):
     """What a worker process adds: the model, the queue, the outbox, the runner."""
 
@@ -324,21 +243,23 @@ class WorkerProvider(Provider):
         yield sender
         await sender.aclose()
 
+    @provide
+    def consumer(
+        self, settings: Settings, run: RunTask, replay: ReplayRetriedJob, queue: JobQueue
+    ) -> TaskConsumer:
+        assert settings.redis_url is not None
+        options = ConsumerSettings(
+            settings.redis_url,
+            settings.queue_prefix,
+            settings.task_lease_s,
+            settings.worker_fetching,
+        )
+        return BullMQTaskConsumer(run, replay, queue, options)
+
     run_task = provide(RunTask)
     replay_retried = provide(ReplayRetriedJob)
     relay = provide(RelayTasks)
     deliver_webhooks = provide(DeliverWebhooks)
-
-
-def make_container(settings: Settings, *extra: Provider) -> AsyncContainer:
-    return make_async_container(
-        InfrastructureProvider(),
-        RequestProvider(),
-        HttpCallerProvider(),
-        LitestarProvider(),
-        *extra,
-        context={Settings: settings},
-    )
 
 
 def make_worker_container(settings: Settings) -> AsyncContainer:

@@ -154,6 +154,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         float,
         Meta(ge=1, le=3600, description="A webhook attempt's lease; then another worker sends it"),
     ] = 60
+    worker_fetching: Annotated[
+        bool,
+        Meta(
+            description="Worker takes the next job while completing one (false: bullmq's"
+            " plain worker, one more round trip per job)"
+        ),
+    ] = True
     worker_metrics_port: Annotated[
         int, Meta(ge=0, le=65535, description="Worker's Prometheus endpoint port; 0: none")
     ] = 0

@@ -15,8 +15,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from entrypoints.settings import ConfigError, Settings
 
 _EXCLUDED = "healthz,readyz,metrics"
@@ -42,17 +40,6 @@ def configure_tracing(settings: Settings, service: str) -> None:
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     RedisInstrumentor().instrument()
-
-
-def trace_engine(engine: AsyncEngine) -> None:
-    """A span per SQL statement on `engine` (configure_tracing first).
-
-    The instrumentation declares SQLAlchemy below 2.1; the engine events it
-    uses are unchanged in 2.1, and tests/integration/test_tracing.py checks
-    that the spans arrive, so its version check is skipped."""
-    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-
-    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, skip_dep_check=True)
 
 
 def traced(app: Any) -> Any:

@@ -1,8 +1,8 @@
 """`keel worker`: runs tasks from the queue, relays the outbox, recovers tasks,
-delivers task webhooks.
-
-Each job runs RunTask in the task's own tenant context (its workspace and its
-creator: row-level security applies to workers too). SIGTERM or SIGINT: stop
+delivers task webhooks: loops and signals; the consumer (a TaskConsumer, from
+the composition root) runs each job's RunTask in the task's own tenant
+context (its workspace and its creator: row-level security applies to
+workers too) and tells the queue what became of the job. SIGTERM or SIGINT: stop
 taking work, let in-flight tasks finish within the grace period; a task still
 running after it keeps its lease until the lease expires and another worker
 takes it over (its attempt counts). A shutdown that still hangs SHUTDOWN_S
@@ -20,35 +20,15 @@ import contextlib
 import logging
 import os
 import signal
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from uuid import UUID
 
-import structlog
-from bullmq import DelayedError, UnrecoverableError
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Gauge, start_http_server
 
-from adapters.redis.queue import (
-    METRICS,
-    QUEUE,
-    RETRY_DELAY_MS,
-    FetchingWorker,
-    job_attempt,
-    worker_client_name,
-    worker_connection,
-    worker_name,
-)
-from adapters.tracing import continued
-from application.dead_letters import ReplayRetriedJob
 from application.deliver_webhooks import DeliverWebhooks
 from application.dispatch import RecoverTasks, RelayTasks
-from application.run_task import Outcome, RunnerSettings, RunTask
-from domain.entities import TaskRef
 from domain.errors import UnavailableError
-from domain.ports import JobQueue, TaskDispatcher
+from domain.ports import JobQueue, TaskConsumer, TaskDispatcher
 from entrypoints.ioc import make_worker_container
 from entrypoints.settings import Settings
 
@@ -60,14 +40,6 @@ SHUTDOWN_S = 5.0  # after the grace period, for closing connections
 QUEUE_METRICS_EVERY_S = 5.0
 WEBHOOK_IDLE_S = 0.5
 
-ATTEMPTS = Counter("keel_task_attempts", "Task attempts this worker ran, by outcome", ["outcome"])
-ATTEMPT_SECONDS = Histogram(
-    "keel_task_attempt_seconds",
-    "Time one task attempt took, by outcome",
-    ["outcome"],
-    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
-)
-TRACER = trace.get_tracer("keel.worker")
 QUEUE_JOBS = Gauge("keel_queue_jobs", "Jobs in the task queue by state", ["state"])
 
 
@@ -103,75 +75,12 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
     # the pool does not grow with --concurrency: a benchmark worker running 128
     # tasks at once used 5-6 connections.
     container = make_worker_container(settings)
-    run_task = await container.get(RunTask)
-    replay = await container.get(ReplayRetriedJob)
+    consumer = await container.get(TaskConsumer)
     relay = await container.get(RelayTasks)
     recover = await container.get(RecoverTasks)
     deliver_webhooks = await container.get(DeliverWebhooks)
     dispatcher = await container.get(TaskDispatcher)
     queue = await container.get(JobQueue)
-    settings_postpone_ms = (await container.get(RunnerSettings)).postpone_ms
-
-    async def forget(ref: TaskRef, attempt: int) -> None:
-        """A replay over the API leaves its dead letter in the queue's failed
-        set; the replay's first attempt removes it (dashboards list it no more)."""
-        try:
-            await queue.forget_dead_letter(ref, attempt)
-        except Exception:
-            logger.exception("task %s: its replayed dead letter stays in the queue", ref.task_id)
-
-    async def process(job: Any, token: str) -> str:
-        ref = TaskRef(
-            UUID(job.data["workspace_id"]),
-            UUID(job.data["task_id"]),
-            UUID(job.data["created_by"]),
-        )
-        with (
-            structlog.contextvars.bound_contextvars(
-                task_id=str(ref.task_id),
-                workspace_id=str(ref.workspace_id),
-                user_id=str(ref.created_by),
-            ),
-            # A child of the request that created the task (its trace rode along).
-            TRACER.start_as_current_span(
-                "task attempt",
-                context=continued(job.data.get("traceparent")),
-                kind=SpanKind.CONSUMER,
-                attributes={"keel.task_id": str(ref.task_id), "messaging.system": "bullmq"},
-            ) as span,
-        ):
-            if job.attemptsMade:
-                # Delivered again after it had finished: someone retried it in
-                # the queue (a dashboard's job.retry() of a dead letter). A
-                # failure to record the replay fails the job again: it stays
-                # a dead letter, to be retried again.
-                replayed = await replay.execute(ref, job_attempt(job.id))
-                logger.info("task %s: retried job %s; replayed: %s", ref.task_id, job.id, replayed)
-                return "replayed" if replayed else "skipped"
-            started = time.monotonic()
-            try:
-                ran = await run_task.execute(ref)
-            except Exception:
-                # Postgres or Redis failed under us. The task is still queued (or
-                # running on a lease that will expire): recovery dispatches it
-                # again, so the job itself ends here rather than in the dead letters.
-                logger.exception("task %s interrupted; it will be dispatched again", ref.task_id)
-                ATTEMPTS.labels("interrupted").inc()
-                return "interrupted"
-            outcome = ran.outcome
-            span.set_attribute("keel.outcome", outcome.value)
-            ATTEMPTS.labels(outcome.value).inc()
-            ATTEMPT_SECONDS.labels(outcome.value).observe(time.monotonic() - started)
-            if ran.replayed_from is not None:
-                await forget(ref, ran.replayed_from)
-        if outcome is Outcome.FAILED:
-            # The dead letter's failedReason: what the task's owner sees as its error.
-            raise UnrecoverableError(f"{ran.error} (attempt {ran.attempt})")
-        if outcome is Outcome.POSTPONED:
-            # The workspace runs its maximum: the same job waits in the delayed set.
-            await job.moveToDelayed(int(time.time() * 1000) + settings_postpone_ms, token)
-            raise DelayedError
-        return str(outcome.value)
 
     async def relay_step() -> None:
         await relay.execute()
@@ -190,26 +99,7 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
             QUEUE_JOBS.labels(state).set(count)
         await asyncio.sleep(QUEUE_METRICS_EVERY_S)
 
-    assert settings.redis_url is not None
-    name = worker_name()
-    client_name = worker_client_name(settings.queue_prefix, QUEUE, name)
-    worker = FetchingWorker(
-        QUEUE,
-        process,
-        {
-            "connection": worker_connection(settings.redis_url, client_name),
-            "name": name,
-            "prefix": settings.queue_prefix,
-            "metrics": METRICS,
-            "concurrency": concurrency,
-            "lockDuration": int(settings.task_lease_s * 1000),
-            "stalledInterval": int(settings.task_lease_s * 1000),
-            "maxStalledCount": 10,
-            "runRetryDelay": RETRY_DELAY_MS,
-        },
-    )
-    worker.on("failed", lambda job, error: logger.error("job %s failed: %r", job.id, error))
-    worker.on("error", lambda error, *_: logger.error("queue error: %r", error))
+    consumer.start(concurrency)
     loops = [
         asyncio.create_task(_forever("relay", relay_step, RELAY_IDLE_S)),
         asyncio.create_task(_forever("recovery", recover_step, RECOVER_EVERY_S)),
@@ -234,14 +124,14 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
         logger.info("stopping: no new tasks; in-flight ones get %.0f s", GRACE_S)
         # bullmq's close() shields itself from cancellation, so wait_for would
         # wait for the longest task: race it against the grace period instead.
-        graceful = asyncio.ensure_future(worker.close())
+        graceful = asyncio.ensure_future(consumer.close())
         await asyncio.wait({graceful}, timeout=GRACE_S)
         if not graceful.done():
             logger.warning(
                 "grace period over: tasks still running keep their lease until it"
                 " expires, then another worker takes them over"
             )
-            await worker.close(force=True)
+            await consumer.close(force=True)
             graceful.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await graceful
@@ -249,7 +139,7 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
         for loop in loops:
             loop.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
-        await worker.close(force=True)
+        await consumer.close(force=True)
         if metrics_server is not None:
             metrics_server.shutdown()
             metrics_server.server_close()

@@ -32,11 +32,11 @@ from adapters.postgres.provisioning import (
 from adapters.redis.cache import RedisCache
 from adapters.redis.client import create_listener, create_redis
 from adapters.redis.events import RedisEventBus
+from entrypoints.devstack.services import Services, test_services
 from entrypoints.http.app import create_app
 from entrypoints.http.auth import issue_token
 from entrypoints.migrations import upgrade
 from entrypoints.settings import Settings
-from tests.services import Services, test_services
 
 JWT_SECRET = "test-secret-" + "x" * 60
 AUDIENCE = "authenticated"

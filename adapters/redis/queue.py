@@ -16,34 +16,22 @@ a job carries only (workspace, task, creator) and the job id `<task>.<n>`
 makes enqueueing attempt n idempotent; per-workspace fairness is a cap
 checked when a worker claims (BullMQ's groups are a Pro feature).
 
-Two changes to BullMQ's Python worker, for throughput:
-- its connection is a PipelinedRedis: the worker sends every command of
-  every job on one connection, one at a time (each job waits out the
-  others' round trips); pipelined, the commands of concurrent jobs
-  (fetching, completing, renewing locks) go to Redis together;
-- FetchingWorker takes the next job in the call that completes one, as
-  BullMQ's Node worker does (the Python worker completes without fetching,
-  then asks for the next job: one more script call per job).
+The job's format (TaskJob) is defined here, once: the queue writes it, the
+consumer (consumer.py) reads it.
 """
 
 from __future__ import annotations
 
-import base64
-import os
-import socket
-from typing import Any, cast
+from typing import Any
+from uuid import UUID
 
-from bullmq import Queue, Worker
-from bullmq.job import Job
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+import msgspec
+from bullmq import Queue
 
-from adapters.machinery.pipelining import PipelinedRedis
 from adapters.redis.client import unavailable_as
 from domain.entities import Dispatch, TaskRef
 
 QUEUE = "tasks"
-RETRY_DELAY_MS = 1000  # the worker's pause after a failed fetch (bullmq's runRetryDelay: 15 s)
 PREFIX = "{keel}"
 STATES = ("waiting", "prioritized", "delayed", "active", "failed")
 # The dead letters BullMQ keeps (the newest, for a week): every failed task
@@ -54,92 +42,6 @@ KEEP_FAILED = {"count": 10_000, "age": 7 * 24 * 3600}
 # KEEP_COMPLETED, none older than KEEP_COMPLETED_S; Redis memory stays bounded.
 KEEP_COMPLETED = 1000
 KEEP_COMPLETED_S = 24 * 3600
-# BullMQ's metrics (jobs completed and failed per minute, as its dashboards
-# chart them): one data point a minute, kept for a week.
-METRICS = {"maxDataPoints": 7 * 24 * 60}
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def worker_client_name(prefix: str, queue: str, worker: str | None = None) -> str:
-    """The name a worker's connections carry, as Node's bullmq names them
-    (`<prefix>:<base64 of the queue name>`, then `:w:<worker name>`): its
-    `Queue.getWorkers()`, and the dashboards built on it, list the Redis
-    clients so named. bullmq's Python worker names them `<prefix>:<queue>`,
-    which Node's clients do not recognize."""
-    name = f"{prefix}:{base64.b64encode(queue.encode()).decode()}"
-    return f"{name}:w:{worker}" if worker else name
-
-
-def worker_connection(redis_url: str, client_name: str | None = None) -> PipelinedRedis:
-    """The client for a bullmq Worker: decoded answers (as BullMQ's own client),
-    pipelined, and no retries inside redis-py: after a lost connection it
-    would send a whole pipeline again, commands already answered included (a
-    second job taken, a completion run twice). A failed command fails its
-    caller; the worker's loop retries (RETRY_DELAY_MS), and a job whose
-    completion failed is recovered by BullMQ's stalled check. Every pooled
-    connection introduces itself as `client_name` when it connects."""
-    client = PipelinedRedis.from_url(
-        redis_url, decode_responses=True, retry=Retry(NoBackoff(), 0), client_name=client_name
-    )
-    return cast(PipelinedRedis, client)  # from_url builds `cls`; typeshed says Redis
-
-
-class FetchingWorker(Worker):  # type: ignore[misc]  # bullmq has no type hints
-    """bullmq's Worker, fetching the next job while completing one.
-
-    The completing script (moveToFinished) takes the next job and locks it
-    with the finished job's token when asked to; bullmq's Python worker never
-    asks. Here every completion asks, unless the worker is closing or paused,
-    and the job it took runs next in the same slot (the worker's run loop
-    runs a job that a finished slot answers with). A job taken by a completion
-    that was under way when `close()` or `pause()` was asked runs in the slot
-    that took it, which they wait for. Processors must not complete their
-    job themselves (Keel's return a value or raise): that completion would
-    take a job too. This builds on the Worker's internals (its backend's
-    moveToCompleted, nextJobFromJobData, the run loop): pyproject.toml keeps
-    bullmq below 4, and tests/integration/test_pipelined_redis.py checks it.
-    """
-
-    def __init__(self, name: str, processor: Any, opts: dict[str, Any]) -> None:
-        super().__init__(name, processor, opts)
-        # Read when the worker starts running (the next turn of the loop).
-        self.clientName = worker_client_name(opts["prefix"], name, opts.get("name"))
-        self._taken: dict[str, list[Any]] = {}
-        complete = self.backend.moveToCompleted
-
-        async def complete_and_take(
-            job: Job, value: Any, remove: Any, token: str, fetch_next: bool = True
-        ) -> Any:
-            take = not (self.closing or self.paused)
-            done = await complete(job, value, remove, token, fetch_next=take)
-            if take:
-                self._taken[job.id] = done["result"]
-            return done
-
-        self.backend.moveToCompleted = complete_and_take
-
-    async def processJob(self, job: Job, token: str) -> Job | None:  # noqa: N802 - bullmq's name
-        try:
-            await super().processJob(job, token)
-        finally:
-            taken = self._taken.pop(job.id, None)
-        if taken is None:
-            return None
-        data, taken_id, limit_until, delay_until = taken
-        following: Job | None = await self.nextJobFromJobData(
-            data, taken_id, limit_until or 0, delay_until or 0, token
-        )
-        if following is None:
-            return None
-        self.emit("active", following, "waiting")
-        if self.closing or self.paused:
-            # Taken while close() or pause() was being asked: they wait for this
-            # slot's task, not for one the run loop would start for the job.
-            return await self.processJob(following, token)
-        return following
 
 
 def job_id(ref: TaskRef, attempt: int) -> str:
@@ -152,17 +54,42 @@ def job_attempt(job_id: str) -> int:
     return int(attempt) if attempt.isascii() and attempt.isdigit() else 0
 
 
-def job_data(ref: TaskRef, attempt: int = 1) -> dict[str, Any]:
-    """What a job carries: the task's reference (all a worker reads) and, for
-    people reading a dashboard, the Keel attempt the job is. Each attempt is a
-    job of its own, so BullMQ's `attemptsMade` counts deliveries of that one
-    attempt (1 once it finished)."""
-    return {
-        "workspace_id": str(ref.workspace_id),
-        "task_id": str(ref.task_id),
-        "created_by": str(ref.created_by),
-        "attempt": attempt,
-    }
+class TaskJob(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What a job carries: the task's reference (all a worker reads), for
+    people reading a dashboard the Keel attempt the job is, and the trace of
+    the request that created the task. Each attempt is a job of its own, so
+    BullMQ's `attemptsMade` counts deliveries of that one attempt (1 once it
+    finished). Unknown fields (a dashboard's) are ignored."""
+
+    workspace_id: UUID
+    task_id: UUID
+    created_by: UUID
+    attempt: int
+    traceparent: str | None = None
+
+    @classmethod
+    def of(cls, dispatch: Dispatch) -> TaskJob:
+        ref = dispatch.ref
+        return cls(
+            ref.workspace_id,
+            ref.task_id,
+            ref.created_by,
+            dispatch.attempt,
+            dispatch.trace_context or None,
+        )
+
+    @classmethod
+    def decode(cls, data: dict[str, Any]) -> TaskJob:
+        """Raises msgspec.ValidationError for data that is not a task's job."""
+        return msgspec.convert(data, cls)
+
+    def encode(self) -> dict[str, Any]:
+        encoded: dict[str, Any] = msgspec.to_builtins(self)
+        return encoded
+
+    @property
+    def ref(self) -> TaskRef:
+        return TaskRef(self.workspace_id, self.task_id, self.created_by)
 
 
 def _job(dispatch: Dispatch) -> dict[str, Any]:
@@ -177,11 +104,8 @@ def _job(dispatch: Dispatch) -> dict[str, Any]:
         options["priority"] = 11 - dispatch.priority
     if dispatch.delay_ms > 0:
         options["delay"] = dispatch.delay_ms
-    data = job_data(dispatch.ref, dispatch.attempt)
-    if dispatch.trace_context:
-        data["traceparent"] = dispatch.trace_context
     # Named after the task's kind, as dashboards list jobs; workers ignore the name.
-    return {"name": dispatch.kind.value, "data": data, "opts": options}
+    return {"name": dispatch.kind.value, "data": TaskJob.of(dispatch).encode(), "opts": options}
 
 
 class BullMQJobQueue:

@@ -17,6 +17,10 @@ from domain.ports.events import (
     StreamTickets,
     Subscription,
 )
+from domain.ports.health import (
+    HealthProbe,
+    StartupCheck,
+)
 from domain.ports.identity import (
     Clock,
     IdGenerator,
@@ -24,6 +28,7 @@ from domain.ports.identity import (
 from domain.ports.models import LanguageModel
 from domain.ports.queue import (
     JobQueue,
+    TaskConsumer,
     TaskDispatcher,
 )
 from domain.ports.repositories import (
@@ -53,13 +58,16 @@ __all__ = [
     "EventBus",
     "EventPublisher",
     "FoundationRepository",
+    "HealthProbe",
     "IdGenerator",
     "JobQueue",
     "LanguageModel",
     "MembershipRepository",
     "OpenStreams",
+    "StartupCheck",
     "StreamTickets",
     "Subscription",
+    "TaskConsumer",
     "TaskDispatcher",
     "TaskRepository",
     "TaskStates",

@@ -1,4 +1,5 @@
-"""The job queue and the dispatcher that feeds it from the outbox."""
+"""The job queue, the dispatcher that feeds it from the outbox, and the
+consumer that runs what it holds."""
 
 from __future__ import annotations
 
@@ -27,6 +28,20 @@ class JobQueue(Protocol):
     async def forget_dead_letter(self, ref: TaskRef, attempt: int) -> None:
         """Remove the dead letter of that attempt, if the queue still holds it
         (its task was replayed)."""
+        ...
+
+
+class TaskConsumer(Protocol):
+    """Takes the queue's jobs and runs each one's task attempt (RunTask), in
+    the task's own tenant context; what the attempt came to decides what the
+    queue does with the job (completed, a dead letter, offered again later)."""
+
+    def start(self, concurrency: int) -> None:
+        """Take jobs, up to `concurrency` at once, until closed."""
+        ...
+
+    async def close(self, force: bool = False) -> None:
+        """Take no more jobs; unless `force`, wait for the running ones to end."""
         ...
 
 

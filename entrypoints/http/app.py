@@ -1,7 +1,9 @@
 """The Litestar application factory.
 
 `create_app(settings)` builds the app and its dishka container; tests pass
-their own container to override providers.
+their own container to override providers. The container (entrypoints/api.py,
+the composition root) is the API's only way to its adapters: this package
+names ports and Litestar types, never a driver (pyproject's import contracts).
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.config.cors import CORSConfig
 from litestar.plugins.prometheus import PrometheusConfig
-from sqlalchemy.ext.asyncio import AsyncEngine
+from litestar.stores.base import Store
 
-from adapters.redis.client import create_redis
 from application.foundation import PeekDocument
 from application.profiles import RegisterCaller
-from domain.ports import Cache, EventBus
+from domain.ports import Cache, EventBus, StartupCheck
+from entrypoints.api import make_container
 from entrypoints.http.auth import BearerAuth
 from entrypoints.http.console import console
 from entrypoints.http.content_type import json_bodies_only
@@ -43,13 +45,11 @@ from entrypoints.http.observability import (
     request_context,
 )
 from entrypoints.http.openapi import SECURITY, openapi_config, swagger_assets
-from entrypoints.http.rate_limit import STORE, FailOpenRedisStore, task_rate_limit
+from entrypoints.http.rate_limit import STORE, FailOpenStore, task_rate_limit
 from entrypoints.http.tasks import TaskController
 from entrypoints.http.tokens import TokenVerifier
 from entrypoints.http.ui_state import UIStateController
 from entrypoints.http.webhooks import WebhookController
-from entrypoints.ioc import make_container
-from entrypoints.role_checks import check_database_role
 from entrypoints.settings import ConfigError, Settings
 from entrypoints.tracing import traced
 
@@ -147,11 +147,14 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
     except ConfigError as missing:
         raise ConfigError(missing.problems + token_problems(settings)) from None
     verifier = token_verifier(settings)
-    assert settings.redis_url is not None
     container = container or make_container(settings)
 
     async def check_role_on_startup() -> None:
-        await check_database_role(await container.get(AsyncEngine))
+        await (await container.get(StartupCheck)).check()
+
+    async def keep_rate_limits(app: Litestar) -> None:
+        # The container's Redis client, opened here and closed with the container.
+        app.stores.register(STORE, FailOpenStore(await container.get(Store)))
 
     def freeze_startup_objects() -> None:
         # Objects made at start-up live forever: keep them out of the
@@ -210,6 +213,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
         on_app_init=[lambda config: _authenticate_inside(config, auth)],
         on_startup=[
             check_role_on_startup,
+            keep_rate_limits,
             arm_hot_reads,
             read_token_keys,
             keep_event_bus,
@@ -225,7 +229,6 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
         # Logging is configured by the entry point (entrypoints/logging.py);
         # Litestar's default would replace the root handler with its own.
         logging_config=None,
-        stores={STORE: FailOpenRedisStore(create_redis(settings.redis_url), namespace="keel-rate")},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
     )

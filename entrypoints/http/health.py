@@ -1,16 +1,16 @@
-"""Liveness and readiness probes (no authentication)."""
+"""Liveness and readiness probes (no authentication).
+
+Readiness asks each HealthProbe the composition root gives (Postgres, Redis)."""
 
 from __future__ import annotations
 
 import asyncio
 
-import sqlalchemy as sa
 from dishka.integrations.litestar import FromDishka
 from litestar import Response, get
 from litestar.openapi import ResponseSpec
-from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from domain.ports import HealthProbe
 from entrypoints.http.schemas import Health
 
 CHECK_TIMEOUT_S = 2.0
@@ -31,14 +31,9 @@ def healthz() -> Health:
         )
     },
 )
-async def readyz(engine: FromDishka[AsyncEngine], redis: FromDishka[Redis]) -> Response[Health]:
-    checks = dict(
-        zip(
-            ("postgres", "redis"),
-            await asyncio.gather(_check(_postgres(engine)), _check(redis.ping())),
-            strict=True,
-        )
-    )
+async def readyz(probes: FromDishka[list[HealthProbe]]) -> Response[Health]:
+    results = await asyncio.gather(*(_check(probe) for probe in probes))
+    checks = {probe.name: result for probe, result in zip(probes, results, strict=True)}
     ready = all(result == "ok" for result in checks.values())
     return Response(
         Health(status="ready" if ready else "unavailable", checks=checks),
@@ -47,14 +42,9 @@ async def readyz(engine: FromDishka[AsyncEngine], redis: FromDishka[Redis]) -> R
     )
 
 
-async def _postgres(engine: AsyncEngine) -> None:
-    async with engine.connect() as conn:
-        await conn.execute(sa.text("select 1"))
-
-
-async def _check(probe: object) -> str:
+async def _check(probe: HealthProbe) -> str:
     try:
-        await asyncio.wait_for(probe, CHECK_TIMEOUT_S)  # type: ignore[arg-type]
+        await asyncio.wait_for(probe.ping(), CHECK_TIMEOUT_S)
     except Exception as error:  # any failure means "not ready"; the reason is reported
         return f"down: {type(error).__name__}"
     return "ok"

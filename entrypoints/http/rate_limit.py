@@ -3,43 +3,59 @@
 The store fails open: the limit protects other tenants' share of the
 workers, it is not a security boundary, and a Redis outage must not refuse
 every new task (the queue's own outbox keeps them safe meanwhile). A full
-Redis (out of memory) lets them through too: tasks live in Postgres.
+Redis (out of memory) lets them through too: tasks live in Postgres. The
+store itself comes from the composition root (Redis's, whose failures are
+UnavailableError); this layer only decides to let the request through.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import timedelta
 from typing import Any
 
 from litestar import Request
 from litestar.middleware.rate_limit import RateLimitConfig
-from litestar.stores.redis import RedisStore
-from redis.exceptions import RedisError
+from litestar.stores.base import Store
 
-from adapters.redis.client import is_full, note_full
+from domain.errors import UnavailableError
 
 STORE = "task_rate"
 logger = logging.getLogger("keel.http")
 
 
-class FailOpenRedisStore(RedisStore):
+class FailOpenStore(Store):
+    """`store`, answering "no count yet" when it cannot read and forgetting what it cannot write."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
     async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
         try:
-            return await super().get(key, renew_for)
-        except (RedisError, OSError) as error:
-            logger.warning("rate limit unavailable (%r): letting the request through", error)
+            return await self._store.get(key, renew_for)
+        except UnavailableError as error:
+            logger.warning("%s: letting the request through", error.detail)
             return None
 
     async def set(
         self, key: str, value: str | bytes, expires_in: int | timedelta | None = None
     ) -> None:
-        try:
-            await super().set(key, value, expires_in)
-        except (RedisError, OSError) as error:
-            if is_full(error):
-                note_full("the task rate limit")
-            return
+        # A refused write was counted where it was refused (a full Redis is).
+        with contextlib.suppress(UnavailableError):
+            await self._store.set(key, value, expires_in)
+
+    async def delete(self, key: str) -> None:
+        await self._store.delete(key)
+
+    async def delete_all(self) -> None:
+        await self._store.delete_all()
+
+    async def exists(self, key: str) -> bool:
+        return await self._store.exists(key)
+
+    async def expires_in(self, key: str) -> int | None:
+        return await self._store.expires_in(key)
 
 
 def _creates_a_task(request: Request[Any, Any, Any]) -> bool:

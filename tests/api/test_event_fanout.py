@@ -16,8 +16,8 @@ from adapters.redis.client import MAX_CONNECTIONS
 from adapters.redis.events import LISTENERS, RedisEventBus
 from domain.events import EventType, TaskEvent
 from domain.ports import EventBus
+from entrypoints.api import make_container
 from entrypoints.http.app import create_app
-from entrypoints.ioc import make_container
 from entrypoints.settings import Settings
 from tests.conftest import People
 from tests.live import messages, serving

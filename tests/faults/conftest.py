@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.database import create_engine
+from entrypoints.devstack.services import Services
 from entrypoints.settings import Settings
 from tests.conftest import Database, migrated_database
-from tests.services import Services
 
 
 @pytest.fixture(scope="session")

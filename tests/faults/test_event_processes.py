@@ -18,10 +18,10 @@ import httpx
 import pytest
 
 from entrypoints.devstack.process import spawn
+from entrypoints.devstack.services import Services
 from tests.conftest import JWT_SECRET, Database, People
 from tests.faults.test_worker_faults import ROOT, Workers, _env, _keel
 from tests.live import Message, messages
-from tests.services import Services
 
 TERMINAL = {"task.succeeded", "task.failed", "task.cancelled"}
 

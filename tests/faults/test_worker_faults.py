@@ -35,8 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from entrypoints.devstack.process import spawn
 from entrypoints.devstack.redis import EmbeddedRedis
+from entrypoints.devstack.services import Services
 from tests.conftest import Database, People, Person
-from tests.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = ("succeeded", "failed", "cancelled")

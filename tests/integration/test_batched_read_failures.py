@@ -19,9 +19,9 @@ from adapters.machinery.pipelining import BatchedCommands
 from adapters.redis.cache import RedisCache
 from adapters.redis.client import create_redis
 from domain.cache import CacheKey
+from entrypoints.devstack.services import Services
 from tests.conftest import People
 from tests.counting import CountingCalls
-from tests.services import Services
 
 
 def _key(workspace: uuid.UUID | None = None, name: str = "doc") -> CacheKey:

@@ -28,10 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.redis.events import stream_key
 from domain.events import StreamRef
+from entrypoints.devstack.services import Services
 from entrypoints.settings import Settings
 from tests.conftest import People
 from tests.integration.test_tasks import _start, _task, _worker_settings, running_worker, wait_until
-from tests.services import Services
 
 SCRIPT = Path(__file__).parent / "node" / "dashboard.js"
 _OFFLINE = ("ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ETIMEDOUT", "ECONNRESET", "network")

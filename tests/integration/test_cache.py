@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 from adapters.redis.cache import RedisCache
 from adapters.redis.client import create_redis
 from domain.cache import CacheKey
+from entrypoints.devstack.services import Services
 from tests.counting import CountingCalls
-from tests.services import Services
 
 
 def _key(workspace: uuid.UUID | None = None, name: str = "doc") -> CacheKey:

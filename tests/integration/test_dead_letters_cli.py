@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from entrypoints.cli import main
+from entrypoints.devstack.services import Services
 from entrypoints.settings import Settings
 from tests.conftest import People
 from tests.integration.test_tasks import _start, _task, _worker_settings, running_worker, wait_until
-from tests.services import Services
 
 
 async def test_an_operator_lists_shows_and_replays_a_dead_letter(

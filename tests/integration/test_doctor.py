@@ -27,12 +27,12 @@ from adapters.postgres.provisioning import (
 )
 from entrypoints.cli import main
 from entrypoints.devstack.redis import EmbeddedRedis
+from entrypoints.devstack.services import Services
 from entrypoints.doctor.redis import latency_check, persistence_check, redis_version_check
 from entrypoints.doctor.report import Status
 from entrypoints.doctor.schema import server_version_check
 from entrypoints.migrations import upgrade
 from tests.conftest import Database
-from tests.services import Services
 
 # Warnings about the test environment, not about Keel's setup: this database
 # has no pg_stat_statements, and the tests' Redis keeps nothing on disk and is

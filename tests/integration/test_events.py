@@ -17,7 +17,7 @@ from domain.errors import SubscriptionClosedError
 from domain.events import EventType, StoredEvent, StreamRef, TaskEvent
 from domain.ports import Subscription
 from entrypoints.devstack.redis import EmbeddedRedis
-from tests.services import Services
+from entrypoints.devstack.services import Services
 
 
 def _events(workspace: uuid.UUID, task: uuid.UUID, tokens: int) -> list[TaskEvent]:

@@ -28,8 +28,8 @@ from adapters.postgres.provisioning import (
     with_user,
 )
 from entrypoints.cli import main
+from entrypoints.devstack.services import Services
 from entrypoints.migrations import REPO_ROOT, alembic_config, downgrade, upgrade
-from tests.services import Services
 
 USER, WORKSPACE, DOCUMENT, TASK, RETRIED = (uuid.uuid4() for _ in range(5))
 

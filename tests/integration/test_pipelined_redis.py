@@ -2,7 +2,7 @@
 client (adapters/machinery/pipelining.py PipelinedRedis) — commands sent together
 share a pipeline, each gets its own answer (redis-py's parsing included) or
 its own error, scripts load themselves, a blocking command never holds up
-the others — and FetchingWorker (adapters/redis/queue.py), which takes the
+the others — and FetchingWorker (adapters/machinery/fetching.py), which takes the
 next job while completing one: every job runs once, failures stay failures,
 closing leaves no job taken and not run."""
 
@@ -22,9 +22,10 @@ from redis.asyncio.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from adapters.machinery.fetching import FetchingWorker
 from adapters.machinery.pipelining import PipelinedRedis
-from adapters.redis.queue import FetchingWorker, worker_connection
-from tests.services import Services
+from adapters.redis.consumer import worker_connection
+from entrypoints.devstack.services import Services
 
 
 class _Counted(PipelinedRedis):

@@ -17,12 +17,12 @@ from adapters.postgres.task_states import PgTaskStates
 from adapters.redis.dead_letters import BullMQDeadLetters
 from adapters.redis.queue import BullMQJobQueue
 from domain.entities import Dispatch, TaskKind, TaskRef
+from entrypoints.devstack.services import Services
 from entrypoints.settings import Settings
 from tests.conftest import People, Person
 from tests.integration.test_tasks import _start, _task, _worker_settings, running_worker, wait_until
 from tests.live import live, messages
 from tests.security.test_tenant_matrix import fail_for_good
-from tests.services import Services
 
 
 def _status(

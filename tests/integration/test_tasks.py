@@ -26,7 +26,8 @@ from adapters.postgres.dispatch import PgTaskDispatcher
 from adapters.postgres.task_states import PgTaskStates
 from adapters.postgres.uow import PgUnitOfWorkFactory
 from adapters.redis.queue import QUEUE
-from application.run_task import Outcome, RunnerSettings, RunTask
+from application.run_task import RunnerSettings, RunTask
+from domain.attempts import Outcome
 from domain.entities import TaskRef
 from domain.events import EventType, TaskEvent
 from domain.ports import Cache
@@ -103,9 +104,15 @@ async def _all_final(client, person, workspace, ids) -> bool:
     return all(s in ("succeeded", "failed", "cancelled") for s in states)
 
 
+@pytest.mark.parametrize("fetching", [True, False], ids=["fetching-worker", "plain-worker"])
 async def test_a_generate_task_runs_with_the_foundation_as_context(
-    client: httpx.AsyncClient, people: People, settings: Settings, owner_engine: AsyncEngine
+    client: httpx.AsyncClient,
+    people: People,
+    settings: Settings,
+    owner_engine: AsyncEngine,
+    fetching: bool,
 ) -> None:
+    """End to end, with either worker (KEEL_WORKER_FETCHING)."""
     owner = await people.new()
     workspace = await people.workspace(owner)
     await people.document(
@@ -119,7 +126,7 @@ async def test_a_generate_task_runs_with_the_foundation_as_context(
     assert started.status_code == 202
     assert started.json()["status"] == "queued"
     task_id = started.json()["id"]
-    async with running_worker(_worker_settings(settings)):
+    async with running_worker(_worker_settings(settings, worker_fetching=fetching)):
         await wait_until(lambda: _all_final(client, owner, workspace, [task_id]))
     task = await _task(client, owner, workspace, task_id)
     assert (task["status"], task["attempts"], task["progress"]) == ("succeeded", 1, 100)

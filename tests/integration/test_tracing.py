@@ -28,9 +28,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from entrypoints.devstack.process import spawn
+from entrypoints.devstack.services import Services
 from entrypoints.http.auth import issue_token
 from tests.conftest import AUDIENCE, Database
-from tests.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "tracing-test-secret-" + "t" * 44

@@ -17,9 +17,9 @@ import sqlalchemy as sa
 
 from adapters.postgres.database import create_engine
 from adapters.postgres.provisioning import drop_role, ensure_login_role, with_user
+from entrypoints.devstack.services import Services
 from entrypoints.role_checks import check_worker_role
 from tests.conftest import Database
-from tests.services import Services
 
 
 @pytest.fixture

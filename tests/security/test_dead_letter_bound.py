@@ -15,8 +15,8 @@ from bullmq.job import Job
 from adapters.redis import queue as queue_module
 from adapters.redis.queue import QUEUE, BullMQJobQueue
 from domain.entities import Dispatch, TaskKind, TaskRef
+from entrypoints.devstack.services import Services
 from tests.integration.test_tasks import wait_until
-from tests.services import Services
 
 KEEP = 3
 

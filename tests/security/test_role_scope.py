@@ -29,9 +29,9 @@ from adapters.postgres.provisioning import (
     with_database,
     with_user,
 )
+from entrypoints.devstack.services import Services
 from entrypoints.migrations import upgrade
 from tests.conftest import Database, People
-from tests.services import Services
 
 GROUP_ROLES = ("keel_app", "keel_guard", "keel_dispatcher")
 

@@ -24,7 +24,8 @@ from adapters.models.simulated import SimulatedModel
 from adapters.postgres.task_states import PgTaskStates
 from adapters.postgres.uow import PgUnitOfWorkFactory
 from adapters.redis.cache import RedisCache
-from application.run_task import Outcome, RunnerSettings, RunTask
+from application.run_task import RunnerSettings, RunTask
+from domain.attempts import Outcome
 from domain.cache import CacheKey
 from domain.entities import TaskRef
 from domain.errors import UnreadableValueError

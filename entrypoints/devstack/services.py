@@ -1,4 +1,4 @@
-"""Real Postgres and Redis for the tests, found in this order:
+"""Real Postgres and Redis for the tests and the benchmarks (bench/), found in this order:
 
 1. KEEL_TEST_DATABASE_URL / KEEL_TEST_REDIS_URL (a superuser or schema-owner
    URL, e.g. this machine's postgresql://postgres@127.0.0.1:5432/postgres);

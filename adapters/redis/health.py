@@ -1,0 +1,15 @@
+"""Redis as the API's readiness probe sees it: one PING on the shared client."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+
+class RedisHealthProbe:
+    name = "redis"
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def ping(self) -> None:
+        await self._redis.ping()
