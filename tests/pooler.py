@@ -86,7 +86,9 @@ def _run_as() -> str | None:
     raise RuntimeError("running as root and no user to run PgBouncer as")
 
 
-def _config(folder: Path, server_url: str, port: int, pool_size: int) -> str:
+def _config(
+    folder: Path, server_url: str, port: int, pool_size: int, query_wait_timeout_s: int
+) -> str:
     host, server_port = _server(server_url)
     return f"""
 [databases]
@@ -104,6 +106,7 @@ min_pool_size = 0
 reserve_pool_size = 0
 max_client_conn = 500
 max_db_connections = {pool_size}
+query_wait_timeout = {query_wait_timeout_s}
 logfile = {folder / "pgbouncer.log"}
 """
 
@@ -122,16 +125,19 @@ def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
 
 @contextmanager
 def running_pooler(
-    server_url: str, users: Sequence[str], *, pool_size: int = 2
+    server_url: str, users: Sequence[str], *, pool_size: int = 2, query_wait_timeout_s: int = 30
 ) -> Iterator[Pooler]:
     """PgBouncer in transaction mode with `pool_size` server connections per
-    database and user, letting in `users` (trust), stopped after."""
+    database, letting in `users` (trust), stopped after. A client waits at
+    most `query_wait_timeout_s` for a server connection (PgBouncer's default: 120)."""
     folder = Path(tempfile.mkdtemp(prefix="keel-pooler-"))
     port = free_port()
     user = _run_as()
     try:
         (folder / "users.txt").write_text("".join(f'"{name}" ""\n' for name in users))
-        (folder / "pgbouncer.ini").write_text(_config(folder, server_url, port, pool_size))
+        (folder / "pgbouncer.ini").write_text(
+            _config(folder, server_url, port, pool_size, query_wait_timeout_s)
+        )
         if user is not None:
             entry = pwd.getpwnam(user)
             for path in (folder, *folder.iterdir()):

@@ -14,14 +14,18 @@ import httpx
 import msgspec
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.postgres.database import create_engine
 from adapters.postgres.dispatch import POLL_S, PgTaskDispatcher
 from adapters.postgres.uow import enter_tenant
 from domain.entities import Caller
 from entrypoints.settings import Settings
-from tests.conftest import People, Person
+from tests.conftest import Database, People, Person
 from tests.integration.test_tasks import running_worker, wait_until
+from tests.live import live
+from tests.pooler import running_pooler
 
 TASK = {"kind": "summarize", "input": {"text": "Keel runs agents for many workspaces."}}
 BRAND = {"kind": "brand", "title": "Voice", "content": {"tone": "warm"}, "tags": ["core"]}
@@ -170,3 +174,31 @@ async def test_two_tenants_interleaved_on_two_server_connections_never_see_each_
     # Both tenants ran on the same two server sessions: the test interleaved them.
     assert len(pids[tenants[0][1]] | pids[tenants[1][1]]) <= 2
     assert pids[tenants[0][1]] & pids[tenants[1][1]]
+
+
+async def test_a_request_past_the_pooler_budget_answers_503_and_the_next_one_is_served(
+    database: Database, pooled_settings: Settings, pooled_people: People
+) -> None:
+    """Both server connections held: PgBouncer ends the waiting client after its
+    query_wait_timeout (1 s here), and Keel answers 503 with Retry-After."""
+    person = await pooled_people.new()
+    users = [str(make_url(database.runtime_url).username)]
+    with running_pooler(database.server_url, users, query_wait_timeout_s=1) as pooler:
+        url = pooler.url(database.runtime_url)
+        engine = create_engine(url, pool_size=2, statement_cache=False)
+        try:
+            async with live(pooled_settings, database_url=url) as http:
+                held = [await engine.connect() for _ in range(2)]
+                try:
+                    for conn in held:  # both server connections, each in an open transaction
+                        await conn.begin()
+                        await conn.execute(sa.text("select 1"))
+                    waited = await http.get("/v1/me", headers=person.headers)
+                    assert waited.status_code == 503, waited.text
+                    assert waited.headers["retry-after"] == "1"
+                finally:
+                    for conn in held:
+                        await conn.close()
+                assert (await http.get("/v1/me", headers=person.headers)).status_code == 200
+        finally:
+            await engine.dispose()
