@@ -31,7 +31,7 @@ _RECOVER = sa.text("select keel_private.recover_tasks(make_interval(secs => :aft
 # Without LISTEN, a committed task waits this long at most for the relay.
 POLL_S = 0.25
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("keel.dispatch")
 
 
 class PgTaskDispatcher:

@@ -66,7 +66,7 @@ async def test_a_task_started_through_the_pooler_is_run_by_a_polling_worker_thro
         assert started.status_code == 202, started.text
         ids.append(started.json()["id"])
     assert pooled_settings.listen_url is None
-    caplog.set_level(logging.INFO, logger="adapters.postgres.dispatch")
+    caplog.set_level(logging.INFO, logger="keel.dispatch")
 
     async def all_succeeded() -> bool:
         states = [await _status(pooled_client, owner, workspace, task) for task in ids]
