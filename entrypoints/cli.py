@@ -92,7 +92,9 @@ async def _with_engine(settings: Settings, check: Callable[..., Awaitable[None]]
     from adapters.postgres.database import create_engine
 
     assert settings.database_url is not None
-    engine = create_engine(settings.database_url, pool_size=1)
+    engine = create_engine(
+        settings.database_url, pool_size=1, statement_cache=settings.statement_cache
+    )
     try:
         await check(engine)
     finally:
@@ -240,7 +242,14 @@ def _check(config: Config, url: str) -> int:
     return 0
 
 
-_SERVICES = ("database_url", "redis_url", "db_pool_size", "db_statement_cache", "log_level")
+_SERVICES = (
+    "database_url",
+    "redis_url",
+    "db_pool_size",
+    "db_statement_cache",
+    "db_pooler",
+    "log_level",
+)
 _API = (
     *_SERVICES,
     "jwt_secret",
@@ -274,6 +283,7 @@ _API = (
 )
 _WORKER = (
     *_SERVICES,
+    "database_listen_url",
     "cache",
     "cache_bytes_per_workspace",
     "queue_prefix",

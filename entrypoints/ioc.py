@@ -87,7 +87,7 @@ class InfrastructureProvider(Provider):
         engine = create_engine(
             settings.database_url,
             pool_size=settings.db_pool_size,
-            statement_cache=settings.db_statement_cache,
+            statement_cache=settings.statement_cache,
         )
         instrument(engine, settings.slow_query_ms)
         if settings.tracing:
@@ -212,8 +212,7 @@ class WorkerProvider(Provider):
     async def dispatcher(
         self, settings: Settings, engine: AsyncEngine
     ) -> AsyncIterator[TaskDispatcher]:
-        assert settings.database_url is not None
-        dispatcher = PgTaskDispatcher(engine, settings.database_url)
+        dispatcher = PgTaskDispatcher(engine, settings.listen_url)
         yield dispatcher
         await dispatcher.close()
 

@@ -74,10 +74,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_size: Annotated[int, Meta(ge=1, le=200, description="Connections per process")] = 10
     db_statement_cache: Annotated[
         bool,
-        Meta(
-            description="asyncpg prepared-statement cache; false behind a transaction-mode pooler"
-        ),
+        Meta(description="Prepared-statement caches; false: none, and uniquely named statements"),
     ] = True
+    db_pooler: Annotated[
+        str,
+        Meta(
+            pattern="^(none|transaction)$",
+            description="none, or transaction: KEEL_DATABASE_URL is a transaction-mode pooler",
+        ),
+    ] = "none"
+    database_listen_url: Annotated[
+        str | None,
+        Meta(description="Direct Postgres URL for the worker's LISTEN, when pooled (else polls)"),
+    ] = None
     cache: Annotated[
         bool, Meta(description="Serve cached reads from Redis; false reads Postgres every time")
     ] = True
@@ -218,6 +227,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def cors_origin_list(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+    @property
+    def pooled(self) -> bool:
+        """KEEL_DATABASE_URL leads to a transaction-mode pooler (PgBouncer, Supavisor)."""
+        return self.db_pooler == "transaction"
+
+    @property
+    def statement_cache(self) -> bool:
+        """Whether prepared statements may be cached on a connection: not through a pooler."""
+        return self.db_statement_cache and not self.pooled
+
+    @property
+    def listen_url(self) -> str | None:
+        """Where the worker LISTENs for new tasks: never through a pooler; None: it polls."""
+        if self.database_listen_url is not None:
+            return self.database_listen_url
+        return None if self.pooled else self.database_url
 
     @property
     def data_path(self) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -20,12 +21,29 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def unique_statement_name() -> str:
+    """A prepared statement's name no other client of a pooled server connection uses."""
+    return f"__keel_{uuid.uuid4().hex}__"
+
+
+# A transaction-mode pooler's server connection serves many clients, one
+# transaction at a time: a prepared statement must neither outlive its
+# transaction (no cache, in asyncpg or SQLAlchemy) nor take a name another
+# client's connection also counts up to (asyncpg's `__asyncpg_stmt_N__`).
+POOLER_SAFE_CONNECT_ARGS: dict[str, object] = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepared_statement_name_func": unique_statement_name,
+}
+
+
 def create_engine(url: str, *, pool_size: int = 10, statement_cache: bool = True) -> AsyncEngine:
+    """The engine of one process; `statement_cache=False` for a transaction-mode
+    pooler (PgBouncer, Supavisor): POOLER_SAFE_CONNECT_ARGS."""
+    # application_name is one of the startup parameters PgBouncer passes on.
     connect_args: dict[str, object] = {"server_settings": {"application_name": "keel"}}
     if not statement_cache:
-        # Behind PgBouncer/Supavisor in transaction mode prepared statements
-        # do not survive between transactions.
-        connect_args["statement_cache_size"] = 0
+        connect_args.update(POOLER_SAFE_CONNECT_ARGS)
     engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,

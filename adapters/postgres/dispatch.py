@@ -1,11 +1,16 @@
 """The task outbox, read across workspaces through the two SECURITY DEFINER
 functions the migration created (dispatch_tasks, recover_tasks), and woken
-by LISTEN on the channel that task writes notify on commit."""
+by LISTEN on the channel that task writes notify on commit.
+
+LISTEN needs a session of its own, which a transaction-mode pooler does not
+keep: without a direct URL for it the outbox is polled every POLL_S instead.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,13 +28,20 @@ _AS_DISPATCHER = sa.text("select set_config('role', :role, true)")
 _TAKE = sa.text("select * from keel_private.dispatch_tasks(:size)")
 _RECOVER = sa.text("select keel_private.recover_tasks(make_interval(secs => :after))")
 
+# Without LISTEN, a committed task waits this long at most for the relay.
+POLL_S = 0.25
+
+logger = logging.getLogger("keel.dispatch")
+
 
 class PgTaskDispatcher:
-    def __init__(self, engine: AsyncEngine, listen_url: str) -> None:
+    def __init__(self, engine: AsyncEngine, listen_url: str | None) -> None:
+        """`listen_url`: a direct (not pooled) Postgres URL to LISTEN on; None: poll."""
         self._engine = engine
         self._listen_url = listen_url
         self._listener: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
+        self._polling_said = False
 
     @asynccontextmanager
     async def batch(self, size: int) -> AsyncIterator[list[Dispatch]]:
@@ -54,12 +66,23 @@ class PgTaskDispatcher:
             return int(await conn.scalar(_RECOVER, {"after": redispatch_after_s}) or 0)
 
     async def wait_for_work(self, timeout_s: float) -> None:
+        if self._listen_url is None:
+            if not self._polling_said:
+                self._polling_said = True
+                logger.info(
+                    "no direct database URL to LISTEN on (KEEL_DATABASE_LISTEN_URL): "
+                    "the task outbox is polled every %.2f s",
+                    POLL_S,
+                )
+            await asyncio.sleep(min(timeout_s, POLL_S))
+            return
         await self._listen()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout_s)
         self._wake.clear()
 
     async def _listen(self) -> None:
+        assert self._listen_url is not None
         if self._listener is not None and not self._listener.is_closed():
             return
         with contextlib.suppress(OSError, asyncpg.PostgresError):

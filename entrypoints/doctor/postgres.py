@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from adapters.postgres.catalog import rls_problems
-from adapters.postgres.database import async_url
+from adapters.postgres.database import POOLER_SAFE_CONNECT_ARGS, async_url
 from entrypoints.doctor.policies import policy_checks
 from entrypoints.doctor.report import Check, fail, ok, warn
 from entrypoints.doctor.roles import runtime_role_checks
@@ -46,15 +46,18 @@ _OUTSIDE_RLS = sa.text(
 
 @asynccontextmanager
 async def read_only(url: str) -> AsyncIterator[AsyncEngine]:
+    """Every transaction BEGIN READ ONLY: a startup parameter would do it for the
+    session, but PgBouncer refuses startup parameters it does not know, and a
+    transaction-mode pooler keeps no session. Uniquely named statements, no
+    statement cache: `url` may lead to one."""
     engine = create_async_engine(
         async_url(url),
         poolclass=pool.NullPool,
         connect_args={
-            "server_settings": {
-                "application_name": "keel doctor",
-                "default_transaction_read_only": "on",
-            }
+            **POOLER_SAFE_CONNECT_ARGS,
+            "server_settings": {"application_name": "keel doctor"},
         },
+        execution_options={"postgresql_readonly": True},
     )
     try:
         yield engine

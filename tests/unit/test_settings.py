@@ -114,6 +114,7 @@ def test_good_values_alongside_bad_ones_are_not_reported() -> None:
         ("KEEL_DB_POOL_SIZE", "201", "<= 200"),
         ("KEEL_MAX_BODY_BYTES", "1023", ">= 1024"),
         ("KEEL_DB_STATEMENT_CACHE", "maybe", "Expected `bool`"),
+        ("KEEL_DB_POOLER", "session", "expected none, or transaction"),
         ("KEEL_JWT_LEEWAY_S", "-1", ">= 0"),
         ("KEEL_JWT_LEEWAY_S", "301", "<= 300"),
         ("KEEL_JWT_JWKS_REFRESH_S", "0", ">= 1"),
@@ -205,3 +206,28 @@ def test_an_empty_variable_does_not_satisfy_require() -> None:
     settings = load_settings({"KEEL_REDIS_URL": ""})
     with pytest.raises(ConfigError, match="KEEL_REDIS_URL is required"):
         settings.require("redis_url")
+
+
+def test_a_transaction_pooler_turns_the_statement_cache_and_listen_off() -> None:
+    direct = load_settings({"KEEL_DATABASE_URL": "postgresql://app@db/keel"})
+    assert direct.statement_cache
+    assert direct.listen_url == "postgresql://app@db/keel"
+    pooled = load_settings(
+        {"KEEL_DATABASE_URL": "postgresql://app@bouncer/keel", "KEEL_DB_POOLER": "transaction"}
+    )
+    assert not pooled.statement_cache
+    assert pooled.listen_url is None
+    listening = load_settings(
+        {
+            "KEEL_DATABASE_URL": "postgresql://app@bouncer/keel",
+            "KEEL_DB_POOLER": "transaction",
+            "KEEL_DATABASE_LISTEN_URL": "postgresql://app@db/keel",
+        }
+    )
+    assert listening.listen_url == "postgresql://app@db/keel"
+
+
+def test_the_statement_cache_can_be_off_without_a_pooler() -> None:
+    settings = load_settings({"KEEL_DB_STATEMENT_CACHE": "false"})
+    assert not settings.statement_cache
+    assert not settings.pooled
