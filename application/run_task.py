@@ -33,7 +33,15 @@ from application.events import publish
 from application.foundation import GetFoundationBundle
 from application.retrying import retried
 from domain.cache import CacheKey
-from domain.entities import Claim, FoundationBundle, TaskKind, TaskRef, TaskStatus
+from domain.entities import (
+    Claim,
+    ClaimRefused,
+    FoundationBundle,
+    Lease,
+    TaskKind,
+    TaskRef,
+    TaskStatus,
+)
 from domain.errors import (
     ModelError,
     NotFoundError,
@@ -112,12 +120,11 @@ class RunTask:
         claim = await retried(
             lambda: states.claim(ref, settings.max_running_per_workspace, settings.lease_s)
         )
-        if claim is True:
+        if claim is ClaimRefused.BUSY:
             await retried(lambda: states.postpone(ref, settings.postpone_ms))
             return Ran(Outcome.POSTPONED)
-        if claim is False:
+        if claim is ClaimRefused.NOTHING:
             return Ran(Outcome.SKIPPED)
-        assert isinstance(claim, Claim)
         events = _Announcer(self._events, ref)
         events.start(EventType.STARTED, attempt=claim.attempt)
         try:
@@ -237,10 +244,11 @@ class RunTask:
         async def keep_lease() -> None:
             while True:
                 await asyncio.sleep(self._settings.lease_s / 3)
-                asked = await self._states.heartbeat(
+                found = await self._states.heartbeat(
                     ref, claim.attempt, self._settings.lease_s, _progress(len(tokens))
                 )
-                state["lost"], state["cancel"] = asked is None, bool(asked)
+                state["lost"] = found is Lease.LOST
+                state["cancel"] = found is Lease.CANCEL_ASKED
 
         lease = asyncio.create_task(keep_lease())
         loop = asyncio.get_running_loop()
@@ -267,12 +275,12 @@ class RunTask:
 
     async def _check_in(self, ref: TaskRef, claim: Claim, state: dict[str, bool], n: int) -> None:
         """Record progress at a step; stop if cancelled or no longer ours."""
-        asked = await self._states.heartbeat(
+        lease = await self._states.heartbeat(
             ref, claim.attempt, self._settings.lease_s, _progress(n)
         )
-        if asked is None or state["lost"]:
+        if lease is Lease.LOST or state["lost"]:
             raise _LeaseLostError
-        if asked or state["cancel"]:
+        if lease is Lease.CANCEL_ASKED or state["cancel"]:
             raise TaskCancelledError("cancelled while running")
 
 
