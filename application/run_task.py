@@ -28,12 +28,20 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from application.events import publish
+from application.events.announcer import Announcer
 from application.foundation import GetFoundationBundle
 from application.retrying import retried
 from domain.attempts import Outcome, Ran
 from domain.cache import CacheKey
-from domain.entities import Claim, FoundationBundle, TaskKind, TaskRef, TaskStatus
+from domain.entities import (
+    Claim,
+    ClaimRefused,
+    FoundationBundle,
+    Lease,
+    TaskKind,
+    TaskRef,
+    TaskStatus,
+)
 from domain.errors import (
     ModelError,
     NotFoundError,
@@ -92,13 +100,12 @@ class RunTask:
         claim = await retried(
             lambda: states.claim(ref, settings.max_running_per_workspace, settings.lease_s)
         )
-        if claim is True:
+        if claim is ClaimRefused.BUSY:
             await retried(lambda: states.postpone(ref, settings.postpone_ms))
             return Ran(Outcome.POSTPONED, delay_ms=settings.postpone_ms)
-        if claim is False:
+        if claim is ClaimRefused.NOTHING:
             return Ran(Outcome.SKIPPED)
-        assert isinstance(claim, Claim)
-        events = _Announcer(self._events, ref)
+        events = Announcer(self._events, ref)
         events.start(EventType.STARTED, attempt=claim.attempt)
         try:
             ran = await self._run(ref, claim, events)
@@ -106,7 +113,7 @@ class RunTask:
             await events.settle()
         return dataclasses.replace(ran, replayed_from=claim.replayed_from)
 
-    async def _run(self, ref: TaskRef, claim: Claim, events: _Announcer) -> Ran:
+    async def _run(self, ref: TaskRef, claim: Claim, events: Announcer) -> Ran:
         if claim.unreadable is not None:
             return await self._end(ref, claim, events, Outcome.FAILED, error=claim.unreadable)
         try:
@@ -146,7 +153,7 @@ class RunTask:
         self,
         ref: TaskRef,
         claim: Claim,
-        events: _Announcer,
+        events: Announcer,
         outcome: Outcome,
         tail: str = "",
         **fields: Any,
@@ -169,7 +176,7 @@ class RunTask:
         return Ran(outcome, claim.attempt, fields.get("error"))
 
     async def _attempt(
-        self, ref: TaskRef, claim: Claim, events: _Announcer
+        self, ref: TaskRef, claim: Claim, events: Announcer
     ) -> tuple[dict[str, Any], bool, str]:
         """The result, whether it came from the cache, and the tokens not sent yet."""
         task = claim.task
@@ -208,7 +215,7 @@ class RunTask:
         return system, str(data["prompt"])
 
     async def _stream(
-        self, ref: TaskRef, claim: Claim, events: _Announcer, system: str, prompt: str
+        self, ref: TaskRef, claim: Claim, events: Announcer, system: str, prompt: str
     ) -> tuple[str, str]:
         """The whole answer, and its tokens not sent yet (they go with the outcome)."""
         tokens: list[str] = []
@@ -217,10 +224,11 @@ class RunTask:
         async def keep_lease() -> None:
             while True:
                 await asyncio.sleep(self._settings.lease_s / 3)
-                asked = await self._states.heartbeat(
+                found = await self._states.heartbeat(
                     ref, claim.attempt, self._settings.lease_s, _progress(len(tokens))
                 )
-                state["lost"], state["cancel"] = asked is None, bool(asked)
+                state["lost"] = found is Lease.LOST
+                state["cancel"] = found is Lease.CANCEL_ASKED
 
         lease = asyncio.create_task(keep_lease())
         loop = asyncio.get_running_loop()
@@ -247,45 +255,13 @@ class RunTask:
 
     async def _check_in(self, ref: TaskRef, claim: Claim, state: dict[str, bool], n: int) -> None:
         """Record progress at a step; stop if cancelled or no longer ours."""
-        asked = await self._states.heartbeat(
+        lease = await self._states.heartbeat(
             ref, claim.attempt, self._settings.lease_s, _progress(n)
         )
-        if asked is None or state["lost"]:
+        if lease is Lease.LOST or state["lost"]:
             raise _LeaseLostError
-        if asked or state["cancel"]:
+        if lease is Lease.CANCEL_ASKED or state["cancel"]:
             raise TaskCancelledError("cancelled while running")
-
-
-class _Announcer:
-    """One attempt's events, published in order: `start` sends one without
-    waiting for it, and every later publish waits for it first."""
-
-    def __init__(self, events: EventPublisher, ref: TaskRef) -> None:
-        self._events, self._ref = events, ref
-        self._pending: asyncio.Future[None] | None = None
-
-    def start(self, type_: EventType, **data: Any) -> None:
-        self._pending = asyncio.ensure_future(publish(self._events, self._event(type_, data)))
-
-    async def emit(self, type_: EventType, **data: Any) -> None:
-        await self.publish(self._event(type_, data))
-
-    async def publish(self, *events: TaskEvent) -> None:
-        await self.settle()
-        await publish(self._events, *events)
-
-    async def settle(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is None:
-            return
-        try:
-            await pending
-        except Exception:
-            # `publish` only lets a bug through; the events after it still go out.
-            logger.exception("task %s: an event was not published", self._ref.task_id)
-
-    def _event(self, type_: EventType, data: dict[str, Any]) -> TaskEvent:
-        return TaskEvent(self._ref.workspace_id, self._ref.task_id, type_, data)
 
 
 def _progress(tokens: int) -> int:

@@ -222,6 +222,21 @@ class Claim:
         return budget if budget and self.attempt == budget + 1 else None
 
 
+class ClaimRefused(enum.Enum):
+    """Why claiming a task started no attempt."""
+
+    BUSY = "busy"  # its workspace runs as many tasks as it may: try again later
+    NOTHING = "nothing"  # nothing to run: cancelled, finished, or another worker's
+
+
+class Lease(enum.Enum):
+    """What a heartbeat found of the attempt's hold on its task."""
+
+    HELD = "held"
+    CANCEL_ASKED = "cancel asked"  # still held, and the task is to stop
+    LOST = "lost"  # this attempt no longer owns the task
+
+
 @dataclass(frozen=True, slots=True)
 class Dispatch:
     """A task to put on the queue: attempt `attempt`, after `delay_ms`.

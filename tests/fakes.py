@@ -32,10 +32,12 @@ from domain.entities import (
     AttemptRecord,
     Caller,
     Claim,
+    ClaimRefused,
     Dispatch,
     FoundationChanges,
     FoundationDocument,
     FoundationFilter,
+    Lease,
     Membership,
     Role,
     Task,
@@ -721,16 +723,16 @@ class InMemoryTaskStates:
         running = row is not None and row.task.status is TaskStatus.RUNNING
         return row if running and row is not None and row.task.attempts == attempt else None
 
-    async def claim(self, ref: TaskRef, max_running: int, lease_s: float) -> Claim | bool:
+    async def claim(self, ref: TaskRef, max_running: int, lease_s: float) -> Claim | ClaimRefused:
         row = self._row(ref)
         if row is None or row.task.status is not TaskStatus.QUEUED:
-            return False
+            return ClaimRefused.NOTHING
         running = sum(
             other.task.workspace_id == ref.workspace_id and other.task.status is TaskStatus.RUNNING
             for other in self.committed.tasks.values()
         )
         if running >= max_running:
-            return True
+            return ClaimRefused.BUSY
         attempt = row.task.attempts + 1
         task = replace(row.task, status=TaskStatus.RUNNING, attempts=attempt, started_at=_now())
         lease_until = self.clock.monotonic() + lease_s
@@ -738,15 +740,13 @@ class InMemoryTaskStates:
         self.committed.tasks[ref.task_id] = claimed.record(attempt, "started")
         return Claim(task, attempt)
 
-    async def heartbeat(
-        self, ref: TaskRef, attempt: int, lease_s: float, progress: int
-    ) -> bool | None:
+    async def heartbeat(self, ref: TaskRef, attempt: int, lease_s: float, progress: int) -> Lease:
         if (row := self._owned(ref, attempt)) is None:
-            return None
+            return Lease.LOST
         task = replace(row.task, progress=progress)
         lease_until = self.clock.monotonic() + lease_s
         self.committed.tasks[ref.task_id] = replace(row, task=task, lease_until=lease_until)
-        return row.cancel_requested
+        return Lease.CANCEL_ASKED if row.cancel_requested else Lease.HELD
 
     async def finish(
         self,

@@ -42,7 +42,7 @@ from adapters.machinery.coalescing import Coalescer
 from adapters.postgres.errors import translated
 from adapters.postgres.observability import record
 from adapters.postgres.tasks import task_from
-from domain.entities import Claim, Task, TaskRef, TaskStatus
+from domain.entities import Claim, ClaimRefused, Lease, Task, TaskRef, TaskStatus
 from domain.errors import UnavailableError, UnreadableValueError
 
 # (task, max running, lease ms), (task, attempt, lease ms, progress) and
@@ -86,7 +86,7 @@ class PgTaskStates:
         self._finishes: Coalescer[_FinishItem, bool] = Coalescer(
             _batches(self._finish_batch, self._finish_one), incomplete
         )
-        self._heartbeats: Coalescer[_HeartbeatItem, bool | None] = Coalescer(
+        self._heartbeats: Coalescer[_HeartbeatItem, Lease] = Coalescer(
             _batches(self._heartbeat_batch, self._heartbeat_one), incomplete
         )
 
@@ -111,12 +111,12 @@ class PgTaskStates:
     async def _value(self, query: str, *args: Any) -> Any:
         return (await self._call(query, *args))[0][0]
 
-    async def claim(self, ref: TaskRef, max_running: int, lease_s: float) -> Claim | bool:
+    async def claim(self, ref: TaskRef, max_running: int, lease_s: float) -> Claim | ClaimRefused:
         row = await self._claims((ref, max_running, int(lease_s * 1000)))
         if row is None:
-            return False  # nothing to run: cancelled, finished, or another worker's
+            return ClaimRefused.NOTHING  # cancelled, finished, or another worker's
         if row["status"] == TaskStatus.QUEUED.value:
-            return True  # still waiting: the workspace runs its maximum
+            return ClaimRefused.BUSY  # still waiting: the workspace runs its maximum
         try:
             task = task_from(row)
         except UnreadableValueError as error:
@@ -136,21 +136,18 @@ class PgTaskStates:
         by_task = {row["id"]: row for row in rows}
         return [by_task.get(ref.task_id) for ref in refs]
 
-    async def heartbeat(
-        self, ref: TaskRef, attempt: int, lease_s: float, progress: int
-    ) -> bool | None:
+    async def heartbeat(self, ref: TaskRef, attempt: int, lease_s: float, progress: int) -> Lease:
         return await self._heartbeats((ref, attempt, int(lease_s * 1000), progress))
 
-    async def _heartbeat_one(self, item: _HeartbeatItem) -> bool | None:
+    async def _heartbeat_one(self, item: _HeartbeatItem) -> Lease:
         ref, *change = item
-        asked = await self._value(_HEARTBEAT, *_ref(ref), *change)
-        return None if asked is None else bool(asked)
+        return _lease(await self._value(_HEARTBEAT, *_ref(ref), *change))
 
-    async def _heartbeat_batch(self, items: list[_HeartbeatItem]) -> list[bool | None]:
+    async def _heartbeat_batch(self, items: list[_HeartbeatItem]) -> list[Lease]:
         refs, columns = _columns(items)
         rows = await self._call(_HEARTBEATS, *_refs(refs), *columns)
         asked = {row["task"]: row["asked"] for row in rows}
-        return [asked.get(ref.task_id) for ref in refs]
+        return [_lease(asked.get(ref.task_id)) for ref in refs]
 
     async def finish(
         self,
@@ -197,6 +194,13 @@ def _batches(
 def _task_id(item: tuple[Any, ...]) -> UUID:
     ref: TaskRef = item[0]
     return ref.task_id
+
+
+def _lease(asked: bool | None) -> Lease:
+    """A heartbeat function's answer: whether cancel was asked; NULL when not ours."""
+    if asked is None:
+        return Lease.LOST
+    return Lease.CANCEL_ASKED if asked else Lease.HELD
 
 
 def _ref(ref: TaskRef) -> tuple[Any, ...]:

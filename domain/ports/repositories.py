@@ -9,9 +9,11 @@ from uuid import UUID
 from domain.entities import (
     AttemptRecord,
     Claim,
+    ClaimRefused,
     FoundationChanges,
     FoundationDocument,
     FoundationFilter,
+    Lease,
     Membership,
     Role,
     Task,
@@ -167,16 +169,14 @@ class TaskStates(Protocol):
     row-level security), and each is guarded by (status, attempt), so a late or
     duplicate delivery can never write a second result."""
 
-    async def claim(self, ref: TaskRef, max_running: int, lease_s: float) -> Claim | bool:
-        """Start the next attempt: the Claim; True when the workspace already runs
-        `max_running` tasks (try again later); False when there is nothing to run."""
+    async def claim(self, ref: TaskRef, max_running: int, lease_s: float) -> Claim | ClaimRefused:
+        """Start the next attempt: the Claim; BUSY when the workspace already runs
+        `max_running` tasks (try again later); NOTHING when there is nothing to run."""
         ...
 
-    async def heartbeat(
-        self, ref: TaskRef, attempt: int, lease_s: float, progress: int
-    ) -> bool | None:
-        """Extend the lease and record progress: whether cancel was asked, or None
-        when this attempt no longer owns the task."""
+    async def heartbeat(self, ref: TaskRef, attempt: int, lease_s: float, progress: int) -> Lease:
+        """Extend the lease and record progress: HELD, CANCEL_ASKED when cancel
+        was asked, LOST when this attempt no longer owns the task."""
         ...
 
     async def finish(

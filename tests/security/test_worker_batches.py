@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.task_states import PgTaskStates
-from domain.entities import Claim, TaskRef, TaskStatus
+from domain.entities import Claim, ClaimRefused, Lease, TaskRef, TaskStatus
 from tests.conftest import People
 
 
@@ -102,7 +102,7 @@ async def test_one_batch_claims_each_task_in_its_own_tenant_context(
         TaskRef(a1.workspace_id, b1.task_id, a1.created_by),
     ]
     answers = await asyncio.gather(*(states.claim(ref, 4, 30) for ref in [*forged, a1]))
-    assert answers[:2] == [False, False], "a forged reference claims nothing"
+    assert answers[:2] == [ClaimRefused.NOTHING] * 2, "a forged reference claims nothing"
     assert await _row(owner_engine, a2) == ("queued", 0, None, 0)
     assert await _row(owner_engine, b1) == ("queued", 0, None, 0)
     # The real ones, of both tenants, in the next batch.
@@ -128,7 +128,7 @@ async def test_a_task_twice_in_one_batch_is_claimed_once(
     answers = await asyncio.gather(*(states.claim(ref, 4, 30) for ref in [a1, b1, a1, a1]))
     claims = [answer for answer in answers if isinstance(answer, Claim)]
     assert sorted(claim.task.id for claim in claims) == sorted([a1.task_id, b1.task_id])
-    assert answers.count(False) == 2, answers
+    assert answers.count(ClaimRefused.NOTHING) == 2, answers
     assert await _row(owner_engine, a1) == ("running", 1, None, 1)
 
 
@@ -142,7 +142,7 @@ async def test_the_workspace_cap_holds_inside_one_batch(
     (claimed, waiting) = (a1, a2) if a1.task_id < a2.task_id else (a2, a1)
     answers = {a1.task_id: first, a2.task_id: second}
     assert isinstance(answers[claimed.task_id], Claim), answers
-    assert answers[waiting.task_id] is True, "the other task of the workspace waits"
+    assert answers[waiting.task_id] is ClaimRefused.BUSY, "the other task of the workspace waits"
     assert await _row(owner_engine, claimed) == ("running", 1, None, 1)
     assert await _row(owner_engine, waiting) == ("queued", 0, None, 0)
 
@@ -186,7 +186,7 @@ async def test_heartbeats_of_one_batch_are_guarded_each_in_its_own_tenant_contex
         "select * from keel_worker.heartbeat_tasks($1, $2, $3, $4, $5, $6)",
         *["select keel_worker.heartbeat_task($1, $2, $3, $4, $5, $6)"] * 2,
     ]
-    assert answers == [False, None, None, None, True], "forged or stale: not ours (None)"
+    assert answers == [Lease.HELD, *[Lease.LOST] * 3, Lease.CANCEL_ASKED], "forged or stale: lost"
     assert await _lease(owner_engine, a1) == (40, 600)
     assert await _lease(owner_engine, a2) == (0, 30), "untouched by the forged and stale ones"
     assert await _lease(owner_engine, b1) == (70, 600)

@@ -12,7 +12,9 @@ import pytest
 from domain.entities import (
     Caller,
     Claim,
+    ClaimRefused,
     Dispatch,
+    Lease,
     Membership,
     Role,
     Task,
@@ -296,12 +298,12 @@ async def test_task_states_are_guarded_by_status_and_attempt() -> None:
         assert await uow.tasks.add(task, None, None) is not None
         await uow.commit()
     ref = TaskRef(WORKSPACE, task.id, user_id)
-    assert await states.claim(ref, max_running=0, lease_s=30) is True  # the workspace is busy
+    assert await states.claim(ref, max_running=0, lease_s=30) is ClaimRefused.BUSY
     claim = await states.claim(ref, max_running=1, lease_s=30)
     assert isinstance(claim, Claim)
     assert claim.attempt == 1
-    assert await states.claim(ref, 1, 30) is False  # running already: nothing to claim
-    assert await states.heartbeat(ref, 2, 30, 10) is None  # not this attempt
+    assert await states.claim(ref, 1, 30) is ClaimRefused.NOTHING  # running already
+    assert await states.heartbeat(ref, 2, 30, 10) is Lease.LOST  # not this attempt
     assert not await states.finish(ref, 2, TaskStatus.SUCCEEDED)
     assert await states.finish(ref, 1, TaskStatus.FAILED, error="boom")
     assert not await states.finish(ref, 1, TaskStatus.SUCCEEDED)  # a duplicate delivery

@@ -15,7 +15,9 @@ from application.dispatch import RecoverTasks, RelayTasks
 from application.tasks import Accepted, CancelTask, CreateTask, GetTask
 from domain.entities import (
     Caller,
+    Claim,
     Dispatch,
+    Lease,
     Membership,
     Role,
     Task,
@@ -167,7 +169,7 @@ async def test_a_retried_attempt_is_relayed_without_a_second_queued_event(world:
     await world.relay().execute()
     ref = _ref(accepted.task)
     claim = await world.states.claim(ref, 4, 30)
-    assert not isinstance(claim, bool)
+    assert isinstance(claim, Claim)
     assert await world.states.retry_later(ref, claim.attempt, 1000, "the model timed out")
     assert await world.relay().execute() == 1
     assert (accepted.task.id, 2) in world.queue.jobs
@@ -192,15 +194,15 @@ async def test_recovery_requeues_a_task_whose_lease_lapsed(world: World) -> None
     await world.relay().execute()
     ref = _ref(accepted.task)
     claim = await world.states.claim(ref, 4, lease_s=30)
-    assert not isinstance(claim, bool)
+    assert isinstance(claim, Claim)
     recover = RecoverTasks(world.dispatcher, redispatch_after_s=600)
     world.clock.advance(20)
-    assert await world.states.heartbeat(ref, claim.attempt, 30, 10) is False
+    assert await world.states.heartbeat(ref, claim.attempt, 30, 10) is Lease.HELD
     world.clock.advance(29)
     assert await recover.execute() == 0  # the heartbeat extended the lease
     world.clock.advance(2)
     assert await recover.execute() == 1
-    assert await world.states.heartbeat(ref, claim.attempt, 30, 20) is None  # no longer ours
+    assert await world.states.heartbeat(ref, claim.attempt, 30, 20) is Lease.LOST
     await world.relay().execute()
     assert (accepted.task.id, 2) in world.queue.jobs
 
@@ -220,12 +222,12 @@ async def test_cancelling_a_running_task_asks_it_to_stop(world: World) -> None:
     await world.relay().execute()
     ref = _ref(accepted.task)
     claim = await world.states.claim(ref, 4, 30)
-    assert not isinstance(claim, bool)
+    assert isinstance(claim, Claim)
     running = await CancelTask(world.uow(), world.bus).execute(accepted.task.id)
     assert running.status is TaskStatus.RUNNING
     stream = world.bus.streams[_task_stream(accepted.task)]
     assert [stored.event.type for stored in stream] == [EventType.QUEUED]  # the worker ends it
-    assert await world.states.heartbeat(ref, claim.attempt, 30, 50) is True
+    assert await world.states.heartbeat(ref, claim.attempt, 30, 50) is Lease.CANCEL_ASKED
 
 
 def _ref(task: Task) -> TaskRef:
