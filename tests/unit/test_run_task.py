@@ -13,7 +13,7 @@ from application import run_task
 from application.run_task import RunnerSettings, RunTask
 from domain.attempts import Outcome, Ran
 from domain.cache import CacheKey
-from domain.entities import Caller, Claim, Task, TaskKind, TaskRef, TaskStatus
+from domain.entities import Caller, Claim, ClaimRefused, Lease, Task, TaskKind, TaskRef, TaskStatus
 from domain.errors import ModelError, TransientModelError
 from domain.events import EventType, TaskEvent
 
@@ -40,19 +40,21 @@ def _claim(attempt: int = 1, max_attempts: int = 3, **changes: Any) -> Claim:
 class ScriptedStates:
     """TaskStates that answer as told and record every change asked of them."""
 
-    def __init__(self, claim: Claim | bool, *, owned: bool = True, cancel: bool = False) -> None:
+    def __init__(
+        self, claim: Claim | ClaimRefused, *, owned: bool = True, cancel: bool = False
+    ) -> None:
         self.answer, self.owned, self.cancel = claim, owned, cancel
         self.changes: list[tuple[Any, ...]] = []
 
-    async def claim(self, ref: TaskRef, max_running: int, lease_s: float) -> Claim | bool:
+    async def claim(self, ref: TaskRef, max_running: int, lease_s: float) -> Claim | ClaimRefused:
         self.changes.append(("claim", ref, max_running, lease_s))
         return self.answer
 
-    async def heartbeat(
-        self, ref: TaskRef, attempt: int, lease_s: float, progress: int
-    ) -> bool | None:
+    async def heartbeat(self, ref: TaskRef, attempt: int, lease_s: float, progress: int) -> Lease:
         self.changes.append(("heartbeat", attempt))
-        return self.cancel if self.owned else None
+        if not self.owned:
+            return Lease.LOST
+        return Lease.CANCEL_ASKED if self.cancel else Lease.HELD
 
     async def finish(
         self,
@@ -172,7 +174,7 @@ async def test_the_same_request_again_is_answered_from_the_cache() -> None:
 
 
 async def test_a_busy_workspace_postpones_the_task_for_the_settings_delay() -> None:
-    states = ScriptedStates(True)
+    states = ScriptedStates(ClaimRefused.BUSY)
     ran = await _runner(states, ScriptedModel()).execute(REF)
     assert ran == Ran(Outcome.POSTPONED, delay_ms=321)
     assert states.asked("postpone") == [("postpone", REF, 321)]
@@ -180,7 +182,7 @@ async def test_a_busy_workspace_postpones_the_task_for_the_settings_delay() -> N
 
 
 async def test_nothing_to_run_is_skipped() -> None:
-    states, events = ScriptedStates(False), Published()
+    states, events = ScriptedStates(ClaimRefused.NOTHING), Published()
     assert await _runner(states, ScriptedModel(), events).execute(REF) == Ran(Outcome.SKIPPED)
     assert events.events == []
 
