@@ -50,7 +50,14 @@ from domain.errors import (
     UnreadableValueError,
 )
 from domain.events import EventType, TaskEvent
-from domain.ports import Cache, EventPublisher, LanguageModel, TaskStates, UnitOfWorkFactory
+from domain.ports import (
+    Cache,
+    Clock,
+    EventPublisher,
+    LanguageModel,
+    TaskStates,
+    UnitOfWorkFactory,
+)
 from domain.retry import Backoff
 
 logger = logging.getLogger("keel.tasks")
@@ -88,20 +95,23 @@ class RunTask:
         model: LanguageModel,
         events: EventPublisher,
         settings: RunnerSettings,
+        clock: Clock,
     ) -> None:
         self._uows, self._cache, self._model, self._settings = uow_factory, cache, model, settings
         self._states = states
         self._events = events
+        self._clock = clock
 
     async def execute(self, ref: TaskRef) -> Ran:
         """One attempt at `ref`; a Postgres or Redis failure propagates (it is dispatched again)."""
         settings = self._settings
         states = self._states
         claim = await retried(
-            lambda: states.claim(ref, settings.max_running_per_workspace, settings.lease_s)
+            lambda: states.claim(ref, settings.max_running_per_workspace, settings.lease_s),
+            clock=self._clock,
         )
         if claim is ClaimRefused.BUSY:
-            await retried(lambda: states.postpone(ref, settings.postpone_ms))
+            await retried(lambda: states.postpone(ref, settings.postpone_ms), clock=self._clock)
             return Ran(Outcome.POSTPONED, delay_ms=settings.postpone_ms)
         if claim is ClaimRefused.NOTHING:
             return Ran(Outcome.SKIPPED)
@@ -127,7 +137,8 @@ class RunTask:
                 delay = self._settings.backoff.delay_ms(claim.attempt, error.retry_after_s)
                 detail = error.detail
                 ours = await retried(
-                    lambda: self._states.retry_later(ref, claim.attempt, delay, detail)
+                    lambda: self._states.retry_later(ref, claim.attempt, delay, detail),
+                    clock=self._clock,
                 )
                 if not ours:
                     return Ran(Outcome.SKIPPED, claim.attempt)
@@ -164,7 +175,9 @@ class RunTask:
         status, event = _ENDINGS[outcome]
         # Retried while the database is unreachable: each change is guarded,
         # so a retry after a commit whose answer was lost changes nothing.
-        ours = await retried(lambda: self._states.finish(ref, claim.attempt, status, **fields))
+        ours = await retried(
+            lambda: self._states.finish(ref, claim.attempt, status, **fields), clock=self._clock
+        )
         if not ours:
             return Ran(Outcome.SKIPPED, claim.attempt)
         ending = TaskEvent(ref.workspace_id, ref.task_id, event, fields)
@@ -231,13 +244,12 @@ class RunTask:
                 state["cancel"] = found is Lease.CANCEL_ASKED
 
         lease = asyncio.create_task(keep_lease())
-        loop = asyncio.get_running_loop()
-        last_check_in = last_batch = loop.time()
+        last_check_in = last_batch = self._clock.monotonic()
         sent = 0
         try:
             async for token in self._model.stream(system, prompt):
                 tokens.append(token)
-                now = loop.time()
+                now = self._clock.monotonic()
                 if now - last_batch >= TOKEN_BATCH_S:
                     await events.emit(EventType.TOKEN, text="".join(tokens[sent:]))
                     sent, last_batch = len(tokens), now
@@ -248,7 +260,7 @@ class RunTask:
                     await events.emit(
                         EventType.PROGRESS, progress=_progress(len(tokens)), message="writing"
                     )
-                    last_check_in = loop.time()
+                    last_check_in = self._clock.monotonic()
         finally:
             lease.cancel()
         return "".join(tokens), "".join(tokens[sent:])

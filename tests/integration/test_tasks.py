@@ -21,6 +21,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.clock import SystemClock
 from adapters.models.simulated import SimulatedModel
 from adapters.postgres.dispatch import PgTaskDispatcher
 from adapters.postgres.task_states import PgTaskStates
@@ -95,7 +96,13 @@ async def _task(
 def _runner(engine: AsyncEngine, cache: Cache, model: Any, events: RecordedEvents) -> RunTask:
     """RunTask as a worker builds it, with the model and the event sink given."""
     return RunTask(
-        PgUnitOfWorkFactory(engine), PgTaskStates(engine), cache, model, events, RunnerSettings()
+        PgUnitOfWorkFactory(engine),
+        PgTaskStates(engine),
+        cache,
+        model,
+        events,
+        RunnerSettings(),
+        SystemClock(),
     )
 
 

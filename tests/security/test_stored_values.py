@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.clock import SystemClock
 from adapters.models.simulated import SimulatedModel
 from adapters.postgres.task_states import PgTaskStates
 from adapters.postgres.uow import PgUnitOfWorkFactory
@@ -87,6 +88,7 @@ def _runner(engine: AsyncEngine, cache: Cache) -> RunTask:
         SimulatedModel(0),
         RecordedEvents(),
         RunnerSettings(max_running_per_workspace=1),
+        SystemClock(),
     )
 
 

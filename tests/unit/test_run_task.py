@@ -16,6 +16,7 @@ from domain.cache import CacheKey
 from domain.entities import Caller, Claim, ClaimRefused, Lease, Task, TaskKind, TaskRef, TaskStatus
 from domain.errors import ModelError, TransientModelError
 from domain.events import EventType, TaskEvent
+from tests.fakes import FakeClock
 
 T = TypeVar("T")
 REF = TaskRef(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
@@ -140,6 +141,7 @@ def _runner(
     events: Published | None = None,
     cache: DictCache | None = None,
     settings: RunnerSettings = SETTINGS,
+    clock: FakeClock | None = None,
 ) -> RunTask:
     return RunTask(
         _no_units_of_work,  # type: ignore[arg-type]
@@ -148,7 +150,39 @@ def _runner(
         model,
         events or Published(),
         settings,
+        clock or FakeClock(),
     )
+
+
+class SlowModel(ScriptedModel):
+    """Streams its tokens `gap_s` apart on `clock`."""
+
+    def __init__(self, clock: FakeClock, gap_s: float, *tokens: str) -> None:
+        super().__init__(*tokens)
+        self.clock, self.gap_s = clock, gap_s
+
+    async def stream(self, system: str, prompt: str) -> AsyncIterator[str]:
+        async for token in super().stream(system, prompt):
+            self.clock.advance(self.gap_s)
+            yield token
+
+
+async def test_a_model_that_streams_slowly_checks_in_and_reports_progress_at_each_step() -> None:
+    clock, states, events = FakeClock(), ScriptedStates(_claim()), Published()
+    model = SlowModel(clock, run_task.CHECK_IN_S, "a", "b", "c")
+    ran = await _runner(states, model, events, clock=clock).execute(REF)
+    assert ran == Ran(Outcome.SUCCEEDED, attempt=1)
+    assert states.asked("heartbeat") == [("heartbeat", 1)] * 3
+    assert events.types == [EventType.STARTED, *[EventType.PROGRESS] * 3, EventType.SUCCEEDED]
+    tokens = [e.data["text"] for e in events.events if e.type is EventType.TOKEN]
+    assert tokens == ["a", "b", "c"]
+
+
+async def test_a_fast_model_pays_no_check_in() -> None:
+    states, events = ScriptedStates(_claim()), Published()
+    await _runner(states, ScriptedModel("a", "b", "c"), events).execute(REF)
+    assert states.asked("heartbeat") == []
+    assert [e.data["text"] for e in events.events if e.type is EventType.TOKEN] == ["abc"]
 
 
 async def test_a_task_that_ran_succeeds_with_the_answer_and_announces_it() -> None:
