@@ -101,6 +101,8 @@ class InfrastructureProvider(Provider):
         client = create_redis(settings.redis_url)
         yield client
         await client.aclose()
+        # A client handed a pool leaves it open on aclose(): its connections too.
+        await client.connection_pool.disconnect()
 
     @provide
     async def cache(self, settings: Settings) -> AsyncIterator[Cache]:
@@ -112,6 +114,7 @@ class InfrastructureProvider(Provider):
         client = create_redis(settings.redis_url, timeout_s=timeout_s, retries=0, wait_s=timeout_s)
         yield RedisCache(client, bytes_per_workspace=settings.cache_bytes_per_workspace)
         await client.aclose()
+        await client.connection_pool.disconnect()
 
     @provide
     def ui_state(self, redis: Redis) -> UIStateStore:

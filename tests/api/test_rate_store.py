@@ -3,6 +3,8 @@ own, closed with the container), under its own namespace."""
 
 from __future__ import annotations
 
+import asyncio
+
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
@@ -11,13 +13,32 @@ from entrypoints.http.rate_limit import STORE, FailOpenStore
 from entrypoints.settings import Settings
 
 
+async def _clients(observer: Redis) -> int:
+    return len(await observer.client_list())
+
+
 async def test_the_rate_limit_store_is_on_the_containers_redis(settings: Settings) -> None:
-    app = create_app(settings)
-    async with AsyncTestClient(app):
-        store = app.stores.get(STORE)
-        assert isinstance(store, FailOpenStore)
-        redis = await app.state.dishka_container.get(Redis)
-        assert store._store._redis is redis  # type: ignore[attr-defined]
-        await store.set("probe", b"1", expires_in=5)
-        assert await store.get("probe") == b"1"
-        assert await redis.get("keel-rate:probe") == b"1"
+    assert settings.redis_url is not None
+    # The app runs on the test client's own event loop: Redis is observed from
+    # here with a client of the test's, never through the app's connections.
+    observer = Redis.from_url(settings.redis_url)
+    try:
+        before = await _clients(observer)
+        app = create_app(settings)
+        async with AsyncTestClient(app) as client:
+            store = app.stores.get(STORE)
+            assert isinstance(store, FailOpenStore)
+            redis = client.blocking_portal.call(app.state.dishka_container.get, Redis)
+            assert store._store._redis is redis  # type: ignore[attr-defined]
+            client.blocking_portal.call(lambda: store.set("probe", b"1", expires_in=5))
+            assert client.blocking_portal.call(store.get, "probe") == b"1"
+            assert await observer.get("keel-rate:probe") == b"1"
+            assert await _clients(observer) > before
+        # Shutting down closed the container's connections, the store's included.
+        for _ in range(100):
+            if await _clients(observer) <= before:
+                break
+            await asyncio.sleep(0.05)
+        assert await _clients(observer) <= before
+    finally:
+        await observer.aclose()
