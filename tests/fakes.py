@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from domain.cache import CacheKey, Hit
 from domain.entities import (
@@ -96,6 +96,13 @@ class Tables:
     task_keys: dict[tuple[UUID, str], tuple[UUID, str | None]] = field(default_factory=dict)
     # The outbox: per task, the attempt to put on the queue once committed.
     outbox: dict[UUID, Dispatch] = field(default_factory=dict)
+
+    def add_member(self, workspace_id: UUID, role: Role) -> UUID:
+        """A new user, a member of `workspace_id` with `role`."""
+        user_id = uuid4()
+        self.users[user_id] = User(user_id, None)
+        self.memberships[workspace_id, user_id] = Membership(workspace_id, user_id, role)
+        return user_id
 
     def copy(self) -> Tables:
         # Rows are frozen dataclasses, so copying the dicts is a full snapshot.

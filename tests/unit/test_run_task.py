@@ -4,21 +4,19 @@ to (domain/attempts.py), what it records, and what it announces."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from application import run_task
 from application.run_task import RunnerSettings, RunTask
 from domain.attempts import Outcome, Ran
-from domain.cache import CacheKey
 from domain.entities import Caller, Claim, ClaimRefused, Lease, Task, TaskKind, TaskRef, TaskStatus
 from domain.errors import ModelError, TransientModelError
 from domain.events import EventType, TaskEvent
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, InMemoryCache, ScriptedModel
 
-T = TypeVar("T")
 REF = TaskRef(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
 SETTINGS = RunnerSettings(max_running_per_workspace=2, lease_s=9, postpone_ms=321)
 
@@ -83,42 +81,6 @@ class ScriptedStates:
         return [made for made in self.changes if made[0] == change]
 
 
-class ScriptedModel:
-    """A LanguageModel that streams `tokens`, then raises `error` if given."""
-
-    name = "scripted"
-
-    def __init__(self, *tokens: str, error: Exception | None = None) -> None:
-        self.tokens, self.error, self.calls = tokens, error, 0
-
-    async def stream(self, system: str, prompt: str) -> AsyncIterator[str]:
-        self.calls += 1
-        for token in self.tokens:
-            yield token
-        if self.error is not None:
-            raise self.error
-
-
-class DictCache:
-    """The Cache port's get_or_set, in a dict (all RunTask asks of a cache)."""
-
-    def __init__(self) -> None:
-        self.values: dict[CacheKey, object] = {}
-
-    async def get_or_set(
-        self,
-        key: CacheKey,
-        loader: Callable[[], Awaitable[T | None]],
-        *,
-        type_: type[T],
-        ttl_s: float,
-        negative_ttl_s: float | None = None,
-    ) -> T | None:
-        if key not in self.values:
-            self.values[key] = await loader()
-        return self.values[key]  # type: ignore[return-value]
-
-
 class Published:
     def __init__(self) -> None:
         self.events: list[TaskEvent] = []
@@ -139,14 +101,14 @@ def _runner(
     states: ScriptedStates,
     model: ScriptedModel,
     events: Published | None = None,
-    cache: DictCache | None = None,
+    cache: InMemoryCache | None = None,
     settings: RunnerSettings = SETTINGS,
     clock: FakeClock | None = None,
 ) -> RunTask:
     return RunTask(
         _no_units_of_work,  # type: ignore[arg-type]
         states,
-        cache or DictCache(),  # type: ignore[arg-type]
+        cache or InMemoryCache(),
         model,
         events or Published(),
         settings,
@@ -199,11 +161,11 @@ async def test_a_task_that_ran_succeeds_with_the_answer_and_announces_it() -> No
 
 
 async def test_the_same_request_again_is_answered_from_the_cache() -> None:
-    cache, model = DictCache(), ScriptedModel("once")
+    cache, model = InMemoryCache(), ScriptedModel("once")
     await _runner(ScriptedStates(_claim()), model, cache=cache).execute(REF)
     states = ScriptedStates(_claim())
     assert (await _runner(states, model, cache=cache).execute(REF)).outcome is Outcome.SUCCEEDED
-    assert model.calls == 1
+    assert len(model.prompts) == 1
     assert states.asked("finish")[0][-1] is True  # cached
 
 

@@ -18,13 +18,11 @@ from domain.entities import (
     Claim,
     Dispatch,
     Lease,
-    Membership,
     Role,
     Task,
     TaskKind,
     TaskRef,
     TaskStatus,
-    User,
     Workspace,
 )
 from domain.errors import ConflictError, PermissionDeniedError, UnavailableError
@@ -58,11 +56,7 @@ class World:
         db.workspaces[self.workspace] = Workspace(self.workspace, "Acme", created_by=self.member)
 
     def join(self, role: Role) -> UUID:
-        user_id = uuid.uuid4()
-        db = self.factory.committed
-        db.users[user_id] = User(user_id, None)
-        db.memberships[self.workspace, user_id] = Membership(self.workspace, user_id, role)
-        return user_id
+        return self.factory.committed.add_member(self.workspace, role)
 
     def uow(self, user_id: UUID | None = None) -> InMemoryUnitOfWork:
         return self.factory(Caller(user_id or self.member, self.workspace))

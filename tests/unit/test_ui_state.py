@@ -17,7 +17,7 @@ from application.ui_state import (
     decode_key_cursor,
     encode_key_cursor,
 )
-from domain.entities import Caller, Membership, Role, User, Workspace
+from domain.entities import Caller, Role, Workspace
 from domain.errors import (
     ConflictError,
     InvalidInputError,
@@ -62,11 +62,7 @@ class World:
         db.workspaces[self.workspace] = Workspace(self.workspace, "Acme", created_by=self.owner)
 
     def join(self, role: Role) -> UUID:
-        user_id = uuid.uuid4()
-        db = self.factory.committed
-        db.users[user_id] = User(user_id, None)
-        db.memberships[self.workspace, user_id] = Membership(self.workspace, user_id, role)
-        return user_id
+        return self.factory.committed.add_member(self.workspace, role)
 
     def _uow(self, user_id: UUID) -> InMemoryUnitOfWork:
         return self.factory(Caller(user_id, self.workspace))
