@@ -240,7 +240,14 @@ def _check(config: Config, url: str) -> int:
     return 0
 
 
-_SERVICES = ("database_url", "redis_url", "db_pool_size", "db_statement_cache", "log_level")
+_SERVICES = (
+    "database_url",
+    "redis_url",
+    "redis_cluster",
+    "db_pool_size",
+    "db_statement_cache",
+    "log_level",
+)
 _API = (
     *_SERVICES,
     "jwt_secret",

@@ -22,7 +22,6 @@ from dishka import (
 )
 from dishka.integrations.litestar import LitestarProvider
 from litestar import Request
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid6 import uuid7
 
@@ -37,7 +36,7 @@ from adapters.postgres.task_states import PgTaskStates
 from adapters.postgres.uow import PgUnitOfWorkFactory
 from adapters.postgres.webhooks import PgWebhookDeliveries
 from adapters.redis.cache import RedisCache
-from adapters.redis.client import create_listener, create_redis
+from adapters.redis.client import RedisClient, create_listener, create_redis
 from adapters.redis.events import RedisEventBus
 from adapters.redis.queue import BullMQJobQueue
 from adapters.redis.streams import RedisOpenStreams, RedisStreamTickets
@@ -120,9 +119,9 @@ class InfrastructureProvider(Provider):
         await engine.dispose()
 
     @provide
-    async def redis(self, settings: Settings) -> AsyncIterator[Redis]:
+    async def redis(self, settings: Settings) -> AsyncIterator[RedisClient]:
         assert settings.redis_url is not None
-        client = create_redis(settings.redis_url)
+        client = create_redis(settings.redis_url, cluster=settings.redis_cluster)
         yield client
         await client.aclose()
 
@@ -133,31 +132,37 @@ class InfrastructureProvider(Provider):
             return
         assert settings.redis_url is not None
         timeout_s = settings.cache_timeout_ms / 1000
-        client = create_redis(settings.redis_url, timeout_s=timeout_s, retries=0, wait_s=timeout_s)
+        client = create_redis(
+            settings.redis_url,
+            cluster=settings.redis_cluster,
+            timeout_s=timeout_s,
+            retries=0,
+            wait_s=timeout_s,
+        )
         yield RedisCache(client, bytes_per_workspace=settings.cache_bytes_per_workspace)
         await client.aclose()
 
     @provide
-    def ui_state(self, redis: Redis) -> UIStateStore:
+    def ui_state(self, redis: RedisClient) -> UIStateStore:
         return RedisUIStateStore(redis)
 
     @provide
     async def events(
-        self, settings: Settings, redis: Redis
+        self, settings: Settings, redis: RedisClient
     ) -> AsyncIterator[AnyOf[EventBus, EventPublisher]]:
         assert settings.redis_url is not None
-        listener = create_listener(settings.redis_url)
+        listener = create_listener(settings.redis_url, cluster=settings.redis_cluster)
         bus = RedisEventBus(redis, listener, buffer=settings.sse_buffer_events)
         yield bus
         await bus.close()
         await listener.aclose()
 
     @provide
-    def stream_tickets(self, redis: Redis) -> StreamTickets:
+    def stream_tickets(self, redis: RedisClient) -> StreamTickets:
         return RedisStreamTickets(redis)
 
     @provide
-    def open_streams(self, redis: Redis) -> OpenStreams:
+    def open_streams(self, redis: RedisClient) -> OpenStreams:
         return RedisOpenStreams(redis)
 
     @provide
@@ -285,7 +290,7 @@ class WorkerProvider(Provider):
     @provide
     async def queue(self, settings: Settings) -> AsyncIterator[JobQueue]:
         assert settings.redis_url is not None
-        queue = BullMQJobQueue(settings.redis_url, settings.queue_prefix)
+        queue = BullMQJobQueue(settings.redis_url, settings.queue_prefix, settings.redis_cluster)
         yield queue
         await queue.close()
 

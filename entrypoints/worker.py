@@ -197,7 +197,9 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
         QUEUE,
         process,
         {
-            "connection": worker_connection(settings.redis_url, client_name),
+            "connection": worker_connection(
+                settings.redis_url, client_name, settings.redis_cluster
+            ),
             "name": name,
             "prefix": settings.queue_prefix,
             "metrics": METRICS,

@@ -4,6 +4,10 @@
    URL, e.g. this machine's postgresql://postgres@127.0.0.1:5432/postgres);
 2. testcontainers, when a Docker engine answers;
 3. the embedded servers `keel dev` uses, in a temporary data directory.
+
+With KEEL_TEST_REDIS_CLUSTER=1 the Redis is a Redis Cluster of its own
+instead (tests/redis_cluster.py: 3 masters, 3 replicas), started for the
+session; tests that need one plain Redis server carry `standalone_redis`.
 """
 
 from __future__ import annotations
@@ -16,8 +20,16 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from entrypoints.devstack.postgres import EmbeddedPostgres
 from entrypoints.devstack.redis import EmbeddedRedis
+from tests.redis_cluster import RedisClusterProcesses
+
+CLUSTER = os.environ.get("KEEL_TEST_REDIS_CLUSTER", "") == "1"
+standalone_redis = pytest.mark.skipif(
+    CLUSTER, reason="needs one Redis server (CLIENT PAUSE/KILL, a single connection's pipeline)"
+)
 
 
 @dataclass(frozen=True)
@@ -25,6 +37,7 @@ class Services:
     postgres_url: str
     redis_url: str
     origin: str
+    redis_cluster: bool = False
 
 
 def _docker_answers() -> bool:
@@ -69,6 +82,10 @@ def test_services() -> Iterator[Services]:
     pg_url = os.environ.get("KEEL_TEST_DATABASE_URL", "")
     redis_url = os.environ.get("KEEL_TEST_REDIS_URL", "")
     with ExitStack() as stack:
+        if CLUSTER:
+            cluster = RedisClusterProcesses()
+            stack.callback(cluster.stop)
+            redis_url = cluster.start()
         origin = "KEEL_TEST_* URLs"
         if not (pg_url and redis_url):
             if _docker_answers():
@@ -77,4 +94,4 @@ def test_services() -> Iterator[Services]:
                 origin = "embedded servers"
                 started = stack.enter_context(_embedded(stack, not pg_url, not redis_url))
             pg_url, redis_url = pg_url or started[0], redis_url or started[1]
-        yield Services(postgres_url=pg_url, redis_url=redis_url, origin=origin)
+        yield Services(pg_url, redis_url, origin, redis_cluster=CLUSTER)

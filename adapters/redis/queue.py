@@ -16,6 +16,12 @@ a job carries only (workspace, task, creator) and the job id `<task>.<n>`
 makes enqueueing attempt n idempotent; per-workspace fairness is a cap
 checked when a worker claims (BullMQ's groups are a Pro feature).
 
+On Redis Cluster (KEEL_REDIS_CLUSTER) BullMQ's connections are RedisCluster
+clients (bullmq accepts one): every key has the `{keel}` tag, so the whole
+queue lives in one slot, on one master at a time, and follows its failover.
+The worker's is not pipelined there (PipelinedRedis is a single Redis), and
+adding jobs loads BullMQ's scripts itself (`add_jobs`).
+
 Two changes to BullMQ's Python worker, for throughput:
 - its connection is a PipelinedRedis: the worker sends every command of
   every job on one connection, one at a time (each job waits out the
@@ -35,8 +41,10 @@ from typing import Any, cast
 
 from bullmq import Queue, Worker
 from bullmq.job import Job
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError
 
 from adapters.machinery.pipelining import PipelinedRedis
 from adapters.redis.client import unavailable_as
@@ -73,7 +81,15 @@ def worker_client_name(prefix: str, queue: str, worker: str | None = None) -> st
     return f"{name}:w:{worker}" if worker else name
 
 
-def worker_connection(redis_url: str, client_name: str | None = None) -> PipelinedRedis:
+def queue_connection(redis_url: str, cluster: bool) -> str | RedisCluster:
+    """What a bullmq Queue connects with: the URL (bullmq makes its client), or
+    on a cluster a RedisCluster seeded with it, decoding answers as bullmq's own."""
+    return RedisCluster.from_url(redis_url, decode_responses=True) if cluster else redis_url
+
+
+def worker_connection(
+    redis_url: str, client_name: str | None = None, cluster: bool = False
+) -> PipelinedRedis | RedisCluster:
     """The client for a bullmq Worker: decoded answers (as BullMQ's own client),
     pipelined, and no retries inside redis-py: after a lost connection it
     would send a whole pipeline again, commands already answered included (a
@@ -81,6 +97,11 @@ def worker_connection(redis_url: str, client_name: str | None = None) -> Pipelin
     caller; the worker's loop retries (RETRY_DELAY_MS), and a job whose
     completion failed is recovered by BullMQ's stalled check. Every pooled
     connection introduces itself as `client_name` when it connects."""
+    if cluster:
+        retry = Retry(NoBackoff(), 0)
+        return RedisCluster.from_url(
+            redis_url, decode_responses=True, retry=retry, client_name=client_name
+        )
     client = PipelinedRedis.from_url(
         redis_url, decode_responses=True, retry=Retry(NoBackoff(), 0), client_name=client_name
     )
@@ -184,15 +205,29 @@ def _job(dispatch: Dispatch) -> dict[str, Any]:
     return {"name": dispatch.kind.value, "data": data, "opts": options}
 
 
+async def add_jobs(queue: Queue, jobs: list[dict[str, Any]]) -> None:
+    """`queue.addBulk(jobs)`: one MULTI. redis-py's MULTI on a cluster does not
+    load the scripts it runs (its plain pipelines do): when the slot's master
+    lacks one (a new cluster, a promoted replica), load BullMQ's scripts on
+    every master and add again; a job id already added makes adding it a no-op."""
+    try:
+        await queue.addBulk(jobs)
+    except NoScriptError:
+        for script in queue.redisConnection.commands.values():
+            await queue.client.script_load(script.script)
+        await queue.addBulk(jobs)
+
+
 class BullMQJobQueue:
-    def __init__(self, redis_url: str, prefix: str = PREFIX) -> None:
-        self._queue = Queue(QUEUE, {"connection": redis_url, "prefix": prefix})
+    def __init__(self, redis_url: str, prefix: str = PREFIX, cluster: bool = False) -> None:
+        connection = queue_connection(redis_url, cluster)
+        self._queue = Queue(QUEUE, {"connection": connection, "prefix": prefix})
 
     async def enqueue(self, *dispatches: Dispatch) -> None:
         if dispatches:
             # One MULTI for the lot (a relay batch), not a round trip per job.
             with unavailable_as("the task queue"):
-                await self._queue.addBulk([_job(dispatch) for dispatch in dispatches])
+                await add_jobs(self._queue, [_job(dispatch) for dispatch in dispatches])
 
     async def counts(self) -> dict[str, int]:
         counts = await self._queue.getJobCounts(*STATES)

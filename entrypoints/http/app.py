@@ -225,7 +225,11 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
         # Logging is configured by the entry point (entrypoints/logging.py);
         # Litestar's default would replace the root handler with its own.
         logging_config=None,
-        stores={STORE: FailOpenRedisStore(create_redis(settings.redis_url), namespace="keel-rate")},
+        stores={
+            STORE: FailOpenRedisStore(
+                create_redis(settings.redis_url, cluster=settings.redis_cluster), "keel-rate"
+            )
+        },
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
     )

@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from dishka.integrations.litestar import FromDishka
 from litestar import Response, get
 from litestar.openapi import ResponseSpec
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.redis.client import RedisClient
 from entrypoints.http.schemas import Health
 
 CHECK_TIMEOUT_S = 2.0
@@ -31,7 +31,9 @@ def healthz() -> Health:
         )
     },
 )
-async def readyz(engine: FromDishka[AsyncEngine], redis: FromDishka[Redis]) -> Response[Health]:
+async def readyz(
+    engine: FromDishka[AsyncEngine], redis: FromDishka[RedisClient]
+) -> Response[Health]:
     checks = dict(
         zip(
             ("postgres", "redis"),

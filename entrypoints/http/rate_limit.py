@@ -10,20 +10,26 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from litestar import Request
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.stores.redis import RedisStore
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from adapters.redis.client import is_full, note_full
+from adapters.redis.client import RedisClient, is_full, note_full
 
 STORE = "task_rate"
 logger = logging.getLogger("keel.http")
 
 
 class FailOpenRedisStore(RedisStore):
+    def __init__(self, redis: RedisClient, namespace: str) -> None:
+        # Litestar types it as a Redis; a RedisCluster serves it as well (a key's
+        # GET, SET and one-key script are all it sends; delete_all is never used).
+        super().__init__(cast(Redis, redis), namespace=namespace)
+
     async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
         try:
             return await super().get(key, renew_for)
