@@ -53,6 +53,10 @@ class Database:
 def services() -> Iterator[Services]:
     with test_services() as found:
         yield found
+        if found.cluster is not None:
+            # The cache and the rate limiter answer without Redis when it
+            # refuses a command: a refusal for keys of two slots must still fail.
+            assert found.cluster.crossslot_errors() == 0, "a command touched keys of two slots"
 
 
 @asynccontextmanager

@@ -70,6 +70,7 @@ class RedisClusterProcesses:
                 self._wait_until(lambda p=port: self._answers(p), timeout_s, f"node {port}")
             self._create()
             self._wait_until(self.ok, timeout_s, "cluster_state:ok on every node")
+            self._wait_until(self._replicas_synced, timeout_s, "replica in sync")
         except BaseException:
             self.stop()
             raise
@@ -83,6 +84,8 @@ class RedisClusterProcesses:
             *("--port", str(port), "--bind", "127.0.0.1", "--dir", directory),
             *("--cluster-enabled", "yes", "--cluster-config-file", directory / "nodes.conf"),
             *("--cluster-node-timeout", str(NODE_TIMEOUT_MS)),
+            # a replica takes over however long it was apart from its master
+            *("--cluster-replica-validity-factor", "0"),
             *("--save", "", "--appendonly", "no", "--daemonize", "no"),
         ]
         self.processes[port] = spawn(args, death_signal=signal.SIGTERM, log=directory / "log")
@@ -113,6 +116,14 @@ class RedisClusterProcesses:
     def _answers(self, port: int) -> bool:
         return self._cli(port, "PING").strip() == "PONG"
 
+    def _replicas_synced(self) -> bool:
+        """Every replica's link to its master is up (it can take over)."""
+        roles = [self._cli(port, "INFO", "replication") for port in self.ports]
+        replicas = [role for role in roles if "role:slave" in role]
+        return len(replicas) == NODES // 2 and all(
+            "master_link_status:up" in role for role in replicas
+        )
+
     def alive(self) -> list[int]:
         return [port for port, process in self.processes.items() if process.poll() is None]
 
@@ -134,6 +145,15 @@ class RedisClusterProcesses:
                 if low.isdigit() and int(low) <= slot <= int(high or low):
                     return int(fields[1].split("@")[0].rpartition(":")[2])
         raise ClusterStartError(f"no master owns slot {slot}")
+
+    def crossslot_errors(self) -> int:
+        """CROSSSLOT refusals the live nodes have answered since they started."""
+        total = 0
+        for port in self.alive():
+            for line in self._cli(port, "INFO", "errorstats").splitlines():
+                if line.startswith("errorstat_CROSSSLOT:count="):
+                    total += int(line.partition("=")[2].split(",")[0])
+        return total
 
     def kill(self, port: int) -> None:
         """SIGKILL one node (its replica takes over after NODE_TIMEOUT_MS)."""

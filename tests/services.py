@@ -38,6 +38,7 @@ class Services:
     redis_url: str
     origin: str
     redis_cluster: bool = False
+    cluster: RedisClusterProcesses | None = None  # its nodes, with KEEL_TEST_REDIS_CLUSTER
 
 
 def _docker_answers() -> bool:
@@ -81,6 +82,7 @@ def _embedded(stack: ExitStack, need_pg: bool, need_redis: bool) -> Iterator[tup
 def test_services() -> Iterator[Services]:
     pg_url = os.environ.get("KEEL_TEST_DATABASE_URL", "")
     redis_url = os.environ.get("KEEL_TEST_REDIS_URL", "")
+    cluster = None
     with ExitStack() as stack:
         if CLUSTER:
             cluster = RedisClusterProcesses()
@@ -94,4 +96,4 @@ def test_services() -> Iterator[Services]:
                 origin = "embedded servers"
                 started = stack.enter_context(_embedded(stack, not pg_url, not redis_url))
             pg_url, redis_url = pg_url or started[0], redis_url or started[1]
-        yield Services(pg_url, redis_url, origin, redis_cluster=CLUSTER)
+        yield Services(pg_url, redis_url, origin, redis_cluster=CLUSTER, cluster=cluster)
