@@ -291,6 +291,10 @@ async def test_a_fetching_worker_runs_every_job_once_mostly_taken_while_completi
     assert worker.asked < 300 / 4, worker.asked
 
 
+# On a cluster connection (not pipelined) the first fetches return one by one,
+# and bullmq's run loop stops on close with some still in flight: those jobs
+# stay active until the stalled check re-queues them (docs/deploying.md).
+@standalone_redis
 async def test_a_closing_worker_takes_no_job_it_will_not_run(jobs: _Jobs) -> None:
     await jobs.add(100)
     seen: list[int] = []
