@@ -16,10 +16,10 @@ from dishka import AsyncContainer, Provider, Scope, make_async_container, provid
 from dishka.integrations.litestar import LitestarProvider
 from litestar import Request
 from litestar.stores.base import Store
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.health import PgHealthProbe
+from adapters.redis.client import RedisClient
 from adapters.redis.health import RedisHealthProbe
 from adapters.redis.rate_limit import RedisRateStore
 from application.dead_letters import GetDeadLetter, ListDeadLetters, ReplayDeadLetter
@@ -67,7 +67,7 @@ class ApiProvider(Provider):
     scope = Scope.APP
 
     @provide
-    def probes(self, engine: AsyncEngine, redis: Redis) -> list[HealthProbe]:
+    def probes(self, engine: AsyncEngine, redis: RedisClient) -> list[HealthProbe]:
         return [PgHealthProbe(engine), RedisHealthProbe(redis)]
 
     @provide
@@ -75,7 +75,7 @@ class ApiProvider(Provider):
         return _DatabaseRoleCheck(engine)
 
     @provide
-    def rate_limit_store(self, redis: Redis) -> Store:
+    def rate_limit_store(self, redis: RedisClient) -> Store:
         return RedisRateStore(redis, namespace=RATE_NAMESPACE)
 
 

@@ -245,6 +245,7 @@ def _check(config: Config, url: str) -> int:
 _SERVICES = (
     "database_url",
     "redis_url",
+    "redis_cluster",
     "db_pool_size",
     "db_statement_cache",
     "db_pooler",

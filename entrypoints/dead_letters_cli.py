@@ -22,7 +22,8 @@ def register(commands: Any) -> None:
         "dead-letters",
         help="list, show or replay the queue's dead letters",
         description=__doc__,
-        epilog=f"environment variables it reads:\n{describe('redis_url', 'queue_prefix')}",
+        epilog="environment variables it reads:\n"
+        + describe("redis_url", "redis_cluster", "queue_prefix"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("action", choices=["list", "show", "replay"])
@@ -46,7 +47,9 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     from adapters.redis.dead_letters import BullMQDeadLetters
 
     assert settings.redis_url is not None
-    dead_letters = BullMQDeadLetters(settings.redis_url, settings.queue_prefix)
+    dead_letters = BullMQDeadLetters(
+        settings.redis_url, settings.queue_prefix, settings.redis_cluster
+    )
     try:
         if args.action == "list":
             for found in await dead_letters.newest(args.limit):

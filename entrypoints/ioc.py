@@ -18,7 +18,6 @@ from dishka import (
     make_async_container,
     provide,
 )
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid6 import uuid7
 
@@ -33,7 +32,7 @@ from adapters.postgres.task_states import PgTaskStates
 from adapters.postgres.uow import PgUnitOfWorkFactory
 from adapters.postgres.webhooks import PgWebhookDeliveries
 from adapters.redis.cache import RedisCache
-from adapters.redis.client import create_listener, create_redis
+from adapters.redis.client import RedisClient, close_client, create_listener, create_redis
 from adapters.redis.consumer import BullMQTaskConsumer, ConsumerSettings
 from adapters.redis.events import RedisEventBus
 from adapters.redis.queue import BullMQJobQueue
@@ -96,13 +95,11 @@ class InfrastructureProvider(Provider):
         await engine.dispose()
 
     @provide
-    async def redis(self, settings: Settings) -> AsyncIterator[Redis]:
+    async def redis(self, settings: Settings) -> AsyncIterator[RedisClient]:
         assert settings.redis_url is not None
-        client = create_redis(settings.redis_url)
+        client = create_redis(settings.redis_url, cluster=settings.redis_cluster)
         yield client
-        await client.aclose()
-        # A client handed a pool leaves it open on aclose(): its connections too.
-        await client.connection_pool.disconnect()
+        await close_client(client)
 
     @provide
     async def cache(self, settings: Settings) -> AsyncIterator[Cache]:
@@ -111,32 +108,37 @@ class InfrastructureProvider(Provider):
             return
         assert settings.redis_url is not None
         timeout_s = settings.cache_timeout_ms / 1000
-        client = create_redis(settings.redis_url, timeout_s=timeout_s, retries=0, wait_s=timeout_s)
+        client = create_redis(
+            settings.redis_url,
+            cluster=settings.redis_cluster,
+            timeout_s=timeout_s,
+            retries=0,
+            wait_s=timeout_s,
+        )
         yield RedisCache(client, bytes_per_workspace=settings.cache_bytes_per_workspace)
-        await client.aclose()
-        await client.connection_pool.disconnect()
+        await close_client(client)
 
     @provide
-    def ui_state(self, redis: Redis) -> UIStateStore:
+    def ui_state(self, redis: RedisClient) -> UIStateStore:
         return RedisUIStateStore(redis)
 
     @provide
     async def events(
-        self, settings: Settings, redis: Redis
+        self, settings: Settings, redis: RedisClient
     ) -> AsyncIterator[AnyOf[EventBus, EventPublisher]]:
         assert settings.redis_url is not None
-        listener = create_listener(settings.redis_url)
+        listener = create_listener(settings.redis_url, cluster=settings.redis_cluster)
         bus = RedisEventBus(redis, listener, buffer=settings.sse_buffer_events)
         yield bus
         await bus.close()
         await listener.aclose()
 
     @provide
-    def stream_tickets(self, redis: Redis) -> StreamTickets:
+    def stream_tickets(self, redis: RedisClient) -> StreamTickets:
         return RedisStreamTickets(redis)
 
     @provide
-    def open_streams(self, redis: Redis) -> OpenStreams:
+    def open_streams(self, redis: RedisClient) -> OpenStreams:
         return RedisOpenStreams(redis)
 
     @provide
@@ -207,7 +209,7 @@ class WorkerProvider(Provider):
     @provide
     async def queue(self, settings: Settings) -> AsyncIterator[JobQueue]:
         assert settings.redis_url is not None
-        queue = BullMQJobQueue(settings.redis_url, settings.queue_prefix)
+        queue = BullMQJobQueue(settings.redis_url, settings.queue_prefix, settings.redis_cluster)
         yield queue
         await queue.close()
 
@@ -255,6 +257,7 @@ class WorkerProvider(Provider):
             settings.queue_prefix,
             settings.task_lease_s,
             settings.worker_fetching,
+            settings.redis_cluster,
         )
         return BullMQTaskConsumer(run, replay, queue, options)
 

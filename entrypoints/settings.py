@@ -37,6 +37,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         str | None, Meta(description="Schema owner's Postgres URL, for `keel db` and alembic")
     ] = None
     redis_url: Annotated[str | None, Meta(description="redis:// or unix:// URL")] = None
+    redis_cluster: Annotated[
+        bool,
+        Meta(description="KEEL_REDIS_URL is a seed node of a Redis Cluster (docs/deploying.md)"),
+    ] = False
     jwt_secret: (
         Annotated[
             str,

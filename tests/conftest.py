@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from litestar.testing import AsyncTestClient
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.database import create_engine
@@ -30,13 +29,14 @@ from adapters.postgres.provisioning import (
     with_user,
 )
 from adapters.redis.cache import RedisCache
-from adapters.redis.client import create_listener, create_redis
+from adapters.redis.client import RedisClient, create_listener, create_redis
 from adapters.redis.events import RedisEventBus
 from entrypoints.devstack.services import Services, test_services
 from entrypoints.http.app import create_app
 from entrypoints.http.auth import issue_token
 from entrypoints.migrations import upgrade
 from entrypoints.settings import Settings
+from tests.redis_cluster import CLUSTER, RedisClusterProcesses
 
 JWT_SECRET = "test-secret-" + "x" * 60
 AUDIENCE = "authenticated"
@@ -52,8 +52,21 @@ class Database:
 
 @pytest.fixture(scope="session")
 def services() -> Iterator[Services]:
-    with test_services() as found:
-        yield found
+    """The dev stack's services; with KEEL_TEST_REDIS_CLUSTER=1 the Redis is a
+    Redis Cluster of the session's own (tests/redis_cluster.py)."""
+    if not CLUSTER:
+        with test_services() as found:
+            yield found
+        return
+    cluster = RedisClusterProcesses()
+    try:
+        with test_services(cluster_url=cluster.start()) as found:
+            yield found
+        # The cache and the rate limiter answer without Redis when it
+        # refuses a command: a refusal for keys of two slots must still fail.
+        assert cluster.crossslot_errors() == 0, "a command touched keys of two slots"
+    finally:
+        cluster.stop()
 
 
 @asynccontextmanager
@@ -97,8 +110,8 @@ async def engine(database: Database) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture(scope="session")
-async def redis(services: Services) -> AsyncIterator[Redis]:
-    client = create_redis(services.redis_url)
+async def redis(services: Services) -> AsyncIterator[RedisClient]:
+    client = create_redis(services.redis_url, cluster=services.redis_cluster)
     yield client
     await client.aclose()
 
@@ -106,7 +119,9 @@ async def redis(services: Services) -> AsyncIterator[Redis]:
 @pytest.fixture
 async def bus(services: Services) -> AsyncIterator[RedisEventBus]:
     """The event bus as a worker or an API process has it, with clients of its own."""
-    client, listener = create_redis(services.redis_url), create_listener(services.redis_url)
+    cluster = services.redis_cluster
+    client = create_redis(services.redis_url, cluster=cluster)
+    listener = create_listener(services.redis_url, cluster=cluster)
     bus = RedisEventBus(client, listener)
     yield bus
     await bus.close()
@@ -117,7 +132,9 @@ async def bus(services: Services) -> AsyncIterator[RedisEventBus]:
 @pytest.fixture(scope="session")
 async def cache(services: Services) -> AsyncIterator[RedisCache]:
     """The Redis cache as the app builds it (50 ms timeout, no retries)."""
-    client = create_redis(services.redis_url, timeout_s=0.05, retries=0)
+    client = create_redis(
+        services.redis_url, cluster=services.redis_cluster, timeout_s=0.05, retries=0
+    )
     yield RedisCache(client)
     await client.aclose()
 
@@ -127,6 +144,7 @@ def settings(database: Database, services: Services) -> Settings:
     return Settings(
         database_url=database.runtime_url,
         redis_url=services.redis_url,
+        redis_cluster=services.redis_cluster,
         jwt_secret=JWT_SECRET,
         jwt_audience=AUDIENCE,
         # A webhook receiver that never answers holds up a worker's next batch.

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
@@ -32,11 +33,12 @@ from adapters.machinery.coalescing import Coalescer
 
 Command = tuple[Any, ...]
 Values = list[bytes | None]
+AnyRedis = Redis | RedisCluster
 ScriptCall = tuple[Sequence[str], Sequence[Any]]  # keys, args
 
 
 class BatchedCommands:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: AnyRedis) -> None:
         self._redis = redis
         self._batches: Coalescer[tuple[Command, ...], list[Any]] = Coalescer(
             self._send, lambda: RedisConnectionError("the batched command did not complete")
@@ -96,7 +98,7 @@ Call = tuple[Command, dict[str, Any]]  # a command and redis-py's options for it
 
 
 async def _answers(
-    execute: Callable[..., Awaitable[Any]], redis: Redis, calls: list[Call]
+    execute: Callable[..., Awaitable[Any]], redis: AnyRedis, calls: list[Call]
 ) -> list[Any]:
     """Each call's answer, or its error answer (the caller's own, not the batch's):
     a call alone as a plain command (`execute`), several as one pipeline."""

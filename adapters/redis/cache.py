@@ -40,14 +40,13 @@ from uuid import UUID, uuid4
 
 import msgspec
 from prometheus_client import Counter, Histogram
-from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from adapters.machinery.pipelining import BatchedCommands
 from adapters.redis.cache_outages import ERRORS, CacheOutages
 from adapters.redis.cache_scripts import OVER_BUDGET, READ_OR_LOCK, SET_IF_CURRENT, UNLOCK
 from adapters.redis.cache_values import CacheKeys, Envelopes, envelope
-from adapters.redis.client import is_full, note_full
+from adapters.redis.client import RedisClient, is_full, note_full
 from domain.cache import CacheKey, Hit
 
 T = TypeVar("T")
@@ -74,7 +73,7 @@ class RedisCache:
     JITTER = 0.1
 
     def __init__(
-        self, redis: Redis, prefix: str = "keel", bytes_per_workspace: int = 4 * 1024 * 1024
+        self, redis: RedisClient, prefix: str = "keel", bytes_per_workspace: int = 4 * 1024 * 1024
     ) -> None:
         """`bytes_per_workspace`: what one workspace may keep cached (cache_scripts.py)."""
         self._batch = BatchedCommands(redis)

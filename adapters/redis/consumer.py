@@ -38,6 +38,7 @@ from bullmq.job import Job
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Histogram
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -78,6 +79,7 @@ class ConsumerSettings:
     prefix: str
     lease_s: float
     fetching: bool = True
+    cluster: bool = False  # redis_url is a Redis Cluster seed
 
 
 def worker_name() -> str:
@@ -94,14 +96,22 @@ def worker_client_name(prefix: str, queue: str, worker: str | None = None) -> st
     return f"{name}:w:{worker}" if worker else name
 
 
-def worker_connection(redis_url: str, client_name: str | None = None) -> PipelinedRedis:
+def worker_connection(
+    redis_url: str, client_name: str | None = None, cluster: bool = False
+) -> PipelinedRedis | RedisCluster:
     """The client for a bullmq Worker: decoded answers (as BullMQ's own client),
     pipelined, and no retries inside redis-py: after a lost connection it
     would send a whole pipeline again, commands already answered included (a
     second job taken, a completion run twice). A failed command fails its
     caller; the worker's loop retries (RETRY_DELAY_MS), and a job whose
     completion failed is recovered by BullMQ's stalled check. Every pooled
-    connection introduces itself as `client_name` when it connects."""
+    connection introduces itself as `client_name` when it connects. On a
+    cluster it is a plain RedisCluster (PipelinedRedis is a single Redis)."""
+    if cluster:
+        retry = Retry(NoBackoff(), 0)
+        return RedisCluster.from_url(
+            redis_url, decode_responses=True, retry=retry, client_name=client_name
+        )
     client = PipelinedRedis.from_url(
         redis_url, decode_responses=True, retry=Retry(NoBackoff(), 0), client_name=client_name
     )
@@ -125,7 +135,7 @@ class BullMQTaskConsumer:
             QUEUE,
             self._process,
             {
-                "connection": worker_connection(settings.redis_url, client_name),
+                "connection": worker_connection(settings.redis_url, client_name, settings.cluster),
                 "name": name,
                 "prefix": settings.prefix,
                 "metrics": METRICS,

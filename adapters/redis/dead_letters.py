@@ -19,7 +19,7 @@ from typing import Any
 from bullmq import Queue
 from bullmq.job import Job
 
-from adapters.redis.queue import PREFIX, QUEUE, job_attempt
+from adapters.redis.queue import PREFIX, QUEUE, job_attempt, queue_connection
 
 # A task id, or a job id `<task id>.<attempt>`: never a pattern (ZSCAN MATCH reads one).
 _NAME = re.compile(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}(\.[0-9]{1,9})?", re.ASCII)
@@ -53,8 +53,9 @@ def _dead_letter(job: Job) -> QueuedDeadLetter:
 
 
 class BullMQDeadLetters:
-    def __init__(self, redis_url: str, prefix: str = PREFIX) -> None:
-        self._queue = Queue(QUEUE, {"connection": redis_url, "prefix": prefix})
+    def __init__(self, redis_url: str, prefix: str = PREFIX, cluster: bool = False) -> None:
+        connection = queue_connection(redis_url, cluster)
+        self._queue = Queue(QUEUE, {"connection": connection, "prefix": prefix})
 
     async def newest(self, limit: int) -> list[QueuedDeadLetter]:
         """The newest `limit` dead letters, newest first."""

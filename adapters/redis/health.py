@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from adapters.redis.client import RedisClient
 
 
 class RedisHealthProbe:
     name = "redis"
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
 
     async def ping(self) -> None:

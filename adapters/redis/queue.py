@@ -18,6 +18,12 @@ checked when a worker claims (BullMQ's groups are a Pro feature).
 
 The job's format (TaskJob) is defined here, once: the queue writes it, the
 consumer (consumer.py) reads it.
+
+On Redis Cluster (KEEL_REDIS_CLUSTER) BullMQ's connections are RedisCluster
+clients (bullmq accepts one): every key has the `{keel}` tag, so the whole
+queue lives in one slot, on one master at a time, and follows its failover.
+The worker's is not pipelined there (PipelinedRedis is a single Redis), and
+adding jobs loads BullMQ's scripts itself (`add_jobs`).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from uuid import UUID
 
 import msgspec
 from bullmq import Queue
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 
 from adapters.redis.client import unavailable_as
 from domain.entities import Dispatch, TaskRef
@@ -42,6 +50,12 @@ KEEP_FAILED = {"count": 10_000, "age": 7 * 24 * 3600}
 # KEEP_COMPLETED, none older than KEEP_COMPLETED_S; Redis memory stays bounded.
 KEEP_COMPLETED = 1000
 KEEP_COMPLETED_S = 24 * 3600
+
+
+def queue_connection(redis_url: str, cluster: bool) -> str | RedisCluster:
+    """What a bullmq Queue connects with: the URL (bullmq makes its client), or
+    on a cluster a RedisCluster seeded with it, decoding answers as bullmq's own."""
+    return RedisCluster.from_url(redis_url, decode_responses=True) if cluster else redis_url
 
 
 def job_id(ref: TaskRef, attempt: int) -> str:
@@ -108,15 +122,29 @@ def _job(dispatch: Dispatch) -> dict[str, Any]:
     return {"name": dispatch.kind.value, "data": TaskJob.of(dispatch).encode(), "opts": options}
 
 
+async def add_jobs(queue: Queue, jobs: list[dict[str, Any]]) -> None:
+    """`queue.addBulk(jobs)`: one MULTI. redis-py's MULTI on a cluster does not
+    load the scripts it runs (its plain pipelines do): when the slot's master
+    lacks one (a new cluster, a promoted replica), load BullMQ's scripts on
+    every master and add again; a job id already added makes adding it a no-op."""
+    try:
+        await queue.addBulk(jobs)
+    except NoScriptError:
+        for script in queue.redisConnection.commands.values():
+            await queue.client.script_load(script.script)
+        await queue.addBulk(jobs)
+
+
 class BullMQJobQueue:
-    def __init__(self, redis_url: str, prefix: str = PREFIX) -> None:
-        self._queue = Queue(QUEUE, {"connection": redis_url, "prefix": prefix})
+    def __init__(self, redis_url: str, prefix: str = PREFIX, cluster: bool = False) -> None:
+        connection = queue_connection(redis_url, cluster)
+        self._queue = Queue(QUEUE, {"connection": connection, "prefix": prefix})
 
     async def enqueue(self, *dispatches: Dispatch) -> None:
         if dispatches:
             # One MULTI for the lot (a relay batch), not a round trip per job.
             with unavailable_as("the task queue"):
-                await self._queue.addBulk([_job(dispatch) for dispatch in dispatches])
+                await add_jobs(self._queue, [_job(dispatch) for dispatch in dispatches])
 
     async def counts(self) -> dict[str, int]:
         counts = await self._queue.getJobCounts(*STATES)

@@ -9,17 +9,24 @@ it is full. What to do about them is the HTTP layer's choice
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 from litestar.stores.redis import RedisStore
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from adapters.redis.client import unavailable_as
+from adapters.redis.client import RedisClient, unavailable_as
 from domain.errors import UnavailableError
 
 WHAT = "the task rate limit"
 
 
 class RedisRateStore(RedisStore):
+    def __init__(self, redis: RedisClient, namespace: str) -> None:
+        # Litestar types it as a Redis; a RedisCluster serves it as well (one
+        # key per command, and a one-key script).
+        super().__init__(cast(Redis, redis), namespace=namespace)
+
     async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
         try:
             return await super().get(key, renew_for)

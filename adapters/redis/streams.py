@@ -30,10 +30,9 @@ from typing import cast
 from uuid import UUID, uuid4
 
 import msgspec
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from adapters.redis.client import OOM_GATE, unavailable_as
+from adapters.redis.client import OOM_GATE, RedisClient, unavailable_as
 from domain.events import StreamGrant
 
 WHAT = "event streams"
@@ -113,7 +112,7 @@ def _released_key(user_id: UUID) -> str:
 
 
 class RedisStreamTickets:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._take = redis.register_script(_TAKE_TICKET)
 
@@ -150,7 +149,7 @@ class RedisStreamTickets:
 
 
 class RedisOpenStreams:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._acquire = redis.register_script(_ACQUIRE)
         self._renew = redis.register_script(_RENEW)

@@ -35,9 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 from uuid import UUID
 
-from redis.asyncio import Redis
-
-from adapters.redis.client import OOM_GATE, unavailable_as
+from adapters.redis.client import OOM_GATE, RedisClient, unavailable_as
 from domain.ui_state import Refusal, UIState, UIStateQuota, charge
 
 _NOW_MS = """
@@ -110,7 +108,7 @@ def _moment(ms: int) -> datetime:
 
 
 class RedisUIStateStore:
-    def __init__(self, redis: Redis, prefix: str = "keel") -> None:
+    def __init__(self, redis: RedisClient, prefix: str = "keel") -> None:
         self._redis = redis
         self._prefix = prefix
         self._put = redis.register_script(_PUT)

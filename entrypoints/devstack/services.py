@@ -25,6 +25,7 @@ class Services:
     postgres_url: str
     redis_url: str
     origin: str
+    redis_cluster: bool = False  # redis_url is a seed node of a Redis Cluster
 
 
 def _docker_answers() -> bool:
@@ -65,9 +66,10 @@ def _embedded(stack: ExitStack, need_pg: bool, need_redis: bool) -> Iterator[tup
 
 
 @contextmanager
-def test_services() -> Iterator[Services]:
+def test_services(cluster_url: str | None = None) -> Iterator[Services]:  # noqa: PT028 - not a test
+    """With `cluster_url`, that Redis Cluster's seed is the Redis."""
     pg_url = os.environ.get("KEEL_TEST_DATABASE_URL", "")
-    redis_url = os.environ.get("KEEL_TEST_REDIS_URL", "")
+    redis_url = cluster_url or os.environ.get("KEEL_TEST_REDIS_URL", "")
     with ExitStack() as stack:
         origin = "KEEL_TEST_* URLs"
         if not (pg_url and redis_url):
@@ -77,4 +79,4 @@ def test_services() -> Iterator[Services]:
                 origin = "embedded servers"
                 started = stack.enter_context(_embedded(stack, not pg_url, not redis_url))
             pg_url, redis_url = pg_url or started[0], redis_url or started[1]
-        yield Services(postgres_url=pg_url, redis_url=redis_url, origin=origin)
+        yield Services(pg_url, redis_url, origin, redis_cluster=cluster_url is not None)

@@ -9,10 +9,9 @@ from __future__ import annotations
 import statistics
 import time
 
-from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError, RedisError, ResponseError
 
-from adapters.redis.client import create_redis
+from adapters.redis.client import RedisClient, create_redis
 from entrypoints.doctor.report import Check, fail, ok, warn
 
 MINIMUM = (6, 2)
@@ -49,7 +48,7 @@ async def redis_checks(url: str) -> list[Check]:
         await client.aclose()
 
 
-async def _checks(client: Redis) -> list[Check]:
+async def _checks(client: RedisClient) -> list[Check]:
     await client.ping()
     server = await client.info("server")
     checks = [
@@ -75,9 +74,9 @@ async def _checks(client: Redis) -> list[Check]:
     return checks
 
 
-async def _user_check(client: Redis) -> Check:
+async def _user_check(client: RedisClient) -> Check:
     try:
-        user = await client.execute_command("ACL", "WHOAMI")  # type: ignore[no-untyped-call]
+        user = await client.execute_command("ACL", "WHOAMI")
     except NoPermissionError:
         return ok("redis.user", "connected as an ACL user that may not run ACL commands.")
     except ResponseError as error:
@@ -93,7 +92,7 @@ async def _user_check(client: Redis) -> Check:
     )
 
 
-async def _round_trip_ms(client: Redis, pings: int = 20) -> float:
+async def _round_trip_ms(client: RedisClient, pings: int = 20) -> float:
     """The median of `pings` PING round trips, in milliseconds."""
     times = []
     for _ in range(pings):

@@ -142,7 +142,7 @@ async def test_reads_keep_answering_while_redis_is_stopped(
     settings: Settings, people: People, tmp_path: Path
 ) -> None:
     redis = EmbeddedRedis(tmp_path, persist=False)
-    own_settings = msgspec.structs.replace(settings, redis_url=redis.start())
+    own_settings = msgspec.structs.replace(settings, redis_url=redis.start(), redis_cluster=False)
     try:
         async with AsyncTestClient(create_app(own_settings)) as client:
             people = People(client)

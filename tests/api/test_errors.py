@@ -98,7 +98,9 @@ async def test_probes_and_schema_need_no_token(client: httpx.AsyncClient) -> Non
 
 
 async def test_readyz_says_503_when_redis_is_down(settings: Settings, tmp_path) -> None:
-    dead = msgspec.structs.replace(settings, redis_url=f"unix://{tmp_path}/no-redis.sock")
+    dead = msgspec.structs.replace(
+        settings, redis_url=f"unix://{tmp_path}/no-redis.sock", redis_cluster=False
+    )
     async with AsyncTestClient(create_app(dead)) as client:
         response = await client.get("/readyz")
     assert response.status_code == 503

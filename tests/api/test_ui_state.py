@@ -281,7 +281,9 @@ async def test_a_removed_member_is_refused_on_the_very_next_request(
 
 
 async def test_redis_down_is_503_with_problem_details(settings: Settings, tmp_path: Path) -> None:
-    dead = msgspec.structs.replace(settings, redis_url=f"unix://{tmp_path}/no-redis.sock")
+    dead = msgspec.structs.replace(
+        settings, redis_url=f"unix://{tmp_path}/no-redis.sock", redis_cluster=False
+    )
     async with AsyncTestClient(create_app(dead)) as client:
         people = People(client)
         owner = await people.new()

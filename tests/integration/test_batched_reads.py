@@ -20,7 +20,7 @@ from tests.counting import CountingCalls
 async def test_concurrent_reads_share_one_round_trip_and_get_their_own_values(
     redis: Redis,
 ) -> None:
-    prefix = f"batch:{uuid.uuid4().hex}"
+    prefix = f"{{batch:{uuid.uuid4().hex}}}"  # one slot: each MGET works on a cluster too
     await redis.mset({f"{prefix}:{i}": f"value-{i}".encode() for i in range(0, 50, 2)})
     counting = CountingCalls(redis, "pipeline")
     reads = BatchedCommands(counting)  # type: ignore[arg-type]
@@ -60,7 +60,7 @@ async def test_a_failure_reaches_every_reader_of_the_batch() -> None:
 def test_reads_left_by_a_stopped_event_loop_do_not_hold_up_the_next_one(services: Any) -> None:
     """An event loop that stops between a read and its send (a shutdown) must
     not leave the reader without sends on the next loop."""
-    redis = create_redis(services.redis_url)
+    redis = create_redis(services.redis_url, cluster=services.redis_cluster)
     reads = BatchedCommands(redis)
     orphans: list[asyncio.Future[Any]] = []
 

@@ -16,6 +16,7 @@ from adapters.redis.client import create_redis
 from domain.cache import CacheKey
 from entrypoints.devstack.services import Services
 from tests.counting import CountingCalls
+from tests.redis_cluster import standalone_redis
 
 
 def _key(workspace: uuid.UUID | None = None, name: str = "doc") -> CacheKey:
@@ -40,7 +41,9 @@ class Loader:
 @pytest.fixture
 async def second_process(services: Services) -> AsyncIterator[RedisCache]:
     """Another RedisCache on its own connection pool, as another process would have."""
-    client = create_redis(services.redis_url, timeout_s=0.05, retries=0)
+    client = create_redis(
+        services.redis_url, cluster=services.redis_cluster, timeout_s=0.05, retries=0
+    )
     yield RedisCache(client)
     await client.aclose()
 
@@ -200,6 +203,7 @@ async def test_ttl_has_jitter_and_keys_carry_the_tenant(cache: RedisCache, redis
     assert len(set(ttls)) > 1
 
 
+@standalone_redis  # CLIENT PAUSE of the one server
 async def test_a_stalled_redis_falls_through_to_the_loader(cache: RedisCache, redis: Redis) -> None:
     key, loader = _key(), Loader("from postgres")
     errors_before = (
@@ -226,10 +230,13 @@ def test_a_key_cannot_be_built_without_a_workspace() -> None:
         CacheKey(uuid.uuid4(), "test", "a}b:{c")
 
 
+@standalone_redis  # CLIENT PAUSE of the one server
 async def test_after_a_failed_read_reads_skip_redis_for_a_moment(
     services: Services, redis: Redis
 ) -> None:
-    client = create_redis(services.redis_url, timeout_s=0.05, retries=0)
+    client = create_redis(
+        services.redis_url, cluster=services.redis_cluster, timeout_s=0.05, retries=0
+    )
     counting = CountingCalls(client, "execute_command")
     cache = RedisCache(counting)  # type: ignore[arg-type]
     cache.outages.read_pause_s = 2.0
@@ -276,7 +283,7 @@ async def test_a_fill_releases_its_lock_and_never_another_fillers(
 
 
 async def test_a_miss_reads_and_locks_in_one_round_trip(services: Services, redis: Redis) -> None:
-    client = create_redis(services.redis_url)
+    client = create_redis(services.redis_url, cluster=services.redis_cluster)
     counting = CountingCalls(client, "execute_command", "pipeline")
     cache = RedisCache(counting)  # type: ignore[arg-type]
     key = _key()
@@ -295,6 +302,7 @@ async def test_a_miss_reads_and_locks_in_one_round_trip(services: Services, redi
     await client.aclose()
 
 
+@standalone_redis  # an ACL user of the one server
 async def test_a_refused_read_script_reads_alone_and_pauses_nothing(
     cache: RedisCache, services: Services, redis: Redis
 ) -> None:
@@ -305,7 +313,9 @@ async def test_a_refused_read_script_reads_alone_and_pauses_nothing(
     await redis.execute_command(
         "ACL", "SETUSER", user, "on", f">{password}", "~keel:*", "+@all", "-@scripting"
     )
-    limited = create_redis(services.redis_url, timeout_s=0.5, retries=0)
+    limited = create_redis(
+        services.redis_url, cluster=services.redis_cluster, timeout_s=0.5, retries=0
+    )
     limited.connection_pool.connection_kwargs.update(username=user, password=password)
     refused = RedisCache(limited)
     hot, cold = _key(), _key()

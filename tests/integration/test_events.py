@@ -18,6 +18,7 @@ from domain.events import EventType, StoredEvent, StreamRef, TaskEvent
 from domain.ports import Subscription
 from entrypoints.devstack.redis import EmbeddedRedis
 from entrypoints.devstack.services import Services
+from tests.redis_cluster import standalone_redis
 
 
 def _events(workspace: uuid.UUID, task: uuid.UUID, tokens: int) -> list[TaskEvent]:
@@ -141,7 +142,10 @@ async def test_resume_older_than_retained_starts_with_a_reset(
 
 
 async def test_a_subscriber_that_falls_behind_is_closed_not_buffered(services: Services) -> None:
-    client, listener = create_redis(services.redis_url), create_listener(services.redis_url)
+    client, listener = (
+        create_redis(services.redis_url, cluster=services.redis_cluster),
+        create_listener(services.redis_url, cluster=services.redis_cluster),
+    )
     bus = RedisEventBus(client, listener, buffer=10)
     workspace, task = uuid.uuid4(), uuid.uuid4()
     try:
@@ -169,6 +173,7 @@ async def test_drain_closes_every_subscription(bus: RedisEventBus) -> None:
             pass
 
 
+@standalone_redis  # CLIENT KILL of the one server's pub/sub connection
 async def test_killing_the_pubsub_connection_loses_nothing(
     bus: RedisEventBus, redis: Redis
 ) -> None:

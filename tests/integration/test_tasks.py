@@ -26,7 +26,7 @@ from adapters.models.simulated import SimulatedModel
 from adapters.postgres.dispatch import PgTaskDispatcher
 from adapters.postgres.task_states import PgTaskStates
 from adapters.postgres.uow import PgUnitOfWorkFactory
-from adapters.redis.queue import QUEUE
+from adapters.redis.queue import QUEUE, queue_connection
 from application.run_task import RunnerSettings, RunTask
 from domain.attempts import Outcome
 from domain.entities import TaskRef
@@ -163,7 +163,8 @@ async def test_committed_tasks_run_though_nothing_was_enqueued_yet(
         for i in range(10)
     ]
     worker_settings = _worker_settings(settings)
-    queue = Queue(QUEUE, {"connection": services.redis_url, "prefix": worker_settings.queue_prefix})
+    on = queue_connection(services.redis_url, services.redis_cluster)
+    queue = Queue(QUEUE, {"connection": on, "prefix": worker_settings.queue_prefix})
     try:
         assert sum((await queue.getJobCounts()).values()) == 0
     finally:
@@ -233,7 +234,8 @@ async def test_transient_failures_retry_within_the_policy_then_dead_letter(
         )
     assert delays
     assert all(0 <= d <= worker_settings.retry_cap_ms for d in delays)
-    queue = Queue(QUEUE, {"connection": services.redis_url, "prefix": worker_settings.queue_prefix})
+    on = queue_connection(services.redis_url, services.redis_cluster)
+    queue = Queue(QUEUE, {"connection": on, "prefix": worker_settings.queue_prefix})
     try:
         assert (await queue.getJobCounts("failed"))["failed"] == len(failed)
     finally:

@@ -329,7 +329,9 @@ async def test_with_redis_down_the_full_path_answers(settings: Settings, people:
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
-    down = msgspec.structs.replace(settings, redis_url=f"redis://127.0.0.1:{port}/15")
+    down = msgspec.structs.replace(
+        settings, redis_url=f"redis://127.0.0.1:{port}/15", redis_cluster=False
+    )
     async with AsyncTestClient(create_app(down)) as client:
         await client.get("/v1/me", headers=owner.headers)
         before = _answered()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
-from redis.asyncio import Redis
-
+from adapters.redis.client import RedisClient
 from adapters.redis.events.hub import EventHub
 from adapters.redis.events.publisher import RedisEventPublisher
 from adapters.redis.events.subscription import RedisEventSubscription
@@ -15,8 +14,8 @@ from domain.events import StoredEvent, StreamRef, TaskEvent
 class RedisEventBus:
     def __init__(
         self,
-        redis: Redis,
-        listener: Redis,
+        redis: RedisClient,
+        listener: RedisClient,
         *,
         task_maxlen: int = 10_000,
         workspace_maxlen: int = 10_000,

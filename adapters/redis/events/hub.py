@@ -7,6 +7,14 @@ listener of that stream (subscription.py). A lost pub/sub connection (Redis
 restarted, `CLIENT KILL`) is re-opened with backoff and every stream is read
 again from where the reader stopped, so a wake-up lost meanwhile loses
 nothing; a sweep every few seconds covers a wake-up lost any other way.
+
+On Redis Cluster the wake-ups are sharded pub/sub (SSUBSCRIBE; the publish
+script SPUBLISHes): a wake channel lives on its workspace's shard, redis-py's
+ClusterPubSub holds one connection per shard and moves a channel to the new
+master after a failover, and a dead shard stops only its own wake-ups (the
+sweep reads those streams meanwhile), not every stream of the process. It
+reads one shard at a time, so the hub polls in short slices (SHARD_POLL_S):
+a wake-up waits at most about that long.
 """
 
 from __future__ import annotations
@@ -19,9 +27,10 @@ from typing import Any
 from uuid import UUID
 
 from prometheus_client import Counter, Gauge
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
+from adapters.redis.client import RedisClient
 from adapters.redis.events.subscription import RedisEventSubscription
 from adapters.redis.events.wire import (
     PAGE,
@@ -43,6 +52,9 @@ RECONNECTS = Counter("keel_event_bus_reconnects", "Times the pub/sub connection 
 
 HUB_CHANNEL = "keel:{events}:hub"  # always subscribed, so the connection is never idle-empty
 SWEEP_S = 5.0
+# redis-py's sharded pub/sub reads one shard's connection at a time: a message
+# (or a subscription's confirmation) on another waits out the slice.
+SHARD_POLL_S = 0.05
 
 
 class _Group:
@@ -56,7 +68,7 @@ class _Group:
 
 
 class EventHub:
-    def __init__(self, redis: Redis, listener: Redis, buffer: int) -> None:
+    def __init__(self, redis: RedisClient, listener: RedisClient, buffer: int) -> None:
         """`redis` runs commands; `listener` is a client for the pub/sub connection
         only (no read timeout: it waits for wake-ups); `buffer`: the live events
         a subscription holds before it is closed as fallen behind."""
@@ -71,6 +83,8 @@ class EventHub:
         self._closing = False
         self._stopped = False
         self._background: set[asyncio.Task[None]] = set()
+        self._sharded = isinstance(listener, RedisCluster)
+        self._kinds = ("smessage", "ssubscribe") if self._sharded else ("message", "subscribe")
 
     @contextlib.asynccontextmanager
     async def subscribe(
@@ -164,7 +178,7 @@ class EventHub:
             confirmed = self._confirmed[channel] = asyncio.get_running_loop().create_future()
             if self._pubsub is not None:
                 with contextlib.suppress(RedisError, OSError):
-                    await self._pubsub.subscribe(channel)  # a lost connection resubscribes
+                    await self._subscribe(self._pubsub, channel)  # a lost one resubscribes
         try:
             await asyncio.wait_for(asyncio.shield(confirmed), 2.0)
         except TimeoutError:
@@ -186,7 +200,10 @@ class EventHub:
     async def _unsubscribe(self, pubsub: Any, channel: str) -> None:
         with contextlib.suppress(RedisError, OSError):
             if channel not in self._channels:
-                await pubsub.unsubscribe(channel)
+                await (pubsub.sunsubscribe if self._sharded else pubsub.unsubscribe)(channel)
+
+    async def _subscribe(self, pubsub: Any, *channels: str) -> None:
+        await (pubsub.ssubscribe if self._sharded else pubsub.subscribe)(*channels)
 
     def _mark(self, *keys: str) -> None:
         self._dirty.update(keys)
@@ -202,23 +219,26 @@ class EventHub:
             pubsub: Any = self._listener.pubsub()
             try:
                 channels = list(self._channels)
-                await pubsub.subscribe(*channels)  # connects: nobody else may use it before
+                await self._subscribe(pubsub, *channels)  # connects: nobody may use it before
                 self._pubsub = pubsub  # from now on _want subscribes here itself
                 if wanted_meanwhile := [c for c in self._channels if c not in channels]:
-                    await pubsub.subscribe(*wanted_meanwhile)
+                    await self._subscribe(pubsub, *wanted_meanwhile)
                 self._mark(*self._groups)  # catch up on whatever was published meanwhile
                 pause, swept = 0.1, asyncio.get_running_loop().time()
                 while not self._stopped:
-                    message = await pubsub.get_message(timeout=SWEEP_S)
+                    if self._sharded:
+                        message = await pubsub.get_sharded_message(timeout=SHARD_POLL_S)
+                    else:
+                        message = await pubsub.get_message(timeout=SWEEP_S)
                     now = asyncio.get_running_loop().time()
                     if now - swept >= SWEEP_S:
                         self._mark(*self._groups)
                         swept = now
                     if message is None:
                         continue
-                    if message["type"] == "message":
+                    if message["type"] == self._kinds[0]:
                         self._wake(message["channel"], message["data"])
-                    elif message["type"] == "subscribe":
+                    elif message["type"] == self._kinds[1]:
                         confirmed = self._confirmed.get(message["channel"].decode())
                         if confirmed is not None and not confirmed.done():
                             confirmed.set_result(None)

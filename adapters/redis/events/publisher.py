@@ -4,7 +4,9 @@ their retention (24 h after the last event) and publishes a wake-up.
 A second terminal event of a task is dropped, so every task stream ends
 exactly once, until a replay of the task (`task.replayed`, a failed task
 queued again) lets it end once more. Publishes made at the same moment go in
-one pipeline (adapters/machinery/pipelining.py), each in order.
+one pipeline (adapters/machinery/pipelining.py), each in order. On Redis
+Cluster the wake-up is SPUBLISH: the wake channel has the streams' hash tag,
+so the script stays in its workspace's slot (hub.py: sharded pub/sub).
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 from prometheus_client import Counter
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from adapters.machinery.pipelining import BatchedCommands
-from adapters.redis.client import unavailable_as
+from adapters.redis.client import RedisClient, unavailable_as
 from adapters.redis.events.wire import WHAT, Wire, encode, stream_key, wake_channel
 from domain.events import StreamRef, TaskEvent
 
@@ -39,17 +41,18 @@ if type(same) == 'table' and same.err then
 end
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
-redis.call('PUBLISH', ARGV[6], ARGV[7])
+redis.call('{publish}', ARGV[6], ARGV[7])
 return id
 """
 
 
 class RedisEventPublisher:
-    def __init__(self, redis: Redis, limits: tuple[int, int, int]) -> None:
+    def __init__(self, redis: RedisClient, limits: tuple[int, int, int]) -> None:
         """`limits`: the workspace stream's and a task stream's length, and the
         retention in seconds."""
         self._limits = limits
-        self._publish = redis.register_script(_PUBLISH)
+        publish = "SPUBLISH" if isinstance(redis, RedisCluster) else "PUBLISH"
+        self._publish = redis.register_script(_PUBLISH.replace("{publish}", publish))
         self._batch = BatchedCommands(redis)
 
     async def publish(self, *events: TaskEvent) -> None:

@@ -13,8 +13,8 @@ import contextlib
 from collections import deque
 
 from prometheus_client import Counter
-from redis.asyncio import Redis
 
+from adapters.redis.client import RedisClient
 from adapters.redis.events.wire import PAGE, oldest_id, read_after
 from domain.errors import SubscriptionClosedError
 from domain.events import START, EventType, StoredEvent, StreamRef, TaskEvent, position
@@ -23,7 +23,7 @@ CLOSED = Counter("keel_event_subscriptions_closed", "Subscriptions closed early"
 
 
 class RedisEventSubscription:
-    def __init__(self, redis: Redis, key: str, stream: StreamRef, buffer: int) -> None:
+    def __init__(self, redis: RedisClient, key: str, stream: StreamRef, buffer: int) -> None:
         self._redis, self._key, self._stream, self._buffer = redis, key, stream, buffer
         self._live: deque[StoredEvent] = deque()
         self._backlog: deque[StoredEvent] = deque()

@@ -17,9 +17,8 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from redis.asyncio import Redis
 
-from adapters.redis.client import unavailable_as
+from adapters.redis.client import RedisClient, unavailable_as
 from domain.events import EventType, StoredEvent, StreamRef, TaskEvent
 
 logger = logging.getLogger("keel.events")
@@ -80,17 +79,17 @@ async def command(awaitable: Any) -> Any:
         return await awaitable
 
 
-async def newest(redis: Redis, key: str) -> StoredEvent | None:
+async def newest(redis: RedisClient, key: str) -> StoredEvent | None:
     entries = await command(redis.xrevrange(key, "+", "-", count=1))
     return decoded(*entries[0]) if entries else None
 
 
-async def oldest_id(redis: Redis, key: str) -> str | None:
+async def oldest_id(redis: RedisClient, key: str) -> str | None:
     entries = await command(redis.xrange(key, "-", "+", count=1))
     return entries[0][0].decode() if entries else None
 
 
-async def read_after(redis: Redis, key: str, after: str) -> list[StoredEvent]:
+async def read_after(redis: RedisClient, key: str, after: str) -> list[StoredEvent]:
     """Up to PAGE events after `after` (exclusive), unreadable ones left out."""
     entries = await command(redis.xrange(key, f"({after}", "+", count=PAGE))
     found = (decoded(event_id, fields) for event_id, fields in entries)
