@@ -4,7 +4,7 @@ scripts as the Node library, so its dashboards read these queues).
 BullMQ gives at-least-once delivery, lock renewal while a job runs, recovery
 of jobs held by a dead worker (stalled checks), delayed jobs, priorities and
 a failed set (our dead letters: a `job.retry()` of one, from any dashboard,
-replays its task; application/dead_letters.py; the newest KEEP_FAILED
+replays its task: application/dead_letters/; the newest KEEP_FAILED
 are kept). Keys share one hash tag
 (`{keel}`) so the queue also works on Redis Cluster. Node's bullmq and its
 dashboards read these queues as their own: workers' connections carry Node's

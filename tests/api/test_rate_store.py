@@ -8,6 +8,7 @@ import asyncio
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
+from adapters.redis.client import RedisClient
 from entrypoints.http.app import create_app
 from entrypoints.http.rate_limit import STORE, FailOpenStore
 from entrypoints.settings import Settings
@@ -28,7 +29,7 @@ async def test_the_rate_limit_store_is_on_the_containers_redis(settings: Setting
         async with AsyncTestClient(app) as client:
             store = app.stores.get(STORE)
             assert isinstance(store, FailOpenStore)
-            redis = client.blocking_portal.call(app.state.dishka_container.get, Redis)
+            redis = client.blocking_portal.call(app.state.dishka_container.get, RedisClient)
             assert store._store._redis is redis  # type: ignore[attr-defined]
             client.blocking_portal.call(lambda: store.set("probe", b"1", expires_in=5))
             assert client.blocking_portal.call(store.get, "probe") == b"1"
