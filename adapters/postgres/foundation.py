@@ -15,7 +15,7 @@ from adapters.postgres.repositories import Repository
 from adapters.postgres.stored_json import readable
 from adapters.postgres.tables import foundation_documents as documents
 from adapters.postgres.tables import foundation_revisions as revisions
-from domain.entities import FoundationChanges, FoundationDocument, FoundationFilter
+from domain.entities import FoundationChanges, FoundationDocument, FoundationFilter, Role
 
 
 def _document(row: sa.Row[Any]) -> FoundationDocument:
@@ -74,6 +74,23 @@ class PgFoundationRepository(Repository):
         )
         row = result.first()
         return _document(row) if row else None
+
+    async def get_with_role(
+        self, workspace_id: UUID, document_id: UUID
+    ) -> tuple[Role | None, FoundationDocument | None]:
+        # One row always: the caller's role, left-joined to the document.
+        caller = sa.select(
+            sa.func.keel_private.caller_role(workspace_id).label("caller_role")
+        ).subquery("caller")
+        statement = sa.select(caller.c.caller_role, documents).select_from(
+            caller.outerjoin(
+                documents,
+                sa.and_(documents.c.workspace_id == workspace_id, documents.c.id == document_id),
+            )
+        )
+        row = (await self._execute(statement)).one()
+        role = Role(row.caller_role) if row.caller_role else None
+        return role, _document(row) if row.id is not None else None
 
     async def update(
         self,
