@@ -4,7 +4,8 @@ They mimic what the Postgres adapter lets callers observe: changes become
 visible only once committed, constraint violations surface as the same
 domain errors, and deleting a workspace cascades to its memberships.
 Row-level security is modelled only where a use case relies on it: a
-foundation list shows a workspace's documents to its members only. Elsewhere
+foundation list shows a workspace's documents to its members only, and only
+members and above update a document. Elsewhere
 the use cases check access themselves, and the integration tests cover the
 policies.
 
@@ -280,6 +281,11 @@ class InMemoryMembershipRepository(_Repository):
 
 
 class InMemoryFoundationRepository(_Repository):
+    def _may_write(self, workspace_id: UUID) -> bool:
+        """The documents' update policy: members and above."""
+        membership = self._tables.memberships.get((workspace_id, self._uow.caller.user_id))
+        return membership is not None and membership.role.at_least(Role.MEMBER)
+
     async def add(self, document: FoundationDocument) -> FoundationDocument:
         stored = replace(document, created_at=_now(), updated_at=_now())
         self._tables.documents[document.workspace_id, document.id] = stored
@@ -306,6 +312,8 @@ class InMemoryFoundationRepository(_Repository):
     ) -> FoundationDocument | None:
         current = self._tables.documents.get((workspace_id, document_id))
         if current is None or expected_version not in (None, current.version):
+            return None
+        if not self._may_write(workspace_id):
             return None
         updated = replace(
             current,

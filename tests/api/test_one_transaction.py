@@ -156,3 +156,21 @@ async def test_a_member_reading_a_missing_document_is_404_in_one_transaction(
     assert response.status_code == 404, response.text
     assert response.json()["detail"] == "foundation document not found"
     assert statements.begins == 1, statements.sent
+
+
+async def test_a_patch_refused_by_row_level_security_is_still_told_apart(
+    uncached: httpx.AsyncClient, statements: Statements
+) -> None:
+    people, owner, base, document = await _setup(uncached)
+    workspace = uuid.UUID(base.rsplit("/", 1)[1])
+    viewer = await people.join(workspace, owner, "viewer")
+    stranger = await people.new()
+    url = f"{base}/foundation/{document}"
+    for person, status in ((viewer, 403), (stranger, 404), (owner, 412)):
+        headers = {**person.headers, "If-Match": '"7"'}
+        response = await _recorded(
+            statements, uncached, "PATCH", url, json={"title": "x"}, headers=headers
+        )
+        assert response.status_code == status, (status, response.text)
+        assert statements.begins == 1, (status, statements.sent)
+    assert (await uncached.get(url, headers=owner.headers)).json()["title"] == "Voice"
