@@ -34,6 +34,23 @@ def _document(row: sa.Row[Any]) -> FoundationDocument:
     )
 
 
+# Built once: the hot uncached read skips building the statement and its
+# cache key on every call (the parameters are bound per execution).
+_WORKSPACE = sa.bindparam("workspace_id", type_=documents.c.workspace_id.type)
+_CALLER = sa.select(sa.func.keel_private.caller_role(_WORKSPACE).label("caller_role")).subquery(
+    "caller"
+)
+_WITH_ROLE = sa.select(_CALLER.c.caller_role, documents).select_from(
+    _CALLER.outerjoin(
+        documents,
+        sa.and_(
+            documents.c.workspace_id == _WORKSPACE,
+            documents.c.id == sa.bindparam("document_id", type_=documents.c.id.type),
+        ),
+    )
+)
+
+
 def _ids(function: sa.Function[Any]) -> sa.Select[Any]:
     return sa.select(function.table_valued("id").render_derived().c.id)
 
@@ -79,16 +96,8 @@ class PgFoundationRepository(Repository):
         self, workspace_id: UUID, document_id: UUID
     ) -> tuple[Role | None, FoundationDocument | None]:
         # One row always: the caller's role, left-joined to the document.
-        caller = sa.select(
-            sa.func.keel_private.caller_role(workspace_id).label("caller_role")
-        ).subquery("caller")
-        statement = sa.select(caller.c.caller_role, documents).select_from(
-            caller.outerjoin(
-                documents,
-                sa.and_(documents.c.workspace_id == workspace_id, documents.c.id == document_id),
-            )
-        )
-        row = (await self._execute(statement)).one()
+        parameters = {"workspace_id": workspace_id, "document_id": document_id}
+        row = (await self._execute(_WITH_ROLE, parameters)).one()
         role = Role(row.caller_role) if row.caller_role else None
         return role, _document(row) if row.id is not None else None
 
