@@ -41,9 +41,10 @@ from entrypoints.http.auth import issue_token
 from tests.services import test_services
 
 DOCUMENTS = 256
-# One ETag per document, kept from each answer; the documents in turn.
+# One ETag per document, kept from each answer; the documents in turn, each
+# skipped while a request for it is unanswered (its ETag would be stale).
 PATCH_LUA = """
-local docs, versions, i = {}, {}, 0
+local docs, versions, pending, i = {}, {}, {}, 0
 function init(args)
   for line in io.lines(args[1]) do
     local id, version = line:match("(%S+) (%d+)")
@@ -53,8 +54,9 @@ function init(args)
   prefix = args[2]
 end
 function request()
-  i = i % #docs + 1
+  repeat i = i % #docs + 1 until not pending[docs[i]]
   local id = docs[i]
+  pending[id] = true
   local headers = {}
   for key, value in pairs(wrk.headers) do headers[key] = value end
   headers["If-Match"] = '"' .. versions[id] .. '"'
@@ -64,7 +66,10 @@ end
 function response(status, headers, body)
   local id = body:match('"id":"([%x-]+)"')
   local etag = headers["etag"] or headers["ETag"]
-  if id and etag then versions[id] = etag:match("%d+") end
+  if id and etag then
+    versions[id] = etag:match("%d+")
+    pending[id] = nil
+  end
 end
 """
 # Task creation is rate-limited per user: the members take turns.
