@@ -14,6 +14,8 @@ T = TypeVar("T")
 class PassThroughCache:
     """Every read loads; nothing is kept, so there is nothing to invalidate."""
 
+    keeps = False
+
     async def get_or_set(
         self,
         key: CacheKey,

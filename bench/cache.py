@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,12 +111,33 @@ def _server(app: str, env: dict[str, str], factory: bool = False) -> Iterator[st
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def _wrk(name: str, url: str, headers: dict[str, str], seconds: int, connections: int) -> Result:
+def _wrk(
+    name: str,
+    url: str,
+    headers: dict[str, str],
+    seconds: int,
+    connections: int,
+    *,
+    warmup_s: int = 3,
+    script: list[str] | None = None,
+    before: Callable[[], None] | None = None,
+) -> Result:
+    """wrk's rate and latency percentiles, after a warm-up run.
+
+    `script`: a Lua script and its arguments (`-s FILE -- ARGS`); `before`
+    runs before each of the two wrk runs (e.g. to write the script's input).
+    """
     header_args = [arg for key, value in headers.items() for arg in ("-H", f"{key}: {value}")]
-    base = ["wrk", "-t1", f"-c{connections}", "--latency", *header_args, url]
-    subprocess.run([*base[:2], "-d3s", *base[2:]], check=True, capture_output=True)
+    lua = ["-s", script[0]] if script else []
+    tail = ["--", *script[1:]] if script else []
+    base = ["wrk", "-t1", f"-c{connections}", "--latency", *header_args, *lua, url]
+    if before is not None:
+        before()
+    subprocess.run([*base[:2], f"-d{warmup_s}s", *base[2:], *tail], check=True, capture_output=True)
+    if before is not None:
+        before()
     output = subprocess.run(
-        [*base[:2], f"-d{seconds}s", *base[2:]], check=True, capture_output=True, text=True
+        [*base[:2], f"-d{seconds}s", *base[2:], *tail], check=True, capture_output=True, text=True
     ).stdout
     if "Non-2xx" in output:
         raise SystemExit(f"{name}: non-2xx answers\n{output}")

@@ -1,6 +1,6 @@
 """Fan-out latency of task events: publish → an SSE client has the message.
 
-    .venv/bin/python -m bench.events [--events 200] [--subscribers 100 1000]
+    .venv/bin/python -m bench.events [--events 200] [--subscribers 100 1000] [--json FILE]
 
 One API process (uvicorn, as `keel api` runs it) serves N SSE streams of one
 workspace. This process holds the N clients (httpx, one event loop) and
@@ -9,16 +9,20 @@ publishes through the same bus a worker uses, one event every `--interval-ms`
 carries the time it was published; a client's latency is the time it parsed
 the message minus that. Same host, same clock. The clients share one core
 with nothing else; at 1,000 they are a large part of what is measured.
+--json FILE holds {"rows": {"events_<N>_streams": {"messages", "p50_ms",
+"p99_ms", "max_ms"}}}.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import time
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 
@@ -87,8 +91,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--subscribers", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--interval-ms", type=float, default=50)
+    parser.add_argument("--json", type=Path, help="write the rows here")
     args = parser.parse_args()
     rows: list[str] = []
+    figures: dict[str, dict[str, float]] = {}
     streams = str(max(args.subscribers) + 10)
     with test_services() as services, keel_env(services, KEEL_SSE_STREAMS_PER_USER=streams) as env:
         headers = {"Authorization": f"Bearer {issue_token(SECRET, 'authenticated', uuid.uuid4())}"}
@@ -106,11 +112,19 @@ def main() -> None:
                     f" {len(latencies):,} | {statistics.median(latencies):.1f} |"
                     f" {cuts[98]:.1f} | {max(latencies):.1f} |"
                 )
+                figures[f"events_{subscribers}_streams"] = {
+                    "messages": len(latencies),
+                    "p50_ms": statistics.median(latencies),
+                    "p99_ms": cuts[98],
+                    "max_ms": max(latencies),
+                }
                 print(f"{subscribers} subscribers done in {time.monotonic() - started:.0f} s")
     print(f"\nservices: {services.origin}\n")
     print("| subscribers | events | messages received | p50 ms | p99 ms | max ms |")
     print("|---:|---|---:|---:|---:|---:|")
     print("\n".join(rows))
+    if args.json:
+        args.json.write_text(json.dumps({"rows": figures}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

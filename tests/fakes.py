@@ -3,8 +3,11 @@
 They mimic what the Postgres adapter lets callers observe: changes become
 visible only once committed, constraint violations surface as the same
 domain errors, and deleting a workspace cascades to its memberships.
-Row-level security is not modelled: the use cases check access themselves,
-and the integration tests cover the policies.
+Row-level security is modelled only where a use case relies on it: a
+foundation list shows a workspace's documents to its members only, and only
+members and above update a document. Elsewhere
+the use cases check access themselves, and the integration tests cover the
+policies.
 
 Units of work are meant to be used one after another, as in a request; a
 commit replaces the whole committed state with the unit's working copy. The
@@ -287,6 +290,11 @@ class InMemoryMembershipRepository(_Repository):
 
 
 class InMemoryFoundationRepository(_Repository):
+    def _may_write(self, workspace_id: UUID) -> bool:
+        """The documents' update policy: members and above."""
+        membership = self._tables.memberships.get((workspace_id, self._uow.caller.user_id))
+        return membership is not None and membership.role.at_least(Role.MEMBER)
+
     async def add(self, document: FoundationDocument) -> FoundationDocument:
         stored = replace(document, created_at=_now(), updated_at=_now())
         self._tables.documents[document.workspace_id, document.id] = stored
@@ -294,6 +302,14 @@ class InMemoryFoundationRepository(_Repository):
 
     async def get(self, workspace_id: UUID, document_id: UUID) -> FoundationDocument | None:
         return self._tables.documents.get((workspace_id, document_id))
+
+    async def get_with_role(
+        self, workspace_id: UUID, document_id: UUID
+    ) -> tuple[Role | None, FoundationDocument | None]:
+        membership = self._tables.memberships.get((workspace_id, self._uow.caller.user_id))
+        if membership is None:
+            return None, None
+        return membership.role, self._tables.documents.get((workspace_id, document_id))
 
     async def update(
         self,
@@ -305,6 +321,8 @@ class InMemoryFoundationRepository(_Repository):
     ) -> FoundationDocument | None:
         current = self._tables.documents.get((workspace_id, document_id))
         if current is None or expected_version not in (None, current.version):
+            return None
+        if not self._may_write(workspace_id):
             return None
         updated = replace(
             current,
@@ -333,6 +351,7 @@ class InMemoryFoundationRepository(_Repository):
                 document
                 for (ws, _), document in self._tables.documents.items()
                 if ws == workspace_id
+                and (ws, self._uow.caller.user_id) in self._tables.memberships
                 and where.kind in (None, document.kind)
                 and (where.tag is None or where.tag in document.tags)
                 and (where.contains is None or where.contains.items() <= document.content.items())
@@ -536,6 +555,8 @@ class StaticResolver:
 
 class InMemoryCache:
     """The Cache port in a dict, with the same generation semantics as RedisCache."""
+
+    keeps = True
 
     def __init__(self) -> None:
         self.values: dict[CacheKey, tuple[int, object]] = {}

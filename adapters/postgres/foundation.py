@@ -15,7 +15,7 @@ from adapters.postgres.repositories import Repository
 from adapters.postgres.stored_json import readable
 from adapters.postgres.tables import foundation_documents as documents
 from adapters.postgres.tables import foundation_revisions as revisions
-from domain.entities import FoundationChanges, FoundationDocument, FoundationFilter
+from domain.entities import FoundationChanges, FoundationDocument, FoundationFilter, Role
 
 
 def _document(row: sa.Row[Any]) -> FoundationDocument:
@@ -32,6 +32,23 @@ def _document(row: sa.Row[Any]) -> FoundationDocument:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+# Built once: the hot uncached read skips building the statement and its
+# cache key on every call (the parameters are bound per execution).
+_WORKSPACE = sa.bindparam("workspace_id", type_=documents.c.workspace_id.type)
+_CALLER = sa.select(sa.func.keel_private.caller_role(_WORKSPACE).label("caller_role")).subquery(
+    "caller"
+)
+_WITH_ROLE = sa.select(_CALLER.c.caller_role, documents).select_from(
+    _CALLER.outerjoin(
+        documents,
+        sa.and_(
+            documents.c.workspace_id == _WORKSPACE,
+            documents.c.id == sa.bindparam("document_id", type_=documents.c.id.type),
+        ),
+    )
+)
 
 
 def _ids(function: sa.Function[Any]) -> sa.Select[Any]:
@@ -74,6 +91,15 @@ class PgFoundationRepository(Repository):
         )
         row = result.first()
         return _document(row) if row else None
+
+    async def get_with_role(
+        self, workspace_id: UUID, document_id: UUID
+    ) -> tuple[Role | None, FoundationDocument | None]:
+        # One row always: the caller's role, left-joined to the document.
+        parameters = {"workspace_id": workspace_id, "document_id": document_id}
+        row = (await self._execute(_WITH_ROLE, parameters)).one()
+        role = Role(row.caller_role) if row.caller_role else None
+        return role, _document(row) if row.id is not None else None
 
     async def update(
         self,

@@ -32,9 +32,11 @@ class Repository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def _execute(self, statement: sa.Executable) -> sa.CursorResult[Any]:
+    async def _execute(
+        self, statement: sa.Executable, parameters: dict[str, Any] | None = None
+    ) -> sa.CursorResult[Any]:
         with translated():
-            return await self._conn.execute(statement)
+            return await self._conn.execute(statement, parameters)
 
 
 class PgUserRepository(Repository):

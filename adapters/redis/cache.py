@@ -66,6 +66,7 @@ LOADER_SECONDS = Histogram(
 
 
 class RedisCache:
+    keeps = True
     GENERATION_TTL_MS = 24 * 3600 * 1000
     LOCK_TTL_S = 5.0
     LOCK_WAIT_S = 0.5

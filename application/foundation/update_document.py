@@ -15,7 +15,12 @@ from domain.rules import require_role
 
 
 class UpdateDocument:
-    """Partial update with optimistic concurrency.
+    """Partial update with optimistic concurrency, in one transaction.
+
+    Row-level security lets members and above update a document and no one
+    else, so an updated row proves the role; only a write that matched no
+    row asks for the caller's role, to tell a viewer (PermissionDeniedError)
+    or a stranger (NotFoundError) from a stale version.
 
     Raises PreconditionFailedError when `expected_version` is given and no
     longer current, NotFoundError when the document does not exist.
@@ -29,12 +34,12 @@ class UpdateDocument:
     ) -> FoundationDocument:
         changes = check_changes(changes)
         async with self._uow as uow:
-            require_role(await caller_role(uow), Role.MEMBER, "writing foundation documents")
             workspace_id = current_workspace(uow)
             updated = await uow.foundation.update(
                 workspace_id, document_id, changes, expected_version, uow.caller.user_id
             )
             if updated is None:
+                require_role(await caller_role(uow), Role.MEMBER, "writing foundation documents")
                 await explain_no_match(uow, workspace_id, document_id)
             await uow.commit()
         await forget(self._cache, workspace_id, FOUNDATION)

@@ -19,6 +19,10 @@ class Cache(Protocol):
     `invalidate` of its namespace is never served after it.
     """
 
+    keeps: bool
+    """False when caching is switched off: every read loads, and a use case may
+    then read what it needs in one transaction instead of one per key."""
+
     async def get_or_set(
         self,
         key: CacheKey,

@@ -92,6 +92,13 @@ class FoundationRepository(Protocol):
 
     async def get(self, workspace_id: UUID, document_id: UUID) -> FoundationDocument | None: ...
 
+    async def get_with_role(
+        self, workspace_id: UUID, document_id: UUID
+    ) -> tuple[Role | None, FoundationDocument | None]:
+        """The caller's role in the workspace (None for a non-member) and the
+        document (None when absent or not visible), in one round trip."""
+        ...
+
     async def update(
         self,
         workspace_id: UUID,

@@ -27,10 +27,13 @@ def _declares_a_body(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
     return "transfer-encoding" in headers or headers.get("content-length", "0") != "0"
 
 
-def json_bodies_only(
+async def json_bodies_only(
     connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler
 ) -> None:
-    """Raise 415 for a body whose Content-Type is not JSON in UTF-8."""
+    """Raise 415 for a body whose Content-Type is not JSON in UTF-8.
+
+    A coroutine: Litestar runs a plain-function guard in a worker thread.
+    """
     if connection.scope.get("method") not in _WITH_BODY or not _declares_a_body(connection):
         return
     declared = connection.headers.get("content-type")

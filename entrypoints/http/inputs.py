@@ -27,9 +27,10 @@ _HEADER_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 TOO_DEEP = f"arrays and objects nest at most {MAX_DEPTH} deep"
 
 
-def text_fields_only(
+async def text_fields_only(
     connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler
 ) -> None:
+    # A coroutine: Litestar runs a plain-function guard in a worker thread.
     problems = [
         FieldProblem(name, f"the value {why}", "query")
         for name, value in connection.query_params.multi_items()
