@@ -37,8 +37,8 @@ import httpx
 
 from adapters.postgres.database import async_url
 from bench.cache import CONTENT, SECRET, Result, _server, _wrk, keel_env
+from entrypoints.devstack.services import test_services
 from entrypoints.http.auth import issue_token
-from tests.services import test_services
 
 DOCUMENTS = 256
 # One ETag per document, kept from each answer; the documents in turn, each
