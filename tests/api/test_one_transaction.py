@@ -18,10 +18,10 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from entrypoints.devstack.services import Services
 from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
 from tests.conftest import People, Person, migrated_database
-from tests.services import Services
 
 
 class Statements:
