@@ -11,9 +11,7 @@ nothing (a browser with a ticket opens a new EventSource with a new ticket and
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -66,46 +64,10 @@ def _message(stored: StoredEvent) -> ServerSentEventMessage:
     return ServerSentEventMessage(data=_encode(data), event=event.type.value, id=stored.id)
 
 
-@dataclass
-class _Encoded(ServerSentEventMessage):
-    """A message whose bytes were encoded once, for every stream that carries it."""
-
-    encoded: bytes = b""
-
-    def encode(self) -> bytes:
-        return self.encoded
-
-
-class _EncodedOnce:
-    """The latest events' messages, encoded once per process, not once per stream.
-
-    The event hub hands every subscriber of a stream the same StoredEvent
-    object, so the object identifies the message. Each entry holds its event,
-    so that no other object can take its id while the entry lasts.
-    """
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._recent: OrderedDict[int, tuple[StoredEvent, _Encoded]] = OrderedDict()
-
-    def __call__(self, stored: StoredEvent) -> _Encoded:
-        found = self._recent.get(id(stored))
-        if found is not None and found[0] is stored:
-            return found[1]
-        message = _Encoded(encoded=_message(stored).encode())
-        self._recent[id(stored)] = (stored, message)
-        if len(self._recent) > self._size:
-            self._recent.popitem(last=False)
-        return message
-
-
-_encoded_once = _EncodedOnce(1024)
-
-
 async def _messages(feed: Feed) -> AsyncIterator[ServerSentEventMessage]:
     try:
         async for event in feed:
-            yield _KEEP_ALIVE if event is None else _encoded_once(event)
+            yield _KEEP_ALIVE if event is None else _message(event)
     except SubscriptionClosedError as closed:
         yield ServerSentEventMessage(data=None, comment=f"closed: {closed.detail}", retry=RETRY_MS)
     except UnavailableError:

@@ -41,7 +41,8 @@ def _serve_once(settings: Settings, url: str, **extra: str) -> tuple[int | None,
                 if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
     finally:
         code = process.poll()
         if code is None:
