@@ -76,8 +76,10 @@ async def http(full_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def fill(redis: Redis) -> None:
-    """Fill Redis until it refuses a write, then set maxmemory below what it
-    holds: every write is refused from now on, whatever its size."""
+    """Fill Redis until it refuses a write, then set maxmemory to half of what
+    it holds: every write is refused from now on, whatever its size (a limit
+    just below `used_memory` is not enough: client buffers shrink and free
+    more than one filler between INFO and the next write)."""
     await redis.config_set("maxmemory-policy", "noeviction")
     used = int((await redis.info("memory"))["used_memory"])
     await redis.config_set("maxmemory", used + 4 * 1024 * 1024)
@@ -85,7 +87,7 @@ async def fill(redis: Redis) -> None:
         for i in range(1000):
             await redis.set(f"filler:{i}", FILLER)
     used = int((await redis.info("memory"))["used_memory"])
-    await redis.config_set("maxmemory", used - len(FILLER))
+    await redis.config_set("maxmemory", used // 2)
     with pytest.raises(OutOfMemoryError):
         await redis.set("one-more", b"1")
 
