@@ -66,11 +66,6 @@ async def _until(what: str, attempt: Callable[[], Awaitable[Any]]) -> Any:
         await asyncio.sleep(0.1)
 
 
-@pytest.mark.xfail(
-    reason="known bug (issue 15 note): after a failover the hub's sharded pub/sub can keep "
-    "reconnecting to the dead master's address instead of the slot's new master",
-    strict=False,
-)
 async def test_a_dead_master_is_replaced_and_the_cache_and_live_events_go_on(
     own_cluster: RedisClusterProcesses, keel: tuple[RedisCache, RedisEventBus]
 ) -> None:

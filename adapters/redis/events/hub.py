@@ -12,7 +12,9 @@ On Redis Cluster the wake-ups are sharded pub/sub (SSUBSCRIBE; the publish
 script SPUBLISHes): a wake channel lives on its workspace's shard, redis-py's
 ClusterPubSub holds one connection per shard and moves a channel to the new
 master after a failover, and a dead shard stops only its own wake-ups (the
-sweep reads those streams meanwhile), not every stream of the process. It
+sweep reads those streams meanwhile), not every stream of the process. When
+every shard the hub listens on is lost, the hub re-reads the cluster's slot
+map before it subscribes again (the dead master's replica may own them now). It
 reads one shard at a time, so the hub polls in short slices (SHARD_POLL_S):
 a wake-up waits at most about that long.
 """
@@ -245,6 +247,7 @@ class EventHub:
             except (RedisError, OSError) as error:
                 logger.warning("event bus: pub/sub connection lost (%s); reconnecting", error)
                 RECONNECTS.inc()
+                await self._refresh_topology()
             except Exception:
                 # Never let live events stop for the whole process.
                 logger.exception("event bus: listener failed; reconnecting")
@@ -255,6 +258,16 @@ class EventHub:
                     await pubsub.aclose()
             await asyncio.sleep(pause)
             pause = min(pause * 2, 2.0)
+
+    async def _refresh_topology(self) -> None:
+        """On a cluster, ask it again which node is each slot's master.
+
+        The listener client runs no commands, so nothing else refreshes its
+        slot map: after a master dies, SSUBSCRIBE would keep going to the dead
+        node's address until a replica's promotion is read here."""
+        if isinstance(self._listener, RedisCluster):
+            with contextlib.suppress(RedisError, OSError):
+                await self._listener.nodes_manager.initialize()
 
     async def _read(self) -> None:
         """Read every stream that has news once, and hand the events to its listeners."""
