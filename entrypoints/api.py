@@ -10,18 +10,18 @@ and the request's use cases.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from uuid import UUID
 
 from dishka import AsyncContainer, Provider, Scope, make_async_container, provide, provide_all
 from dishka.integrations.litestar import LitestarProvider
 from litestar import Request
-from litestar.stores.base import Store
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.health import PgHealthProbe
 from adapters.redis.client import RedisClient
 from adapters.redis.health import RedisHealthProbe
-from adapters.redis.rate_limit import RedisRateStore
+from adapters.redis.rate_limit import RedisRateLimit
 from application.dead_letters import GetDeadLetter, ListDeadLetters, ReplayDeadLetter
 from application.events import IssueStreamTicket, OpenEventStream
 from application.foundation import (
@@ -45,12 +45,10 @@ from application.workspaces import (
     RenameWorkspace,
 )
 from domain.entities import Caller
-from domain.ports import HealthProbe, StartupCheck, UnitOfWork, UnitOfWorkFactory
+from domain.ports import HealthProbe, RateLimit, StartupCheck, UnitOfWork, UnitOfWorkFactory
 from entrypoints.ioc import InfrastructureProvider
 from entrypoints.role_checks import check_database_role
 from entrypoints.settings import Settings
-
-RATE_NAMESPACE = "keel-rate"
 
 
 class _DatabaseRoleCheck:
@@ -75,8 +73,13 @@ class ApiProvider(Provider):
         return _DatabaseRoleCheck(engine)
 
     @provide
-    def rate_limit_store(self, redis: RedisClient) -> Store:
-        return RedisRateStore(redis, namespace=RATE_NAMESPACE)
+    async def task_rate_limit(
+        self, redis: RedisClient, settings: Settings
+    ) -> AsyncIterator[RateLimit]:
+        assert settings.redis_url is not None
+        limit = RedisRateLimit.on(redis, settings.redis_url, settings.task_rate_per_minute)
+        yield limit
+        await limit.aclose()
 
 
 class HttpCallerProvider(Provider):

@@ -25,6 +25,7 @@ from domain.ports.identity import (
     Clock,
     IdGenerator,
 )
+from domain.ports.limits import Quota, RateLimit
 from domain.ports.models import LanguageModel
 from domain.ports.queue import (
     JobQueue,
@@ -64,6 +65,8 @@ __all__ = [
     "LanguageModel",
     "MembershipRepository",
     "OpenStreams",
+    "Quota",
+    "RateLimit",
     "StartupCheck",
     "StreamTickets",
     "Subscription",

@@ -20,7 +20,6 @@ from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.config.cors import CORSConfig
 from litestar.plugins.prometheus import PrometheusConfig
-from litestar.stores.base import Store
 
 from application.foundation import PeekDocument
 from application.profiles import RegisterCaller
@@ -45,7 +44,6 @@ from entrypoints.http.observability import (
     request_context,
 )
 from entrypoints.http.openapi import SECURITY, openapi_config, swagger_assets
-from entrypoints.http.rate_limit import STORE, FailOpenStore, task_rate_limit
 from entrypoints.http.tasks import TaskController
 from entrypoints.http.tokens import TokenVerifier
 from entrypoints.http.ui_state import UIStateController
@@ -152,10 +150,6 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
     async def check_role_on_startup() -> None:
         await (await container.get(StartupCheck)).check()
 
-    async def keep_rate_limits(app: Litestar) -> None:
-        # The container's Redis client, opened here and closed with the container.
-        app.stores.register(STORE, FailOpenStore(await container.get(Store)))
-
     def freeze_startup_objects() -> None:
         # Objects made at start-up live forever: keep them out of the
         # collector's generations, or full collections show in p99 latency.
@@ -197,11 +191,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
                     DeadLetterController,
                     UIStateController,
                     WebhookController,
-                    DishkaRouter(
-                        "",
-                        route_handlers=[TaskController],
-                        middleware=[task_rate_limit(settings.task_rate_per_minute).middleware],
-                    ),
+                    TaskController,
                 ],
             ),
             MetricsController,
@@ -213,7 +203,6 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
         on_app_init=[lambda config: _authenticate_inside(config, auth)],
         on_startup=[
             check_role_on_startup,
-            keep_rate_limits,
             arm_hot_reads,
             read_token_keys,
             keep_event_bus,

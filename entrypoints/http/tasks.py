@@ -12,9 +12,11 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from application.pagination import DEFAULT_LIMIT
 from application.tasks import CancelTask, CreateTask, GetTask, ListTasks
-from domain.entities import TaskKind, TaskStatus
+from domain.entities import Caller, TaskKind, TaskStatus
+from domain.ports import RateLimit
 from entrypoints.http.controllers import Cursor, Limit
 from entrypoints.http.openapi import problems
+from entrypoints.http.rate_limit import count_task
 from entrypoints.http.schemas import TaskIn, TaskOut, TaskPage
 
 IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key")]
@@ -38,12 +40,16 @@ class TaskController(Controller):
         workspace_id: FromPath[UUID],
         data: JSONBody[TaskIn],
         use_case: FromDishka[CreateTask],
+        limit: FromDishka[RateLimit],
+        caller: FromDishka[Caller],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[TaskOut]:
+        quota = await count_task(limit, caller.user_id)
         accepted = await use_case.execute(
             data.kind, data.input, data.priority, data.max_attempts, idempotency_key
         )
-        return Response(TaskOut.of(accepted.task), status_code=202 if accepted.created else 200)
+        status = 202 if accepted.created else 200
+        return Response(TaskOut.of(accepted.task), status_code=status, headers=quota)
 
     @get(responses=problems(404))
     async def list_tasks(

@@ -1,29 +1,27 @@
-"""The task rate limit fails open: a store that cannot read answers "no
-count yet", one that cannot write forgets the count (entrypoints/http/rate_limit.py)."""
+"""The task rate limit fails open: a count that Redis cannot take lets the
+request through without RateLimit headers (entrypoints/http/rate_limit.py);
+a refusal and any other failure are not hidden."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import uuid
 
 import pytest
-from litestar.stores.memory import MemoryStore
 
-from domain.errors import StorageFullError, UnavailableError
-from entrypoints.http.rate_limit import FailOpenStore
+from domain.errors import RateLimitedError, StorageFullError, UnavailableError
+from domain.ports import Quota
+from entrypoints.http.rate_limit import count_task
 
 
-class _DownStore(MemoryStore):
-    def __init__(self, error: UnavailableError) -> None:
-        super().__init__()
-        self.error = error
+class _Limit:
+    def __init__(self, answer: Quota | Exception) -> None:
+        self.answer, self.subjects = answer, list[str]()
 
-    async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
-        raise self.error
-
-    async def set(
-        self, key: str, value: str | bytes, expires_in: int | timedelta | None = None
-    ) -> None:
-        raise self.error
+    async def take(self, subject: str) -> Quota:
+        self.subjects.append(subject)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
 
 
 @pytest.mark.parametrize(
@@ -31,29 +29,21 @@ class _DownStore(MemoryStore):
     [UnavailableError("the task rate limit is unavailable"), StorageFullError("full", 5)],
     ids=["unreachable", "full"],
 )
-async def test_a_store_that_fails_lets_the_request_through(error: UnavailableError) -> None:
-    store = FailOpenStore(_DownStore(error))
-    await store.set("user:1", b"count")
-    assert await store.get("user:1") is None
+async def test_a_count_that_fails_lets_the_request_through(error: UnavailableError) -> None:
+    assert await count_task(_Limit(error), uuid.uuid4()) == {}
 
 
-async def test_a_working_store_counts() -> None:
-    store = FailOpenStore(MemoryStore())
-    await store.set("user:1", b"3", expires_in=60)
-    assert await store.get("user:1") == b"3"
-    assert await store.exists("user:1")
-    assert 0 < (await store.expires_in("user:1") or 0) <= 60
-    await store.delete("user:1")
-    assert not await store.exists("user:1")
-    await store.set("user:2", b"1")
-    await store.delete_all()
-    assert await store.get("user:2") is None
+async def test_a_count_says_where_the_caller_stands() -> None:
+    user = uuid.uuid4()
+    limit = _Limit(Quota(limit=10, remaining=7, reset_s=42))
+    headers = await count_task(limit, user)
+    assert headers == {"RateLimit-Limit": "10", "RateLimit-Remaining": "7", "RateLimit-Reset": "42"}
+    assert limit.subjects == [f"user:{user}"]
 
 
-async def test_other_failures_are_not_hidden() -> None:
-    class _Broken(MemoryStore):
-        async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
-            raise RuntimeError("a bug")
-
-    with pytest.raises(RuntimeError):
-        await FailOpenStore(_Broken()).get("user:1")
+@pytest.mark.parametrize(
+    "error", [RateLimitedError("at most 10 tasks a minute", 3, 10), RuntimeError("a bug")]
+)
+async def test_a_refusal_and_other_failures_are_not_hidden(error: Exception) -> None:
+    with pytest.raises(type(error)):
+        await count_task(_Limit(error), uuid.uuid4())
