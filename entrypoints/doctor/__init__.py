@@ -24,7 +24,7 @@ async def run_checks(settings: Settings, head: str, api: str | None = None) -> l
     if settings.redis_url is None:
         checks.append(fail("redis.reachable", "KEEL_REDIS_URL is not set."))
     else:
-        checks += await redis_checks(settings.redis_url)
+        checks += await redis_checks(settings.redis_url, settings.redis_cluster)
     if api is not None:
         checks += await api_checks(api)
     return checks

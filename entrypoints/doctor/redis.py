@@ -1,15 +1,16 @@
 """`keel doctor`'s Redis checks, read-only: reachable, version 6.2 or later
 (the queue's scripts need it), its round-trip time, which user Keel is
 (a warning for the default user, which may touch every key), `maxmemory-policy
-noeviction` (BullMQ's jobs must never be evicted), and whether it keeps
-anything on disk."""
+noeviction` (BullMQ's jobs must never be evicted), whether it keeps
+anything on disk, and that KEEL_REDIS_CLUSTER says what Redis is: with it, a
+cluster whose slots are all served, with a replica per master."""
 
 from __future__ import annotations
 
 import statistics
 import time
 
-from redis.exceptions import NoPermissionError, RedisError, ResponseError
+from redis.exceptions import NoPermissionError, RedisClusterException, RedisError, ResponseError
 
 from adapters.redis.client import RedisClient, create_redis
 from entrypoints.doctor.report import Check, fail, ok, warn
@@ -38,21 +39,25 @@ def policy_check(policy: str) -> Check:
     )
 
 
-async def redis_checks(url: str) -> list[Check]:
-    client = create_redis(url, timeout_s=2.0, retries=0)
+async def redis_checks(url: str, cluster: bool) -> list[Check]:
     try:
-        return await _checks(client)
-    except RedisError as error:
+        client = create_redis(url, cluster=cluster, timeout_s=2.0, retries=0)
+    except RedisClusterException as error:  # a Unix socket, say: no cluster there
+        return [fail("redis.reachable", f"KEEL_REDIS_URL is no cluster node ({error}).")]
+    try:
+        return await _checks(client, cluster)
+    except (RedisError, RedisClusterException) as error:
         return [fail("redis.reachable", f"cannot reach KEEL_REDIS_URL ({error}); check the URL.")]
     finally:
         await client.aclose()
 
 
-async def _checks(client: RedisClient) -> list[Check]:
+async def _checks(client: RedisClient, cluster: bool) -> list[Check]:
     await client.ping()
     server = await client.info("server")
     checks = [
         ok("redis.reachable", "PING answered."),
+        mode_check(cluster, str(server.get("redis_mode", "standalone")), await _cluster(client)),
         redis_version_check(str(server["redis_version"])),
         latency_check(await _round_trip_ms(client)),
         await _user_check(client),
@@ -72,6 +77,41 @@ async def _checks(client: RedisClient) -> list[Check]:
         saves = await client.config_get("save")
         checks.append(persistence_check(kept.get("appendonly") == "yes", bool(saves.get("save"))))
     return checks
+
+
+async def _cluster(client: RedisClient) -> dict[str, str]:
+    """CLUSTER INFO, or nothing from a Redis that is not a cluster node."""
+    try:
+        answer = await client.execute_command("CLUSTER", "INFO")
+    except ResponseError:
+        return {}
+    if isinstance(answer, bytes | str):  # one node's text, as a plain client reads it
+        text = answer.decode() if isinstance(answer, bytes) else answer
+        return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return {key: str(value) for key, value in answer.items()}
+
+
+def mode_check(cluster: bool, mode: str, info: dict[str, str]) -> Check:
+    if not cluster:
+        if mode == "cluster":
+            return fail(
+                "redis.mode",
+                "this Redis is a cluster node: set KEEL_REDIS_CLUSTER=true, or every key"
+                " of another node's slots is refused (MOVED).",
+            )
+        return ok("redis.mode", "one Redis server (KEEL_REDIS_CLUSTER is off).")
+    if info.get("cluster_state") != "ok":
+        state = info.get("cluster_state", "unknown")
+        return fail("redis.mode", f"the cluster's state is {state}: some slots are not served.")
+    masters, nodes = int(info.get("cluster_size", 0)), int(info.get("cluster_known_nodes", 0))
+    shape = f"a cluster of {masters} masters and {nodes - masters} replicas"
+    if nodes < 2 * masters:
+        return warn(
+            "redis.mode",
+            f"{shape}: a master without a replica loses its slots' keys (queued jobs"
+            " among them) when it dies; give every master a replica.",
+        )
+    return ok("redis.mode", f"{shape}, every slot served.")
 
 
 async def _user_check(client: RedisClient) -> Check:

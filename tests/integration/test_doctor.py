@@ -127,6 +127,7 @@ async def test_a_correct_deployment_reports_no_fail(
         "postgres.views",
         "postgres.version",
         "redis.reachable",
+        "redis.mode",
         "redis.version",
         "redis.maxmemory-policy",
     } <= found["ok"]
