@@ -115,7 +115,9 @@ class InfrastructureProvider(Provider):
             retries=0,
             wait_s=timeout_s,
         )
-        yield RedisCache(client, bytes_per_workspace=settings.cache_bytes_per_workspace)
+        cache = RedisCache(client, bytes_per_workspace=settings.cache_bytes_per_workspace)
+        yield cache
+        await cache.retries.close()
         await close_client(client)
 
     @provide

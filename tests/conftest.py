@@ -135,7 +135,9 @@ async def cache(services: Services) -> AsyncIterator[RedisCache]:
     client = create_redis(
         services.redis_url, cluster=services.redis_cluster, timeout_s=0.05, retries=0
     )
-    yield RedisCache(client)
+    cache = RedisCache(client)
+    yield cache
+    await cache.retries.close()
     await client.aclose()
 
 

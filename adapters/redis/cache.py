@@ -44,6 +44,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from adapters.machinery.pipelining import BatchedCommands
 from adapters.redis.cache_outages import ERRORS, CacheOutages
+from adapters.redis.cache_retries import RetriedInvalidations
 from adapters.redis.cache_scripts import OVER_BUDGET, READ_OR_LOCK, SET_IF_CURRENT, UNLOCK
 from adapters.redis.cache_values import CacheKeys, Envelopes, envelope
 from adapters.redis.client import RedisClient, is_full, note_full
@@ -86,6 +87,7 @@ class RedisCache:
         self._flights: dict[str, asyncio.Task[Any]] = {}
         self._envelopes = Envelopes()
         self.outages = CacheOutages()
+        self.retries = RetriedInvalidations(self._write_generations)
         self._lock_tokens, self._lock_count = uuid4().hex, itertools.count()
 
     def _keys(self, key: CacheKey) -> CacheKeys:
@@ -101,6 +103,7 @@ class RedisCache:
         negative_ttl_s: float | None = None,
     ) -> T | None:
         keys = self._keys(key)
+        self.retries.longest_ttl_s = max(self.retries.longest_ttl_s, ttl_s * (1 + self.JITTER))
         flight = self._flights.get(keys.value)
         if flight is None:
             flight = asyncio.ensure_future(self._fetch(keys, loader, type_, ttl_s, negative_ttl_s))
@@ -137,26 +140,29 @@ class RedisCache:
         for key in [key for key in self._flights if key.startswith(stale)]:
             del self._flights[key]
         generations = [self._keys(CacheKey(workspace_id, n, "x")).generation for n in namespaces]
+        try:
+            await self._write_generations(generations)
+        except (RedisError, OSError) as error:
+            # The values stay reachable until it lands: say so loudly.
+            ERRORS.labels("invalidate").inc()
+            logger.error(
+                "cache invalidation failed for %s %s: %r; retrying", workspace_id, namespaces, error
+            )
+            self.retries.add(generations)
+
+    async def _write_generations(self, generations: list[str]) -> None:
+        """New generation tokens for `generations`; a full Redis deletes them instead
+        (it still deletes). Raises RedisError or OSError when neither was taken."""
         sets = (("SET", key, uuid4().hex, "PX", self.GENERATION_TTL_MS) for key in generations)
         try:
             for answer in await self._batch.group(*sets):
                 if isinstance(answer, Exception):
                     raise answer
         except (RedisError, OSError) as error:
-            if is_full(error) and await self._delete(generations):
-                return
-            # The values stay reachable until their TTL: say so loudly.
-            ERRORS.labels("invalidate").inc()
-            logger.error("cache invalidation failed for %s %s: %r", workspace_id, namespaces, error)
-
-    async def _delete(self, generations: list[str]) -> bool:
-        """Delete generation keys (a full Redis still deletes); False if that failed too."""
-        note_full("the cache")
-        try:
+            if not is_full(error):
+                raise
+            note_full("the cache")
             await self._batch.call("DEL", *generations)
-        except (RedisError, OSError):
-            return False
-        return True
 
     async def _fetch(
         self,
