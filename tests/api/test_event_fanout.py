@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack
 
 import httpx
 import msgspec
+import pytest
 from redis.asyncio import Redis
 
 from adapters.redis.client import MAX_CONNECTIONS
@@ -21,6 +22,8 @@ from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
 from tests.conftest import People
 from tests.live import messages, serving
+
+pytestmark = pytest.mark.slow  # a load scenario: 1,000 streams: `pytest -m slow`
 
 CLIENTS = 1000
 

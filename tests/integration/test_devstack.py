@@ -32,8 +32,11 @@ from pathlib import Path
 import httpx
 import jwt
 import psutil
+import pytest
 
 from entrypoints.devstack.redis import EmbeddedRedis
+
+pytestmark = pytest.mark.slow  # starts and kills `keel dev` and its children: `pytest -m slow`
 
 STARTUP_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 30

@@ -190,6 +190,7 @@ async def test_an_identical_request_is_answered_from_the_ai_result_cache(
     assert one["result"] == two["result"]
 
 
+@pytest.mark.slow  # waits out the retry backoff
 async def test_transient_failures_retry_within_the_policy_then_dead_letter(
     client: httpx.AsyncClient,
     people: People,
@@ -404,6 +405,7 @@ async def test_a_started_event_that_fails_to_publish_does_not_hold_back_the_outc
     assert events.events[-1].type is EventType.SUCCEEDED
 
 
+@pytest.mark.slow  # a load scenario: a flood of tasks
 async def test_one_workspace_flooding_the_queue_does_not_starve_another(
     client: httpx.AsyncClient, people: People, settings: Settings, owner_engine: AsyncEngine
 ) -> None:

@@ -16,7 +16,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from entrypoints.devstack.process import spawn
+
+pytestmark = pytest.mark.slow  # runs the whole verification guide: `pytest -m slow`
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "VERIFY.md"

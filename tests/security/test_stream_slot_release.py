@@ -30,6 +30,8 @@ from entrypoints.settings import Settings
 from tests.conftest import People, Person
 from tests.live import serving
 
+pytestmark = pytest.mark.slow  # drops connections at every moment of a stream: `pytest -m slow`
+
 CYCLES = 25
 PROMISED_S = 1.0  # SECURITY.md: a client gone holds its slot for at most this long
 
