@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from dishka import (
-    AnyOf,
     AsyncContainer,
     Provider,
     Scope,
@@ -45,7 +44,7 @@ from application.dead_letters import (
 )
 from application.deliver_webhooks import DeliverWebhooks
 from application.dispatch import RecoverTasks, RelayTasks
-from application.events import StreamLimits
+from application.events import EventBacklog, StreamLimits
 from application.profiles import RegisterCaller
 from application.run_task import RunnerSettings, RunTask
 from application.webhooks import WebhookSettings
@@ -125,15 +124,21 @@ class InfrastructureProvider(Provider):
         return RedisUIStateStore(redis)
 
     @provide
-    async def events(
-        self, settings: Settings, redis: RedisClient
-    ) -> AsyncIterator[AnyOf[EventBus, EventPublisher]]:
+    async def events(self, settings: Settings, redis: RedisClient) -> AsyncIterator[EventBus]:
         assert settings.redis_url is not None
         listener = create_listener(settings.redis_url, cluster=settings.redis_cluster)
         bus = RedisEventBus(redis, listener, buffer=settings.sse_buffer_events)
         yield bus
         await bus.close()
         await listener.aclose()
+
+    @provide
+    async def publisher(self, bus: EventBus) -> AsyncIterator[EventPublisher]:
+        """The bus behind a backlog: what Redis cannot take now is sent when it can."""
+        assert isinstance(bus, RedisEventBus)
+        backlog = EventBacklog(bus)
+        yield backlog
+        await backlog.close()
 
     @provide
     def stream_tickets(self, redis: RedisClient) -> StreamTickets:

@@ -15,8 +15,9 @@ logger = logging.getLogger("keel.events")
 async def publish(events: EventPublisher, *changes: TaskEvent, deadline_s: float = 2.0) -> None:
     """Publish state changes that already committed, retrying for up to `deadline_s`.
 
-    A bus that stays unreachable only loses the events (logged): the change
-    stands, and a task's stream still ends, from the database's state.
+    A bus that stays unreachable loses the events (logged): the change
+    stands, and a task's stream still ends, from the database's state. (The
+    processes publish through an EventBacklog, which keeps them instead.)
     """
     try:
         await retried(lambda: events.publish(*changes), deadline_s=deadline_s)

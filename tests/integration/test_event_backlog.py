@@ -1,0 +1,41 @@
+"""Task events published while Redis does not take writes reach a stream
+opened before, in order and once each, when it does again (application/events/
+backlog.py in front of the Redis bus, as the processes have it)."""
+
+from __future__ import annotations
+
+import uuid
+
+from redis.asyncio import Redis
+
+from adapters.redis.events import RedisEventBus
+from application.events import EventBacklog
+from domain.events import EventType, StreamRef, TaskEvent
+from tests.redis_cluster import standalone_redis
+
+TYPES = [EventType.QUEUED, EventType.STARTED, EventType.PROGRESS, EventType.SUCCEEDED]
+
+
+@standalone_redis  # CLIENT PAUSE of the one server
+async def test_events_kept_during_a_stall_arrive_in_order_once(
+    bus: RedisEventBus, redis: Redis
+) -> None:
+    workspace, task = uuid.uuid4(), uuid.uuid4()
+    backlog = EventBacklog(bus)
+    async with bus.subscribe(StreamRef(workspace, task), None) as subscription:
+        await redis.execute_command("CLIENT", "PAUSE", "3000", "WRITE")
+        try:
+            for n, kind in enumerate(TYPES):
+                await backlog.publish(TaskEvent(workspace, task, kind, {"n": n}))
+            assert backlog.kept == len(TYPES), "nothing got through a paused Redis"
+        finally:
+            await redis.execute_command("CLIENT", "UNPAUSE")
+        received = []
+        while len(received) < len(TYPES):
+            stored = await subscription.next(10)
+            assert stored is not None, f"only {received} arrived"
+            received.append((stored.event.type, stored.event.data["n"]))
+        assert received == [(kind, n) for n, kind in enumerate(TYPES)]
+        assert await subscription.next(0.5) is None, "and nothing twice"
+    await backlog.close()
+    assert backlog.kept == 0
