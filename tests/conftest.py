@@ -8,6 +8,7 @@ rows apart. Tests that need a database of their own (migrations) make one.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from litestar.testing import AsyncTestClient
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.postgres.database import create_engine
@@ -36,7 +38,12 @@ from entrypoints.http.app import create_app
 from entrypoints.http.auth import issue_token
 from entrypoints.migrations import upgrade
 from entrypoints.settings import Settings
+from tests.pooler import Pooler, running_pooler
 from tests.redis_cluster import CLUSTER, RedisClusterProcesses
+
+# KEEL_TEST_POOLER=1: the app's and the runtime engine's transactions go
+# through a PgBouncer of the session's own, in transaction mode (CI's step 3).
+POOLED = os.environ.get("KEEL_TEST_POOLER", "") == "1"
 
 JWT_SECRET = "test-secret-" + "x" * 60
 AUDIENCE = "authenticated"
@@ -102,9 +109,29 @@ async def owner_engine(database: Database) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture(scope="session")
-async def engine(database: Database) -> AsyncIterator[AsyncEngine]:
+def session_pooler(database: Database) -> Iterator[Pooler | None]:
+    """With KEEL_TEST_POOLER=1, a PgBouncer in transaction mode in front of the
+    session's Postgres (tests/pooler.py); else None."""
+    if not POOLED:
+        yield None
+        return
+    users = [database.runtime_role, str(make_url(database.owner_url).username)]
+    with running_pooler(database.server_url, users, pool_size=20) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def runtime_url(database: Database, session_pooler: Pooler | None) -> str:
+    """The runtime role's URL as the app has it: through the pooler when there is one."""
+    return (
+        database.runtime_url if session_pooler is None else session_pooler.url(database.runtime_url)
+    )
+
+
+@pytest.fixture(scope="session")
+async def engine(runtime_url: str, session_pooler: Pooler | None) -> AsyncIterator[AsyncEngine]:
     """The runtime role's engine, as the app uses it."""
-    engine = create_engine(database.runtime_url, pool_size=5)
+    engine = create_engine(runtime_url, pool_size=5, statement_cache=session_pooler is None)
     yield engine
     await engine.dispose()
 
@@ -142,9 +169,15 @@ async def cache(services: Services) -> AsyncIterator[RedisCache]:
 
 
 @pytest.fixture(scope="session")
-def settings(database: Database, services: Services) -> Settings:
+def settings(
+    database: Database, services: Services, runtime_url: str, session_pooler: Pooler | None
+) -> Settings:
+    pooled = session_pooler is not None
     return Settings(
-        database_url=database.runtime_url,
+        database_url=runtime_url,
+        db_pooler="transaction" if pooled else "none",
+        # The outbox's LISTEN cannot go through a transaction-mode pooler.
+        database_listen_url=database.runtime_url if pooled else None,
         redis_url=services.redis_url,
         redis_cluster=services.redis_cluster,
         jwt_secret=JWT_SECRET,

