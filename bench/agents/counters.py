@@ -42,12 +42,16 @@ def _cache_reads(urls: list[str]) -> dict[str, float]:
     return found
 
 
-def _redis(url: str) -> tuple[float, int]:
+def _redis(url: str) -> tuple[dict[str, float], int]:
     client = redis.Redis.from_url(url)
     try:
         stats = client.info("commandstats")
-        commands = sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info",))
-        return float(commands), int(client.info("server")["process_id"])
+        commands = {
+            k.removeprefix("cmdstat_"): float(v["calls"])
+            for k, v in stats.items()
+            if k != "cmdstat_info"
+        }
+        return commands, int(client.info("server")["process_id"])
     finally:
         client.close()
 
@@ -99,7 +103,7 @@ def _cpu_s(pid: int, children: bool = False) -> float:
 @dataclass
 class Reading:
     cache: dict[str, float]
-    redis_commands: float
+    redis_commands: dict[str, float]
     pg_statements: float | None
     pg_transactions: float | None
     cpu_s: dict[str, list[float]] = field(default_factory=dict)
@@ -128,6 +132,12 @@ def difference(before: Reading, after: Reading, seconds: float, steps: int) -> d
     def per_step(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None or not steps else (b - a) / steps
 
+    commands = {
+        name: calls - before.redis_commands.get(name, 0.0)
+        for name, calls in after.redis_commands.items()
+    }
+    top = sorted(commands.items(), key=lambda item: -item[1])[:6]
+
     cpu = {
         kind: [
             100 * (end - start) / seconds
@@ -139,7 +149,10 @@ def difference(before: Reading, after: Reading, seconds: float, steps: int) -> d
         "cache_reads": {k: v for k, v in sorted(cache.items()) if v},
         "cache_hit_ratio": hits / reads if reads else None,
         "cache_read_errors": failed,
-        "redis_commands_per_step": per_step(before.redis_commands, after.redis_commands),
+        "redis_commands_per_step": per_step(0.0, sum(commands.values())),
+        "redis_top_commands_per_step": {
+            name: calls / steps for name, calls in top if steps and calls
+        },
         "postgres_statements_per_step": per_step(before.pg_statements, after.pg_statements),
         "postgres_transactions_per_step": per_step(before.pg_transactions, after.pg_transactions),
         "cpu_percent": cpu,

@@ -81,6 +81,9 @@ def _per_step(figures: dict[str, Any]) -> str:
     ):
         if figures.get(key) is not None:
             parts.append(f"{label} {figures[key]:.1f}")
+    top = figures.get("redis_top_commands_per_step") or {}
+    if top:
+        parts[-1] += " (" + ", ".join(f"{name} {n:.1f}" for name, n in top.items()) + ")"
     return ", ".join(parts) or "not measured (no owner URL)"
 
 
@@ -129,7 +132,9 @@ def markdown(run: dict[str, Any]) -> str:
             f" {'n/a (off)' if hit is None else f'{hit:.1%}'}"
             f"{_failed(figures)}. Per agent step:"
             f" {_per_step(figures)}. CPU, % of one core: {_cpu(figures['cpu_percent'])}."
-            f" Load generator: {_load(load, figures['load_saturated'])}.",
+            f" Load generator: {_load(load, figures['load_saturated'])}. Machine load average"
+            f" {figures['load_average'][0]:.1f} at the start, {figures['load_average'][1]:.1f} at"
+            f" the end.",
         ]
     lines += ["", f"- {run['comparison']['claim']['line']}.", ""]
     if run.get("scaling"):

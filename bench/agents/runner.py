@@ -7,6 +7,7 @@ from the dictionaries returned here.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -87,16 +88,21 @@ def _token(target: Target) -> str:
     return issue_token(target.secret, "authenticated", uuid.uuid4(), ttl_seconds=4 * 3600)
 
 
+TTY = sys.stderr.isatty()
+
+
 def _progress(label: str, done: float, total: float, steps: int) -> None:
+    """A bar redrawn in place on a terminal; elsewhere (a log), a line each time."""
+    end = "" if TTY else "\n"
     if done < 0:
-        print(f"\r{label:<14} starting the load processes", end="", file=sys.stderr, flush=True)
+        print(f"\r{label:<14} starting the load processes", end=end, file=sys.stderr, flush=True)
         return
     width = 30
     filled = min(width, int(width * done / total)) if total else width
     bar = "#" * filled + "." * (width - filled)
     print(
         f"\r{label:<14} [{bar}] {min(done, total):4.0f}/{total:.0f} s  {steps:,} steps",
-        end="",
+        end=end,
         file=sys.stderr,
         flush=True,
     )
@@ -118,17 +124,23 @@ def phase(
         start = time.time() + 3  # the load processes' imports
         load = LoadProcesses(spread, options.load_processes, start, options.duration)
         load.start()
-        before, began = read(stack, target), time.time()
+        before, began, load_average = read(stack, target), time.time(), os.getloadavg()[0]
+        shown = 0.0
         while load.alive():
-            _progress(label, time.time() - start, options.duration, load.steps.value)
+            if TTY or time.time() - shown >= 10:
+                _progress(label, time.time() - start, options.duration, load.steps.value)
+                shown = time.time()
             time.sleep(0.5)
         after, seconds = read(stack, target), time.time() - began
         results = load.results(timeout=120)
         _progress(label, options.duration, options.duration, load.steps.value)
-        print(file=sys.stderr)
+        if TTY:
+            print(file=sys.stderr)
+    system = difference(before, after, seconds, sum(r["tally"]["steps"] for r in results))
+    system["load_average"] = [load_average, os.getloadavg()[0]]
     return _figures(
         results,
-        difference(before, after, seconds, sum(r["tally"]["steps"] for r in results)),
+        system,
         options,
     )
 

@@ -95,6 +95,7 @@ def _phase(get_ms: float, repeat_ms: float) -> dict[str, Any]:
         "cpu_percent": {"api": [50.0]},
         "load_processes": [{"cpu_percent": 20.0, "loop_lag_p99_ms": 2.0}],
         "load_saturated": False,
+        "load_average": [1.0, 2.0],
         "requests_per_s_over_time": [1, 2],
     }
 
