@@ -10,6 +10,7 @@ Server-Sent Events, and the benchmarks import nothing from tests/.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
@@ -25,6 +26,7 @@ from bench.agents.stats import Sample, is_error
 
 REPEAT_SHARE = 0.3  # steps that start a task identical to an earlier one
 CANCEL_SHARE = 0.1  # steps that cancel their task once it started
+TASK_TIMEOUT_S = 60.0  # a stream with no ending by then is a lost ending (heartbeats keep it open)
 TERMINAL = frozenset({"task.succeeded", "task.failed", "task.cancelled"})
 ENDINGS = {"task.succeeded": "succeeded", "task.failed": "failed", "task.cancelled": "cancelled"}
 
@@ -195,7 +197,10 @@ class Agent:
         url = f"{self._ws}/tasks/{task_id}/events"
         began = time.perf_counter()
         try:
-            async with http.stream("GET", url, params={"ticket": ticket}) as response:
+            async with (
+                asyncio.timeout(TASK_TIMEOUT_S),
+                http.stream("GET", url, params={"ticket": ticket}) as response,
+            ):
                 self._record("task_events", began, response.status_code)
                 if response.status_code != 200:
                     return events
@@ -215,7 +220,7 @@ class Agent:
                         )
                     if kind in TERMINAL:
                         break
-        except httpx.HTTPError as error:
+        except (httpx.HTTPError, TimeoutError) as error:
             self._tally.problems.append(f"task {task_id}: stream broke: {error!r}"[:200])
         return events
 

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import shlex
+import signal
 import sys
 from dataclasses import asdict
 from typing import Any
@@ -26,6 +27,8 @@ def run(
     options: Options, *, scaling_table: bool = False, argv: list[str] | None = None
 ) -> dict[str, Any]:
     """Runs the benchmark, writes its files under options.out and returns every figure."""
+    # SIGTERM unwinds like Ctrl-C: the stack stops and the temporary database is dropped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     command = "keel bench" + "".join(f" {shlex.quote(a)}" for a in (argv or []))
     with target() as system:
         print(f"keel bench: services: {system.origin}; seeding", file=sys.stderr)

@@ -94,6 +94,11 @@ class LoadProcesses:
             self._results.qsize() < len(self._processes)
         )
 
+    def terminate(self) -> None:
+        for process in self._processes:
+            process.terminate()
+            process.join(10)
+
     def results(self, timeout: float) -> list[dict[str, Any]]:
         found = [self._results.get(timeout=timeout) for _ in self._processes]
         for process in self._processes:

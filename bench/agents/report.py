@@ -55,10 +55,20 @@ def _cpu(cpu: dict[str, list[float]]) -> str:
     )
 
 
-def _load(processes: list[dict[str, float]], saturated: bool) -> str:
+def _load(figures: dict[str, Any]) -> str:
+    """The load generator's CPU and event-loop lag, and what they say about the figures."""
+    processes = figures["load_processes"]
     cpu = ", ".join(f"{p['cpu_percent']:.0f} %" for p in processes)
     lag = ", ".join(f"{p['loop_lag_p99_ms']:.1f} ms" for p in processes)
-    verdict = "SATURATED (its latencies include its own delays)" if saturated else "not saturated"
+    if figures["load_saturated"]:
+        verdict = "SATURATED: a load process used most of a core, its latencies include its own"
+    elif figures.get("load_delayed"):
+        verdict = (
+            "not saturated (little CPU), but its event loop woke late: the machine is"
+            " oversubscribed, and every process, Keel's too, waited for a core"
+        )
+    else:
+        verdict = "not saturated"
     return f"CPU {cpu} of one core, event-loop lag p99 {lag}: {verdict}"
 
 
@@ -122,7 +132,6 @@ def markdown(run: dict[str, Any]) -> str:
     lines.append("")
     for label, figures in (("cache on", on), ("cache off", off)):
         hit = figures["cache_hit_ratio"]
-        load = figures["load_processes"]
         lines += [
             f"- **{label}**: {figures['steps']:,} agent steps ({figures['steps_per_s']:.1f}/s);"
             f" {figures['tasks']:,} tasks, {figures['cached_tasks']:,} answered by the AI-result"
@@ -132,7 +141,7 @@ def markdown(run: dict[str, Any]) -> str:
             f" {'n/a (off)' if hit is None else f'{hit:.1%}'}"
             f"{_failed(figures)}. Per agent step:"
             f" {_per_step(figures)}. CPU, % of one core: {_cpu(figures['cpu_percent'])}."
-            f" Load generator: {_load(load, figures['load_saturated'])}. Machine load average"
+            f" Load generator: {_load(figures)}. Machine load average"
             f" {figures['load_average'][0]:.1f} at the start, {figures['load_average'][1]:.1f} at"
             f" the end.",
         ]

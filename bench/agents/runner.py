@@ -20,7 +20,7 @@ from bench.agents.agent import AgentSpec
 from bench.agents.counters import difference, read
 from bench.agents.load import LoadProcesses
 from bench.agents.stats import is_error, requests_over_time, summarise
-from bench.agents.system import Stack, Target
+from bench.agents.system import LOGS, Stack, Target
 from entrypoints.http.auth import issue_token
 
 AGENTS_PER_WORKSPACE = 4
@@ -127,6 +127,12 @@ def phase(
         before, began, load_average = read(stack, target), time.time(), os.getloadavg()[0]
         shown = 0.0
         while load.alive():
+            if dead := stack.dead():
+                load.terminate()
+                raise SystemExit(
+                    f"keel bench: stopped, a process of the stack died: {'; '.join(dead)}."
+                    f" Logs: {LOGS}/keel-bench-*.log"
+                )
             if TTY or time.time() - shown >= 10:
                 _progress(label, time.time() - start, options.duration, load.steps.value)
                 shown = time.time()
@@ -162,10 +168,8 @@ def _figures(
         }
         for r in results
     ]
-    saturated = any(
-        p["cpu_percent"] > LOAD_SATURATED_CPU or p["loop_lag_p99_ms"] > LOAD_SATURATED_LAG_MS
-        for p in load
-    )
+    saturated = any(p["cpu_percent"] > LOAD_SATURATED_CPU for p in load)
+    delayed = any(p["loop_lag_p99_ms"] > LOAD_SATURATED_LAG_MS for p in load)
     return {
         "seconds": seconds,
         "operations": summarise(samples, seconds),
@@ -177,5 +181,6 @@ def _figures(
         "problems": [p for t in tallies for p in t["problems"]][:20],
         "load_processes": load,
         "load_saturated": saturated,
+        "load_delayed": delayed,
         **system,
     }

@@ -160,6 +160,15 @@ class Stack:
                     )
                 time.sleep(0.2)
 
+    def dead(self) -> list[str]:
+        """The processes that exited, each with its exit code and log."""
+        kinds = {pid: kind for kind, pids in self.pids.items() for pid in pids}
+        return [
+            f"keel {kinds[p.pid]} (pid {p.pid}) exited with {p.returncode}"
+            for p in self._processes
+            if p.poll() is not None
+        ]
+
     def __exit__(self, *_: object) -> None:
         for process in self._processes:
             stop(process)
