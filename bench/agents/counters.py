@@ -107,6 +107,7 @@ class Reading:
     pg_statements: float | None
     pg_transactions: float | None
     cpu_s: dict[str, list[float]] = field(default_factory=dict)
+    machine_busy_s: float = 0.0  # every core's non-idle time, every process's (others' too)
 
 
 def read(stack: Stack, target: Target) -> Reading:
@@ -119,7 +120,9 @@ def read(stack: Stack, target: Target) -> Reading:
     cpu["redis"] = [_cpu_s(redis_pid)]
     if postmaster:
         cpu["postgres"] = [_cpu_s(postmaster, children=True)]
-    return Reading(_cache_reads(stack.metrics), commands, statements, transactions, cpu)
+    times = psutil.cpu_times()
+    busy = sum(times) - times.idle - getattr(times, "iowait", 0.0)
+    return Reading(_cache_reads(stack.metrics), commands, statements, transactions, cpu, busy)
 
 
 def difference(before: Reading, after: Reading, seconds: float, steps: int) -> dict[str, Any]:
@@ -156,4 +159,5 @@ def difference(before: Reading, after: Reading, seconds: float, steps: int) -> d
         "postgres_statements_per_step": per_step(before.pg_statements, after.pg_statements),
         "postgres_transactions_per_step": per_step(before.pg_transactions, after.pg_transactions),
         "cpu_percent": cpu,
+        "machine_cpu_percent": 100 * (after.machine_busy_s - before.machine_busy_s) / seconds,
     }

@@ -140,7 +140,8 @@ def markdown(run: dict[str, Any]) -> str:
             f" {figures['errors_5xx']} answers 5xx. Cache hit ratio:"
             f" {'n/a (off)' if hit is None else f'{hit:.1%}'}"
             f"{_failed(figures)}. Per agent step:"
-            f" {_per_step(figures)}. CPU, % of one core: {_cpu(figures['cpu_percent'])}."
+            f" {_per_step(figures)}. CPU, % of one core: {_cpu(figures['cpu_percent'])}"
+            f" (the whole machine: {figures.get('machine_cpu_percent', float('nan')):.0f} % busy)."
             f" Load generator: {_load(figures)}. Machine load average"
             f" {figures['load_average'][0]:.1f} at the start, {figures['load_average'][1]:.1f} at"
             f" the end.",
@@ -154,7 +155,7 @@ def markdown(run: dict[str, Any]) -> str:
 def scaling_markdown(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| API processes + workers | steps/s | requests/s | task end-to-end p50 / p99 ms"
-        " | CPU % of one core: API, workers, Postgres, Redis, load | limit |",
+        " | CPU % of one core: API, workers, Postgres, Redis, load; the machine | limit |",
         "|---:|---:|---:|---:|---|---|",
     ]
     for row in rows:
@@ -163,7 +164,8 @@ def scaling_markdown(rows: list[dict[str, Any]]) -> list[str]:
             f"| {row['processes']} | {row['steps_per_s']:.1f} | {row['requests_per_s']:,.0f} |"
             f" {_ms(row['end_to_end_p50_ms'])} / {_ms(row['end_to_end_p99_ms'])} |"
             f" {cpu.get('api', 0):.0f}, {cpu.get('worker', 0):.0f}, {cpu.get('postgres', 0):.0f},"
-            f" {cpu.get('redis', 0):.0f}, {cpu.get('load', 0):.0f} | {row['limit']} |"
+            f" {cpu.get('redis', 0):.0f}, {cpu.get('load', 0):.0f};"
+            f" {row.get('machine_cpu_percent', float('nan')):.0f} | {row['limit']} |"
         )
     return [*lines, ""]
 

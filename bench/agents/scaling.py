@@ -16,13 +16,17 @@ PROCESSES = (1, 2, 4)
 BUSY = 85.0  # % of one core (a process) or of all of them (the machine)
 
 
-def limit(cpu: dict[str, list[float]], cores: int) -> str:
-    """Which CPU bounds the run: the machine's, one process's, or none (latency-bound)."""
+def limit(cpu: dict[str, list[float]], machine: float, cores: int) -> str:
+    """Which CPU bounds the run: the machine's (busy with this run or other work), one
+    process's, or none (latency-bound). `machine`: every core's busy time, in % of one."""
     totals = {kind: sum(values) for kind, values in cpu.items()}
     busiest = max(totals, key=lambda kind: totals[kind]) if totals else "none"
     everything = sum(totals.values())
-    if everything >= BUSY * cores:
-        return f"the machine's {cores} cores ({everything:.0f} % in all; most: {busiest})"
+    if max(machine, everything) >= BUSY * cores:
+        return (
+            f"the machine's {cores} cores: {machine:.0f} % of {100 * cores} % busy,"
+            f" {everything:.0f} % of it this run's (most: {busiest}), the rest other work"
+        )
     hot = [kind for kind, values in cpu.items() if any(v >= BUSY for v in values)]
     if hot:
         return f"one {hot[0]} process at a full core"
@@ -53,7 +57,8 @@ def scaling(target: Target, specs: list[AgentSpec], options: Options) -> list[di
                 "errors_5xx": figures["errors_5xx"],
                 "lost": figures["lost"],
                 "duplicated": figures["duplicated"],
-                "limit": limit(cpu, cores),
+                "machine_cpu_percent": figures["machine_cpu_percent"],
+                "limit": limit(cpu, figures["machine_cpu_percent"], cores),
             }
         )
     return rows

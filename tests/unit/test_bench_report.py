@@ -7,6 +7,7 @@ from typing import Any
 
 from bench.agents.agent import Event, check_events
 from bench.agents.report import compare, markdown
+from bench.agents.scaling import limit
 from bench.agents.stats import percentiles, requests_over_time, summarise
 
 
@@ -136,3 +137,12 @@ def test_the_markdown_report_carries_the_table_and_the_claim() -> None:
     )
     assert "**0 lost, 0 duplicated**" in text
     assert 'Seed claim "cached paths > 50 % faster": holds' in text
+
+
+def test_the_limit_is_the_machine_when_its_cores_are_busy_whoever_uses_them() -> None:
+    light = {"api": [30.0], "worker": [20.0]}
+    assert limit(light, machine=190.0, cores=2).startswith("the machine's 2 cores: 190 %")
+    assert limit({"api": [95.0], "worker": [10.0]}, machine=120.0, cores=2) == (
+        "one api process at a full core"
+    )
+    assert limit(light, machine=60.0, cores=2).startswith("no CPU")
