@@ -463,14 +463,24 @@ def _bench_command(commands: Any) -> None:
     bench.add_argument(
         "--duration", type=float, default=40, help="seconds of load per phase (default 40)"
     )
-    bench.add_argument("--api-processes", type=int, default=2, help="`keel api` processes")
-    bench.add_argument("--workers", type=int, default=2, help="`keel worker` processes")
-    bench.add_argument("--load-processes", type=int, default=2, help="processes running agents")
     bench.add_argument(
-        "--token-delay-ms", type=int, default=20, help="the simulated model's pause per token"
+        "--api-processes", type=int, default=2, help="`keel api` processes (default 2)"
+    )
+    bench.add_argument("--workers", type=int, default=2, help="`keel worker` processes (default 2)")
+    bench.add_argument(
+        "--load-processes", type=int, default=2, help="processes running agents (default 2)"
     )
     bench.add_argument(
-        "--out", type=Path, default=Path("bench-results"), help="where the report goes"
+        "--token-delay-ms",
+        type=int,
+        default=20,
+        help="the simulated model's pause per token (default 20)",
+    )
+    bench.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench-results"),
+        help="where the report goes (default bench-results)",
     )
     bench.add_argument(
         "--scaling",

@@ -134,13 +134,17 @@ class Agent:
         self._record(operation, began, response.status_code)
         return None if is_error(response.status_code) else response
 
-    async def run(self, deadline: float, on_step: Callable[[], None]) -> None:
+    def client(self) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {self._spec.token}"}
-        async with httpx.AsyncClient(base_url=self._spec.base, headers=headers, timeout=60) as http:
-            while time.time() < deadline:
-                await self.step(http)
-                self._tally.steps += 1
-                on_step()
+        return httpx.AsyncClient(base_url=self._spec.base, headers=headers, timeout=60)
+
+    async def run(
+        self, http: httpx.AsyncClient, deadline: float, on_step: Callable[[], None]
+    ) -> None:
+        while time.time() < deadline:
+            await self.step(http)
+            self._tally.steps += 1
+            on_step()
 
     async def step(self, http: httpx.AsyncClient) -> None:
         listing = await self._call(http, "foundation_list", "GET", f"{self._ws}/foundation")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import time
+from contextlib import AsyncExitStack
 from dataclasses import asdict
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
@@ -30,7 +31,6 @@ async def _lag(deadline: float, lags: list[float]) -> None:
 async def _run(
     specs: list[AgentSpec], start: float, seconds: float, steps: Synchronized[int]
 ) -> dict[str, Any]:
-    await asyncio.sleep(max(0.0, start - time.time()))
     deadline = start + seconds
     tally, lags = Tally(), list[float]()
 
@@ -38,10 +38,17 @@ async def _run(
         with steps.get_lock():
             steps.value += 1
 
-    cpu, wall = time.process_time(), time.perf_counter()
-    agents = [Agent(spec, tally, start).run(deadline, on_step) for spec in specs]
-    await asyncio.gather(_lag(deadline, lags), *agents)
-    wall = time.perf_counter() - wall
+    agents = [Agent(spec, tally, start) for spec in specs]
+    async with AsyncExitStack() as clients:
+        # Each client builds its TLS context, which blocks the loop: before the start.
+        https = [await clients.enter_async_context(agent.client()) for agent in agents]
+        await asyncio.sleep(max(0.0, start - time.time()))
+        cpu, wall = time.process_time(), time.perf_counter()
+        runs = [
+            agent.run(http, deadline, on_step) for agent, http in zip(agents, https, strict=True)
+        ]
+        await asyncio.gather(_lag(deadline, lags), *runs)
+        wall = time.perf_counter() - wall
     return {
         "tally": asdict(tally),
         "cpu_s": time.process_time() - cpu,
