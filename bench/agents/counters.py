@@ -12,6 +12,7 @@ is the cost of one step.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,6 +109,7 @@ class Reading:
     pg_transactions: float | None
     cpu_s: dict[str, list[float]] = field(default_factory=dict)
     machine_busy_s: float = 0.0  # every core's non-idle time, every process's (others' too)
+    at: float = 0.0  # when the CPU times were read (monotonic)
 
 
 def read(stack: Stack, target: Target) -> Reading:
@@ -116,16 +118,18 @@ def read(stack: Stack, target: Target) -> Reading:
     postmaster = None
     if target.owner_url:
         statements, transactions, postmaster = asyncio.run(_postgres(target.owner_url))
+    at = time.monotonic()
     cpu = {kind: [_cpu_s(pid) for pid in pids] for kind, pids in stack.pids.items()}
     cpu["redis"] = [_cpu_s(redis_pid)]
     if postmaster:
         cpu["postgres"] = [_cpu_s(postmaster, children=True)]
-    times = psutil.cpu_times()
-    busy = sum(times) - times.idle - getattr(times, "iowait", 0.0)
-    return Reading(_cache_reads(stack.metrics), commands, statements, transactions, cpu, busy)
+    times = psutil.cpu_times()._asdict()  # guest time is inside user time: not added twice
+    busy = sum(times.get(k, 0.0) for k in ("user", "nice", "system", "irq", "softirq", "steal"))
+    cache = _cache_reads(stack.metrics)
+    return Reading(cache, commands, statements, transactions, cpu, busy, at)
 
 
-def difference(before: Reading, after: Reading, seconds: float, steps: int) -> dict[str, Any]:
+def difference(before: Reading, after: Reading, steps: int) -> dict[str, Any]:
     """The phase's cache reads, round trips per step and CPU (% of one core) per process kind."""
     cache = {k: after.cache.get(k, 0.0) - before.cache.get(k, 0.0) for k in after.cache}
     hits = sum(v for k, v in cache.items() if k.endswith("/hit"))
@@ -141,6 +145,7 @@ def difference(before: Reading, after: Reading, seconds: float, steps: int) -> d
     }
     top = sorted(commands.items(), key=lambda item: -item[1])[:6]
 
+    seconds = after.at - before.at
     cpu = {
         kind: [
             100 * (end - start) / seconds

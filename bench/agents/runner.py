@@ -124,7 +124,7 @@ def phase(
         start = time.time() + 3  # the load processes' imports
         load = LoadProcesses(spread, options.load_processes, start, options.duration)
         load.start()
-        before, began, load_average = read(stack, target), time.time(), os.getloadavg()[0]
+        before, load_average = read(stack, target), os.getloadavg()[0]
         shown = 0.0
         while load.alive():
             if dead := stack.dead():
@@ -137,12 +137,12 @@ def phase(
                 _progress(label, time.time() - start, options.duration, load.steps.value)
                 shown = time.time()
             time.sleep(0.5)
-        after, seconds = read(stack, target), time.time() - began
+        after = read(stack, target)
         results = load.results(timeout=120)
         _progress(label, options.duration, options.duration, load.steps.value)
         if TTY:
             print(file=sys.stderr)
-    system = difference(before, after, seconds, sum(r["tally"]["steps"] for r in results))
+    system = difference(before, after, sum(r["tally"]["steps"] for r in results))
     system["load_average"] = [load_average, os.getloadavg()[0]]
     return _figures(
         results,
