@@ -4,6 +4,8 @@
     python3 tasks.py test    create .venv, install Keel with its dev tools, run
                              ruff, mypy, the import-layer contract and pytest
                              (extra arguments go to pytest)
+    python3 tasks.py bench   create .venv with the dev tools, run `keel bench`
+                             (extra arguments go to it; docs/bench.md)
 
 The virtual environment is rebuilt only when pyproject.toml changes.
 """
@@ -67,11 +69,18 @@ def test(pytest_args: list[str]) -> None:
     _run(BIN / "pytest", *pytest_args)
 
 
+def bench(bench_args: list[str]) -> None:
+    _ensure_venv("[dev]")  # the plot's matplotlib is a dev tool
+    os.execv(BIN / "keel", [str(BIN / "keel"), "bench", *bench_args])
+
+
 if __name__ == "__main__":
     command, rest = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
     if command == "dev":
         dev()
     elif command == "test":
         test(rest)
+    elif command == "bench":
+        bench(rest)
     else:
         sys.exit(__doc__)

@@ -7,6 +7,7 @@ keel token --sub UUID             a signed development token
 keel db ACTION                    migrations and roles (`keel db --help` lists them)
 keel doctor [--json] [--api URL]  read-only checks of Postgres, Redis (and a running API)
 keel dead-letters list|show|replay  the queue's dead letters (replay: as a dashboard's retry)
+keel bench [--agents K] [--duration S]  concurrent AI agents against a stack it starts (a report)
 keel COMMAND --help               a command's options and the variables it reads
 """
 
@@ -18,6 +19,7 @@ import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from entrypoints import dead_letters_cli
@@ -118,6 +120,28 @@ def _doctor(settings: Settings, args: argparse.Namespace) -> int:
     from entrypoints.doctor import doctor
 
     return doctor(settings, json=args.json, api=args.api)
+
+
+def _bench(_settings: Settings, args: argparse.Namespace) -> int:
+    # bench/ is imported only here: `keel api` and `keel worker` never load it.
+    from bench.agents import plot
+    from bench.agents.command import exit_status, run
+    from bench.agents.runner import Options
+
+    if not plot.available():
+        print(f"keel bench: {plot.INSTALL}", file=sys.stderr)
+        return 2
+    options = Options(
+        agents=args.agents,
+        duration=args.duration,
+        api_processes=args.api_processes,
+        workers=args.workers,
+        load_processes=args.load_processes,
+        token_delay_ms=args.token_delay_ms,
+        out=args.out,
+    )
+    argv = [a for a in sys.argv[1:] if a != "bench"]
+    return exit_status(run(options, scaling_table=args.scaling, argv=argv))
 
 
 def _migration_url(settings: Settings) -> str:
@@ -315,6 +339,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "token": ("jwt_secret", "jwt_audience", "data_dir"),
     "db": ("migration_database_url",),
     "doctor": ("database_url", "migration_database_url", "redis_url"),
+    "bench": ("database_url", "migration_database_url", "redis_url", "jwt_secret"),
 }
 _DB_ACTIONS = {
     "upgrade": "apply migrations up to REVISION (default: head)",
@@ -417,8 +442,51 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 "--worker", action="store_true", help="for workers: also in keel_dispatcher"
             )
+    _bench_command(commands)
     dead_letters_cli.register(commands)
     return parser
+
+
+def _bench_command(commands: Any) -> None:
+    bench = _command(
+        commands,
+        "bench",
+        "load-test concurrent AI agents (a report)",
+        "Start Postgres and Redis (embedded, or the configured URLs), API processes and"
+        " workers; seed workspaces; run simulated agents from separate load processes with"
+        " the cache on, then off; write report.md, report.json and plot.png under --out."
+        " With the URLs set, the database must be migrated and KEEL_JWT_SECRET be its"
+        " API's secret; KEEL_MIGRATION_DATABASE_URL adds Postgres statement counts.",
+        _bench,
+    )
+    bench.add_argument("--agents", type=int, default=16, help="simulated agents (default 16)")
+    bench.add_argument(
+        "--duration", type=float, default=40, help="seconds of load per phase (default 40)"
+    )
+    bench.add_argument(
+        "--api-processes", type=int, default=2, help="`keel api` processes (default 2)"
+    )
+    bench.add_argument("--workers", type=int, default=2, help="`keel worker` processes (default 2)")
+    bench.add_argument(
+        "--load-processes", type=int, default=2, help="processes running agents (default 2)"
+    )
+    bench.add_argument(
+        "--token-delay-ms",
+        type=int,
+        default=20,
+        help="the simulated model's pause per token (default 20)",
+    )
+    bench.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench-results"),
+        help="where the report goes (default bench-results)",
+    )
+    bench.add_argument(
+        "--scaling",
+        action="store_true",
+        help="instead: the same load on 1, 2 and 4 API processes and workers (a table)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

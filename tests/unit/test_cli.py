@@ -72,6 +72,7 @@ def test_the_configured_secret_wins_over_the_kept_one(
         (["db", "downgrade"], ["revision"]),
         (["db", "check"], []),
         (["db", "login-role"], ["name", "--password-env", "--worker"]),
+        (["bench"], ["--agents", "--duration", "--api-processes", "--workers", "--out"]),
     ],
 )
 def test_every_command_explains_its_options_and_variables(
