@@ -4,6 +4,8 @@
     python3 tasks.py test    create .venv, install Keel with its dev tools, run
                              ruff, mypy, the import-layer contract and pytest
                              (extra arguments go to pytest)
+    python3 tasks.py audit   the same environment, then `keel audit` (the red-team
+                             audit; extra arguments go to it)
 
 The virtual environment is rebuilt only when pyproject.toml changes.
 """
@@ -67,11 +69,18 @@ def test(pytest_args: list[str]) -> None:
     _run(BIN / "pytest", *pytest_args)
 
 
+def audit(arguments: list[str]) -> None:
+    _ensure_venv("[dev]")
+    os.execv(BIN / "keel", [str(BIN / "keel"), "audit", *arguments])
+
+
 if __name__ == "__main__":
     command, rest = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
     if command == "dev":
         dev()
     elif command == "test":
         test(rest)
+    elif command == "audit":
+        audit(rest)
     else:
         sys.exit(__doc__)

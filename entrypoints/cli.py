@@ -7,6 +7,7 @@ keel token --sub UUID             a signed development token
 keel db ACTION                    migrations and roles (`keel db --help` lists them)
 keel doctor [--json] [--api URL]  read-only checks of Postgres, Redis (and a running API)
 keel dead-letters list|show|replay  the queue's dead letters (replay: as a dashboard's retry)
+keel audit [--url URL] [--write SECURITY.md]  the red-team audit: one line per attack class
 keel COMMAND --help               a command's options and the variables it reads
 """
 
@@ -18,6 +19,7 @@ import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from entrypoints import dead_letters_cli
@@ -45,6 +47,19 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     print(issue_token(secret, settings.jwt_audience, args.sub, args.email, args.ttl))
     return 0
+
+
+def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    from entrypoints.audit import audit
+    from entrypoints.devstack.stack import existing_dev_secret
+
+    return audit(
+        url=args.url,
+        secret=settings.jwt_secret or existing_dev_secret(settings.data_path),
+        audience=settings.jwt_audience,
+        write=args.write,
+        pytest_args=args.pytest_args,
+    )
 
 
 def _dev(settings: Settings, _args: argparse.Namespace) -> int:
@@ -315,6 +330,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "token": ("jwt_secret", "jwt_audience", "data_dir"),
     "db": ("migration_database_url",),
     "doctor": ("database_url", "migration_database_url", "redis_url"),
+    "audit": ("jwt_secret", "jwt_audience", "data_dir"),
 }
 _DB_ACTIONS = {
     "upgrade": "apply migrations up to REVISION (default: head)",
@@ -397,6 +413,21 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument(
         "--api", metavar="URL", help="also check a running API (readiness, 401, OpenAPI, metrics)"
     )
+    audit = _command(
+        commands,
+        "audit",
+        "run the red-team audit",
+        "Run every attack of tests/security (pytest, from a clone of Keel; the tests'"
+        " services as `pytest` finds them) and the black-box attacks against --url or a"
+        " server it starts; one line per attack class: tried, held, failed. Exits 1 on any"
+        " failure. KEEL_JWT_SECRET (or `keel dev`'s) signs the black box's tokens for --url.",
+        _audit,
+    )
+    audit.add_argument("--url", help="attack this running API (default: one the suite starts)")
+    audit.add_argument(
+        "--write", type=Path, metavar="FILE", help="replace the audit table in FILE (SECURITY.md)"
+    )
+    audit.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
     db = commands.add_parser(
         "db",
         help="migrations and database roles",
