@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -65,16 +66,19 @@ def audit(
             "no:cacheprovider",
             "-p",
             "tests.security.audit_plugin",
+            # A test that hangs shows where, every 5 minutes.
+            "-o",
+            "faulthandler_timeout=300",
             f"--audit-report={report_path}",
             "-m",
             "",
             str(SUITE.relative_to(ROOT)),
             *pytest_args,
         ]
-        print(f"keel audit: {' '.join(command[1:])}", flush=True)
+        print(f"keel audit: {shlex.join(command[1:])}", flush=True)
         ran = subprocess.run(command, cwd=ROOT, env=environment, check=False)
         if not report_path.exists():
-            print(f"keel audit: pytest ended ({ran.returncode}) before any attack ran")
+            print(f"keel audit: pytest ended ({ran.returncode}) without a report")
             return ran.returncode or 1
         report = json.loads(report_path.read_text(encoding="utf-8"))
     print()

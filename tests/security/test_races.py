@@ -1,6 +1,8 @@
 """Races an attacker can start: the same request at once, or one request
-against another, across two API processes (two apps on one Postgres and
-one Redis, each with its own memory).
+against another, across two API processes (two servers on one Postgres and
+one Redis, each with its own app and memory, in the test's event loop: the
+in-process test client blocks the loop for each request, so requests sent
+with it never overlap, and a worker in the loop would stall behind them).
 
 - A member removed on one process is refused on the very next request on
   the other, the cached fast path included (their reads were warm there).
@@ -21,26 +23,39 @@ from typing import Any
 
 import httpx
 import pytest
-from litestar.testing import AsyncTestClient
 
 from adapters.redis.client import RedisClient
 from adapters.redis.events.wire import read_after, stream_key
 from domain.events import StreamRef
-from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
 from tests.conftest import People
 from tests.integration.test_tasks import _worker_settings, running_worker, wait_until
+from tests.live import live
 
 DOCUMENT = {"kind": "brand", "title": "Voice", "content": {"tone": "warm"}, "tags": []}
 TASK = {"kind": "summarize", "input": {"text": "one two three four five six seven eight"}}
 FINAL = {"succeeded", "cancelled", "failed"}
 
 
+@pytest.fixture(scope="module")
+async def servers(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    async with live(settings) as one, live(settings) as two:
+        yield one, two
+
+
 @pytest.fixture
-async def other(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """A second API process."""
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
+def client(servers: tuple[httpx.AsyncClient, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return servers[0]
+
+
+@pytest.fixture
+def other(servers: tuple[httpx.AsyncClient, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return servers[1]
+
+
+@pytest.fixture
+def people(client: httpx.AsyncClient) -> People:
+    return People(client)
 
 
 async def test_a_removed_member_is_refused_next_on_every_process_and_the_fast_path(
