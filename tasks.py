@@ -6,6 +6,8 @@
                              (extra arguments go to pytest)
     python3 tasks.py bench   create .venv with the dev tools, run `keel bench`
                              (extra arguments go to it; docs/bench.md)
+    python3 tasks.py audit   the same environment, then `keel audit` (the red-team
+                             audit; extra arguments go to it)
 
 The virtual environment is rebuilt only when pyproject.toml changes.
 """
@@ -74,6 +76,11 @@ def bench(bench_args: list[str]) -> None:
     os.execv(BIN / "keel", [str(BIN / "keel"), "bench", *bench_args])
 
 
+def audit(arguments: list[str]) -> None:
+    _ensure_venv("[dev]")
+    os.execv(BIN / "keel", [str(BIN / "keel"), "audit", *arguments])
+
+
 if __name__ == "__main__":
     command, rest = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
     if command == "dev":
@@ -82,5 +89,7 @@ if __name__ == "__main__":
         test(rest)
     elif command == "bench":
         bench(rest)
+    elif command == "audit":
+        audit(rest)
     else:
         sys.exit(__doc__)

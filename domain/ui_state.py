@@ -22,6 +22,7 @@ from typing import NoReturn
 from uuid import UUID
 
 from domain.errors import InvalidFieldsError, InvalidInputError
+from domain.json_keys import duplicate_keys
 from domain.json_values import inspect
 
 KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -91,7 +92,7 @@ def _not_a_constant(name: str) -> NoReturn:
 
 def check_value(value: bytes) -> bytes:
     """One JSON document in UTF-8 (NaN and Infinity are not JSON), at most 64 KiB,
-    within Keel's JSON (domain/json_values.py)."""
+    within Keel's JSON (domain/json_values.py), no key twice in an object."""
     if len(value) > MAX_VALUE_BYTES:
         raise InvalidInputError(
             f"the value is {len(value)} bytes; at most {MAX_VALUE_BYTES} are allowed"
@@ -102,6 +103,6 @@ def check_value(value: bytes) -> bytes:
         raise InvalidInputError("the body must be one JSON value in UTF-8") from None
     except RecursionError:
         raise InvalidInputError("the JSON value is nested too deeply") from None
-    if problems := inspect(parsed).problems:
+    if problems := inspect(parsed).problems or duplicate_keys(value):
         raise InvalidFieldsError(problems)
     return value

@@ -8,6 +8,7 @@ keel db ACTION                    migrations and roles (`keel db --help` lists t
 keel doctor [--json] [--api URL]  read-only checks of Postgres, Redis (and a running API)
 keel dead-letters list|show|replay  the queue's dead letters (replay: as a dashboard's retry)
 keel bench [--agents K] [--duration S]  concurrent AI agents against a stack it starts (a report)
+keel audit [--url URL] [--write SECURITY.md]  the red-team audit: one line per attack class
 keel COMMAND --help               a command's options and the variables it reads
 """
 
@@ -47,6 +48,19 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     print(issue_token(secret, settings.jwt_audience, args.sub, args.email, args.ttl))
     return 0
+
+
+def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    from entrypoints.audit import audit
+    from entrypoints.devstack.stack import existing_dev_secret
+
+    return audit(
+        url=args.url,
+        secret=settings.jwt_secret or existing_dev_secret(settings.data_path),
+        audience=settings.jwt_audience,
+        write=args.write,
+        pytest_args=args.pytest_args,
+    )
 
 
 def _dev(settings: Settings, _args: argparse.Namespace) -> int:
@@ -340,6 +354,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "db": ("migration_database_url",),
     "doctor": ("database_url", "migration_database_url", "redis_url"),
     "bench": ("database_url", "migration_database_url", "redis_url", "jwt_secret"),
+    "audit": ("jwt_secret", "jwt_audience", "data_dir"),
 }
 _DB_ACTIONS = {
     "upgrade": "apply migrations up to REVISION (default: head)",
@@ -422,6 +437,21 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument(
         "--api", metavar="URL", help="also check a running API (readiness, 401, OpenAPI, metrics)"
     )
+    audit = _command(
+        commands,
+        "audit",
+        "run the red-team audit",
+        "Run every attack of tests/security (pytest, from a clone of Keel; the tests'"
+        " services as `pytest` finds them) and the black-box attacks against --url or a"
+        " server it starts; one line per attack class: tried, held, failed. Exits 1 on any"
+        " failure. KEEL_JWT_SECRET (or `keel dev`'s) signs the black box's tokens for --url.",
+        _audit,
+    )
+    audit.add_argument("--url", help="attack this running API (default: one the suite starts)")
+    audit.add_argument(
+        "--write", type=Path, metavar="FILE", help="replace the audit table in FILE (SECURITY.md)"
+    )
+    audit.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
     db = commands.add_parser(
         "db",
         help="migrations and database roles",

@@ -44,6 +44,7 @@ from entrypoints.http.observability import (
     request_context,
 )
 from entrypoints.http.openapi import SECURITY, openapi_config, swagger_assets
+from entrypoints.http.security_headers import with_security_headers
 from entrypoints.http.tasks import TaskController
 from entrypoints.http.tokens import TokenVerifier
 from entrypoints.http.ui_state import UIStateController
@@ -225,7 +226,10 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> L
     # Outside Litestar's own layers, so that every answer, a refusal by a
     # middleware or an unknown route included, has a request id and a log line.
     hot_reads = HotDocumentReads(
-        request_context(app.asgi_handler), verifier, METRICS, cross_origin=cors_config is not None
+        with_security_headers(request_context(app.asgi_handler)),
+        verifier,
+        METRICS,
+        cross_origin=cors_config is not None,
     )
     served = hot_reads if settings.hot_reads else hot_reads.full_path
     app.asgi_handler = traced(served) if settings.tracing else served

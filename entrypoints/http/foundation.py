@@ -22,6 +22,7 @@ from application.pagination import DEFAULT_LIMIT
 from domain.entities import FoundationChanges, FoundationDocument, FoundationFilter
 from domain.errors import InvalidFieldsError, InvalidInputError, PreconditionFailedError
 from domain.foundation import MAX_VERSION, check_filter_text
+from domain.json_keys import duplicate_keys
 from domain.json_values import FieldProblem, inspect
 from entrypoints.http.controllers import Cursor, Limit
 from entrypoints.http.inputs import TOO_DEEP
@@ -73,7 +74,7 @@ def _contains(raw: str | None) -> dict[str, Any] | None:
         raise InvalidInputError('contains must be a JSON object, e.g. {"tone": "warm"}') from None
     problems = [
         FieldProblem("contains", f"{found.key or '/'}: {found.message}", "query")
-        for found in inspect(where).problems
+        for found in inspect(where).problems or duplicate_keys(raw)
     ]
     if problems:
         raise InvalidFieldsError(problems)

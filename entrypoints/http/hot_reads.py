@@ -52,6 +52,7 @@ from entrypoints.http.observability import (
     request_id_of,
 )
 from entrypoints.http.schemas import DocumentOut
+from entrypoints.http.security_headers import NO_CONTENT, NOSNIFF
 from entrypoints.http.tokens import TokenVerifier, credentials
 
 logger = logging.getLogger("keel.http")
@@ -115,6 +116,8 @@ class HotDocumentReads:
                     (b"content-length", str(len(body)).encode()),
                     (b"etag", tag),
                     (HEADER, request_id.encode()),
+                    NOSNIFF,
+                    NO_CONTENT,
                 ],
             }
             await send(start)

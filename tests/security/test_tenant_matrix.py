@@ -1,6 +1,6 @@
 """Every workspace-scoped route and method, tried by every kind of caller:
 outsiders (members of another workspace) get 404, roles below the route's
-minimum get 403, the minimum role succeeds. A new route that is not in the
+minimum get 403, the minimum role and every role above it succeed. A new route that is not in the
 matrix fails the coverage test, so none can be forgotten."""
 
 from __future__ import annotations
@@ -188,6 +188,33 @@ async def test_route_answers_by_role(
 
     allowed = await client.request(**request, headers=cast.by_role[route.minimum].headers)
     assert 200 <= allowed.status_code < 300, allowed.text
+
+
+ABOVE = [(route, role) for route in MATRIX for role in ROLES[ROLES.index(route.minimum) + 1 :]]
+
+
+@pytest.fixture(scope="module")
+async def reading_cast(client: httpx.AsyncClient, owner_engine: AsyncEngine) -> Cast:
+    """One cast for every GET: reads change nothing."""
+    return await _cast(People(client), owner_engine)
+
+
+@pytest.mark.parametrize(
+    ("route", "role"), ABOVE, ids=[f"{r.method} {r.path} as {role}" for r, role in ABOVE]
+)
+async def test_every_role_above_the_minimum_is_allowed_too(
+    client: httpx.AsyncClient,
+    people: People,
+    owner_engine: AsyncEngine,
+    reading_cast: Cast,
+    route: Route,
+    role: str,
+) -> None:
+    """The role order of API.md holds on every route: what a role may do, every
+    higher role may do too."""
+    cast = reading_cast if route.method == "GET" else await _cast(people, owner_engine)
+    allowed = await client.request(**_request(route, cast), headers=cast.by_role[role].headers)
+    assert 200 <= allowed.status_code < 300, (role, allowed.text)
 
 
 async def test_a_member_of_a_cannot_reach_b_through_a_members_path(
