@@ -44,10 +44,10 @@ from redis.exceptions import RedisError, ResponseError
 
 from adapters.machinery.pipelining import BatchedCommands
 from adapters.redis.cache_outages import ERRORS, CacheOutages
-from adapters.redis.cache_retries import RetriedInvalidations
+from adapters.redis.cache_retries import RetriedInvalidations, new_generations
 from adapters.redis.cache_scripts import OVER_BUDGET, READ_OR_LOCK, SET_IF_CURRENT, UNLOCK
 from adapters.redis.cache_values import CacheKeys, Envelopes, envelope
-from adapters.redis.client import RedisClient, is_full, note_full
+from adapters.redis.client import RedisClient
 from domain.cache import CacheKey, Hit
 
 T = TypeVar("T")
@@ -89,6 +89,9 @@ class RedisCache:
         self.outages = CacheOutages()
         self.retries = RetriedInvalidations(self._write_generations)
         self._lock_tokens, self._lock_count = uuid4().hex, itertools.count()
+
+    async def _write_generations(self, keys: list[str]) -> None:
+        await new_generations(self._batch, keys, self.GENERATION_TTL_MS)
 
     def _keys(self, key: CacheKey) -> CacheKeys:
         return CacheKeys.of(self._prefix, key)
@@ -149,20 +152,6 @@ class RedisCache:
                 "cache invalidation failed for %s %s: %r; retrying", workspace_id, namespaces, error
             )
             self.retries.add(generations)
-
-    async def _write_generations(self, generations: list[str]) -> None:
-        """New generation tokens for `generations`; a full Redis deletes them instead
-        (it still deletes). Raises RedisError or OSError when neither was taken."""
-        sets = (("SET", key, uuid4().hex, "PX", self.GENERATION_TTL_MS) for key in generations)
-        try:
-            for answer in await self._batch.group(*sets):
-                if isinstance(answer, Exception):
-                    raise answer
-        except (RedisError, OSError) as error:
-            if not is_full(error):
-                raise
-            note_full("the cache")
-            await self._batch.call("DEL", *generations)
 
     async def _fetch(
         self,

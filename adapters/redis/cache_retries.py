@@ -19,9 +19,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from uuid import uuid4
 
 from prometheus_client import Counter
 from redis.exceptions import RedisError
+
+from adapters.machinery.pipelining import BatchedCommands
+from adapters.redis.client import is_full, note_full
 
 logger = logging.getLogger("keel.cache")
 
@@ -30,6 +34,22 @@ RETRIED = Counter(
     "Failed cache invalidations, by how their retry ended",
     ["result"],
 )
+
+
+async def new_generations(batch: BatchedCommands, keys: list[str], ttl_ms: int) -> None:
+    """New generation tokens for `keys`: what was cached under the old ones is
+    unreachable. A full Redis deletes them instead (it still deletes). Raises
+    RedisError or OSError when neither was taken."""
+    sets = (("SET", key, uuid4().hex, "PX", ttl_ms) for key in keys)
+    try:
+        for answer in await batch.group(*sets):
+            if isinstance(answer, Exception):
+                raise answer
+    except (RedisError, OSError) as error:
+        if not is_full(error):
+            raise
+        note_full("the cache")
+        await batch.call("DEL", *keys)
 
 
 class RetriedInvalidations:

@@ -12,9 +12,8 @@ On Redis Cluster the wake-ups are sharded pub/sub (SSUBSCRIBE; the publish
 script SPUBLISHes): a wake channel lives on its workspace's shard, redis-py's
 ClusterPubSub holds one connection per shard and moves a channel to the new
 master after a failover, and a dead shard stops only its own wake-ups (the
-sweep reads those streams meanwhile), not every stream of the process. When
-every shard the hub listens on is lost, the hub re-reads the cluster's slot
-map before it subscribes again (the dead master's replica may own them now). It
+sweep reads those streams meanwhile), not every stream of the process; when
+it loses them all, it reads the slot map again before it re-subscribes. It
 reads one shard at a time, so the hub polls in short slices (SHARD_POLL_S):
 a wake-up waits at most about that long.
 """
@@ -260,11 +259,8 @@ class EventHub:
             pause = min(pause * 2, 2.0)
 
     async def _refresh_topology(self) -> None:
-        """On a cluster, ask it again which node is each slot's master.
-
-        The listener client runs no commands, so nothing else refreshes its
-        slot map: after a master dies, SSUBSCRIBE would keep going to the dead
-        node's address until a replica's promotion is read here."""
+        """On a cluster, read each slot's master again: the listener runs no
+        commands, so nothing else would see a replica promoted after a master died."""
         if isinstance(self._listener, RedisCluster):
             with contextlib.suppress(RedisError, OSError):
                 await self._listener.nodes_manager.initialize()
