@@ -65,7 +65,12 @@ class TokenOrTicketMiddleware(AbstractAuthenticationMiddleware):
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
         values = connection.headers.getall("authorization", [])
-        ticket = connection.query_params.get("ticket")
+        given = connection.query_params.getall("ticket", [])
+        if len(given) > 1:  # refused before either is spent (the 400 comes later)
+            raise NotAuthorizedException(
+                "give one stream ticket", headers={"WWW-Authenticate": "Bearer"}
+            )
+        ticket = given[0] if given else None
         if ticket is not None and not values and STREAM_PATHS.fullmatch(connection.scope["path"]):
             tickets = await connection.state.dishka_container.get(StreamTickets)
             grant = await tickets.redeem(ticket)

@@ -167,3 +167,14 @@ async def _until_closed(response: httpx.Response) -> list[str]:
     async for message in messages(response):
         comments += message.comments
     return comments
+
+
+async def test_two_tickets_in_one_url_spend_neither(settings: Settings, people: People) -> None:
+    alice = await people.new()
+    workspace = await people.workspace(alice)
+    url = f"/v1/workspaces/{workspace}/events"
+    async with live(settings) as http:
+        first, second = [(await _ticket(http, alice, workspace)).json()["ticket"] for _ in "ab"]
+        assert await stream_status(http, f"{url}?ticket={first}&ticket={second}") == 401
+        assert await stream_status(http, f"{url}?ticket={first}") == 200, "the first is unspent"
+        assert await stream_status(http, f"{url}?ticket={second}") == 200, "and the second"
