@@ -5,8 +5,10 @@ cannot know, each handler declares with the helpers here: the problem
 documents (RFC 9457) it answers with, the media type of a body that is not
 JSON (event streams, Prometheus text), and response headers. The UI's
 assets come from the `swagger-ui-py` package (Swagger UI 5, which reads
-OpenAPI 3.1), served from /schema/assets: the page works offline and its
-Content-Security-Policy can stay `'self'`.
+OpenAPI 3.1), served from /schema/assets: the page works offline and loads
+nothing from another origin. It carries no Content-Security-Policy of its own
+yet (Litestar renders the spec into an inline script; SECURITY.md's known
+limits).
 """
 
 from __future__ import annotations
