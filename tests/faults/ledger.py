@@ -39,6 +39,17 @@ _OUTCOMES = sa.text(
     """
 )
 
+# A workspace and its owner's membership are one transaction: never one alone.
+_OWNERLESS = sa.text(
+    """
+    select count(*) from workspaces w
+     where w.created_by = any(cast(:users as uuid[]))
+       and not exists (select 1 from memberships m
+                        where m.workspace_id = w.id and m.user_id = w.created_by
+                          and m.role = 'owner')
+    """
+)
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -68,8 +79,24 @@ async def outcomes(owner_engine: AsyncEngine, ids: list[str]) -> list[Outcome]:
     return [Outcome(**row._asdict()) for row in rows]
 
 
+async def ownerless_workspaces(owner_engine: AsyncEngine, users: list[str]) -> int:
+    """Workspaces these users created that have no owner: a half-done write."""
+    async with owner_engine.connect() as conn:
+        return int((await conn.execute(_OWNERLESS, {"users": users})).scalar_one())
+
+
 def final(counts: Counter[str]) -> int:
     return sum(counts[status] for status in FINAL)
+
+
+async def settled(owner_engine: AsyncEngine, ids: list[str], timeout_s: float) -> Counter[str]:
+    """The tasks' states once every one is final, or when `timeout_s` has passed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        counts = await states(owner_engine, ids)
+        if final(counts) == len(ids) or time.monotonic() > deadline:
+            return counts
+        await asyncio.sleep(0.25)
 
 
 async def wait_all_final(
@@ -79,16 +106,11 @@ async def wait_all_final(
     describe: Callable[[], str] = str,
 ) -> Counter[str]:
     """Wait until every task is final; `describe()` adds to the failure message."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        counts = await states(owner_engine, ids)
-        if final(counts) == len(ids):
-            return counts
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"not every task is final after {timeout_s:.0f} s: {dict(counts)}\n{describe()}"
-            )
-        await asyncio.sleep(0.25)
+    counts = await settled(owner_engine, ids, timeout_s)
+    assert final(counts) == len(ids), (
+        f"not every task is final after {timeout_s:.0f} s: {dict(counts)}\n{describe()}"
+    )
+    return counts
 
 
 def check_integrity(found: list[Outcome], ids: list[str], context: str) -> None:
@@ -117,12 +139,12 @@ def summary(
     errors: Mapping[int, int],
     created: int,
     ended: int,
-    events_lost: int | str,
+    events: str,
 ) -> str:
     """One line of the fault report (`pytest -m slow -s tests/faults`)."""
     shown = ", ".join(f"{status}: {n}" for status, n in sorted(errors.items())) or "none"
     return (
-        f"FAULT {scenario:<28} requests {requests:>5} | errors {shown} | "
+        f"FAULT {scenario:<32} requests {requests:>5} | errors {shown} | "
         f"tasks {created} created, {ended} ended, {created - ended} lost | "
-        f"events lost {events_lost}"
+        f"events {events}"
     )

@@ -3,7 +3,8 @@
 `keel bench` measures speed; this driver only keeps the books a fault
 scenario needs, over a real server (`tests.live`): each agent, with a
 workspace and a foundation document of its own, loops over what agents do
-(read the foundation documents, PUT and GET UI state, start a task) and
+(read the foundation documents, PUT and GET UI state, now and then
+create a workspace, start a task) and
 follows each task's SSE stream to its end, reconnecting with
 `Last-Event-ID` when the stream breaks. It counts requests, statuses, the
 tasks it created and the terminal events each task's stream delivered.
@@ -28,7 +29,16 @@ from tests.conftest import People, Person
 from tests.live import messages
 
 TERMINAL = ("task.succeeded", "task.failed", "task.cancelled")
-OPERATIONS = ("foundation_list", "foundation_get", "ui_put", "ui_get", "task_create", "stream")
+OPERATIONS = (
+    "foundation_list",
+    "foundation_get",
+    "ui_put",
+    "ui_get",
+    "task_create",
+    "stream",
+    "workspace_create",
+)
+NEW_WORKSPACE_EVERY = 4  # rounds: a multi-step write (the workspace and its owner)
 FOLLOWED_PER_AGENT = 2  # streams an agent follows at once; past it, it starts no task
 STREAM_RETRY_S = 0.2
 FOLLOW_FOR_S = 120.0
@@ -71,6 +81,8 @@ class Load:
     failures: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     terminal: Counter[str] = field(default_factory=Counter)  # task id → terminal events
+    delivered: dict[str, set[str]] = field(default_factory=dict)  # task id → event ids
+    workspace_of: dict[str, uuid.UUID] = field(default_factory=dict)
     resets: int = 0  # `stream.reset`: the stream's events were gone from Redis
     _followers: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -78,10 +90,11 @@ class Load:
     def errors(self) -> Counter[int]:
         return Counter({status: n for status, n in self.statuses.items() if status >= 400})
 
-    @property
-    def events_lost(self) -> int:
-        """Followed tasks whose stream ended without their terminal event, and resets."""
-        return sum(1 for task in self.created if not self.terminal[task]) + self.resets
+    def events_lost(self, stored: dict[str, list[str]]) -> int:
+        """Events of a task that Redis holds (`stored`: ids by task) but its
+        stream never delivered, and tasks whose stream ended without its ending."""
+        missed = sum(len(set(ids) - self.delivered[task]) for task, ids in stored.items())
+        return missed + sum(1 for task in self.created if not self.terminal[task])
 
     def check(self, operation: str, response: httpx.Response, *expected: int) -> bool:
         """Count the answer; whether it is one of `expected`."""
@@ -131,15 +144,20 @@ class Load:
         put = await http.put(f"{base}/ui-state/panel", json={"step": n}, headers=headers)
         self.check("ui_put", put, 200)
         self.check("ui_get", await http.get(f"{base}/ui-state/panel", headers=headers), 200)
+        if n % NEW_WORKSPACE_EVERY == 0:
+            created = await http.post("/v1/workspaces", json={"name": f"{n}"}, headers=headers)
+            self.check("workspace_create", created, 201)
         mine = [task for task in self._followers if task.get_name() == str(agent.person.id)]
         if len(mine) >= FOLLOWED_PER_AGENT:
             return
         body = {"kind": "summarize", "input": {"text": f"{agent.person.id} step {n}"}}
-        created = await http.post(f"{base}/tasks", json=body, headers=headers)
-        if self.check("task_create", created, 202):
-            task_id = str(created.json()["id"])
+        started = await http.post(f"{base}/tasks", json=body, headers=headers)
+        if self.check("task_create", started, 202):
+            task_id = str(started.json()["id"])
             self.created.append(task_id)
             self.terminal[task_id] = 0
+            self.delivered[task_id] = set()
+            self.workspace_of[task_id] = agent.workspace
             follower = asyncio.create_task(self.follow(agent, task_id), name=str(agent.person.id))
             self._followers.add(follower)
             follower.add_done_callback(self._followers.discard)
@@ -178,6 +196,7 @@ class Load:
             return last
         if event_id is None:
             return last
+        self.delivered[task_id].add(event_id)
         if last is not None and _position(event_id) <= _position(last):
             self.failures.append(f"task {task_id}: event {event_id} after {last}")
         if event in TERMINAL:

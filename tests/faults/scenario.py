@@ -14,17 +14,18 @@ recovery without restarting Keel. One summary line is printed.
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
 import msgspec
-import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.redis.client import create_redis
+from adapters.redis.events import stream_key
+from domain.events import StreamRef
 from entrypoints.settings import Settings
 from tests.conftest import Database
 from tests.faults import ledger
@@ -53,18 +54,7 @@ class Stack:
     redis: FaultProxy
     owner: AsyncEngine
     database: Database
-
-
-@contextmanager
-def quiet_logs() -> Iterator[None]:
-    """Only errors on standard output while a scenario runs: the access log
-    line of every request would bury the report."""
-    before = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    try:
-        yield
-    finally:
-        structlog.configure(**before)
+    redis_url: str  # the server's own, not through the proxy
 
 
 @asynccontextmanager
@@ -90,9 +80,9 @@ async def stack(
             task_rate_per_minute=100_000,
             sse_streams_per_user=100,
         )
-        with quiet_logs():
-            async with live(proxied) as http, running_worker(proxied):
-                yield Stack(http, await agents(http, AGENTS), postgres, redis, owner, database)
+        async with live(proxied) as http, running_worker(proxied):
+            members = await agents(http, AGENTS)
+            yield Stack(http, members, postgres, redis, owner, database, redis_url)
 
 
 async def under_load(
@@ -110,10 +100,11 @@ async def under_load(
     await asyncio.sleep(AFTER_S)
     stop.set()
     await running
-    counts = await ledger.wait_all_final(
-        stack.owner, load.created, TASKS_END_WITHIN_S, lambda: "\n".join(load.failures[:20])
-    )
+    counts = await ledger.settled(stack.owner, load.created, TASKS_END_WITHIN_S)
     found = await ledger.outcomes(stack.owner, load.created)
+    stored = await stored_events(stack.redis_url, load)
+    lost = load.events_lost(stored)
+    kept = sum(len(ids) for ids in stored.values())
     print(
         "\n"
         + ledger.summary(
@@ -122,7 +113,7 @@ async def under_load(
             load.errors,
             len(load.created),
             ledger.final(counts),
-            load.events_lost,
+            f"{lost} lost of {kept} kept",
         )
     )
     context = f"{scenario}: {dict(load.statuses)}, tasks {dict(counts)}"
@@ -130,9 +121,30 @@ async def under_load(
         load.failures[:20]
     )
     assert load.created, f"no task was created: {context}"
+    assert lost == 0, f"{lost} event(s) kept in Redis never reached their stream: {context}"
+    users = [str(agent.person.id) for agent in stack.agents]
+    half_done = await ledger.ownerless_workspaces(stack.owner, users)
+    assert half_done == 0, f"{half_done} workspace(s) without their owner: {context}"
     ledger.check_integrity(found, load.created, context)
     await recovered(stack)
     return load
+
+
+async def stored_events(redis_url: str, load: Load) -> dict[str, list[str]]:
+    """The ids of the events Redis holds for each task the load created."""
+    client = create_redis(redis_url)
+    try:
+        stored = {}
+        for task, workspace in load.workspace_of.items():
+            key = stream_key(StreamRef(workspace, uuid.UUID(task)))
+            stored[task] = [_text(event_id) for event_id, _ in await client.xrange(key)]
+        return stored
+    finally:
+        await client.aclose()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 async def recovered(stack: Stack) -> None:

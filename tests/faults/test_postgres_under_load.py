@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from entrypoints.devstack.services import Services
+from entrypoints.devstack.redis import EmbeddedRedis
 from entrypoints.settings import Settings
 from tests.conftest import Database
 from tests.faults.load import OPERATIONS
@@ -33,9 +33,9 @@ _TERMINATE = sa.text(
 
 @pytest.fixture
 async def system(
-    own_settings: Settings, own_database: Database, services: Services, superuser: AsyncEngine
+    own_settings: Settings, own_database: Database, own_redis: EmbeddedRedis, superuser: AsyncEngine
 ) -> AsyncIterator[Stack]:
-    async with stack(own_settings, own_database, services.redis_url, superuser) as started:
+    async with stack(own_settings, own_database, own_redis.url, superuser) as started:
         yield started
 
 

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -155,6 +156,13 @@ async def _wait_for(
         await asyncio.sleep(0.1)
 
 
+def _report(scenario: str, ids: list[str], counts: Counter[str]) -> None:
+    """The fault report's line: every task was created with a 202 (`_create`
+    asserts it); the workers' events are not followed here."""
+    line = ledger.summary(scenario, len(ids), {}, len(ids), ledger.final(counts), "not followed")
+    print("\n" + line)
+
+
 @pytest.mark.slow
 async def test_sigkill_workers_mid_task_loses_nothing(
     client: httpx.AsyncClient,
@@ -188,6 +196,7 @@ async def test_sigkill_workers_mid_task_loses_nothing(
         counts = await ledger.wait_all_final(owner_engine, ids, 240, workers.tails)
         outcomes = await ledger.outcomes(owner_engine, ids)
         context = f"{kills} kill(s); states {dict(counts)}\n{workers.tails()}"
+    _report(f"worker SIGKILL storm, {kills} kills", ids, counts)
     assert kills >= 3, f"the batch ended before the kills could matter\n{context}"
     ledger.check_integrity(outcomes, ids, context)
     recovered = [o for o in outcomes if o.lost or o.attempts > 1]
@@ -231,6 +240,7 @@ async def test_redis_flushed_mid_batch_every_task_still_finishes(
             counts = await ledger.wait_all_final(owner_engine, ids, 150, workers.tails)
             outcomes = await ledger.outcomes(owner_engine, ids)
             context = f"at the outage {dict(before)}; now {dict(counts)}\n{workers.tails()}"
+            _report("queue Redis back empty", ids, counts)
             assert all(p.poll() is None for p in processes), f"a worker died\n{context}"
     finally:
         queue_redis.stop()
@@ -282,6 +292,7 @@ async def test_sigterm_lets_in_flight_tasks_finish(
         counts = await ledger.wait_all_final(owner_engine, ids, 120, workers.tails)
         outcomes = await ledger.outcomes(owner_engine, ids)
         context = f"{dict(counts)}; {context}"
+    _report("worker SIGTERM mid-batch", ids, counts)
     ledger.check_integrity(outcomes, ids, context)
     assert counts["succeeded"] == len(ids), context
     again = [o for o in outcomes if o.attempts != 1 or o.lost]
