@@ -12,7 +12,10 @@ between the app and a server, switchable at run time:
   or answered, as in a network partition; on `heal()` what waited goes
   through (TCP would retransmit it);
 - `reset()`: every open connection is aborted (the peers see a reset); new
-  ones are served as before.
+  ones are served as before;
+- `partition()`: every open connection is cut without either side being
+  told (a host gone, a failover to another address): it never carries a
+  byte again; new connections wait as in a black hole until `heal()`.
 """
 
 from __future__ import annotations
@@ -71,6 +74,8 @@ class FaultProxy:
         self._flowing.set()
         self._connections: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._cut: set[asyncio.Task[None]] = set()
+        self._closing = False
         self.latency_s = 0.0
         self.port = 0
         self.accepted = 0
@@ -88,10 +93,9 @@ class FaultProxy:
     ) -> None:
         assert self._server is not None
         self._server.close()
+        self._closing = True
         self.heal()
-        self.reset()
-        for connection in list(self._connections):
-            connection.cancel()
+        self.reset()  # every connection's pipes end, and with them its task
         await asyncio.gather(*self._connections, return_exceptions=True)
 
     @property
@@ -103,6 +107,10 @@ class FaultProxy:
 
     def heal(self) -> None:
         self._flowing.set()
+
+    def partition(self) -> None:
+        self._cut.update(self._connections)
+        self.black_hole()
 
     def reset(self) -> None:
         """Abort every open connection, both sides."""
@@ -118,9 +126,13 @@ class FaultProxy:
         to_server: asyncio.StreamWriter | None = None
         try:
             await self._flowing.wait()  # a black hole answers no new connection either
+            if self._closing:
+                return
             server, to_server = await self._target()
             self._writers.add(to_server)
-            await asyncio.gather(self._pipe(client, to_server), self._pipe(server, to_client))
+            await asyncio.gather(
+                self._pipe(task, client, to_server), self._pipe(task, server, to_client)
+            )
         except OSError:
             pass  # the server is down or went away: the client sees its connection end
         finally:
@@ -129,13 +141,21 @@ class FaultProxy:
                     self._writers.discard(writer)
                     writer.transport.abort()
             self._connections.discard(task)
+            self._cut.discard(task)
 
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self,
+        connection: asyncio.Task[None],
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+    ) -> None:
         try:
             while data := await source.read(65536):
                 if self.latency_s:
                     await asyncio.sleep(self.latency_s)
                 await self._flowing.wait()
+                if connection in self._cut:
+                    continue  # lost on the way
                 sink.write(data)
                 await sink.drain()
         except OSError:

@@ -51,7 +51,7 @@ async def test_it_forwards_both_ways(proxy: FaultProxy) -> None:
 
 async def test_latency_holds_each_chunk_back(proxy: FaultProxy) -> None:
     link = await _connect(proxy)
-    proxy.latency_s = 2
+    proxy.latency_s = 1
     reader, writer = link
     writer.write(b"slow")
     reading = asyncio.create_task(reader.readexactly(4))
@@ -71,6 +71,21 @@ async def test_a_black_hole_answers_nothing_until_healed(proxy: FaultProxy) -> N
     proxy.heal()
     assert await waiting == b"old"
     assert await joining == b"new"
+
+
+async def test_a_partition_cuts_open_connections_for_good(proxy: FaultProxy) -> None:
+    before = await _connect(proxy)
+    assert await _round_trip(before, b"a") == b"a"
+    proxy.partition()
+    lost = asyncio.create_task(_round_trip(before, b"lost"))
+    late = asyncio.create_task(_round_trip(await _connect(proxy), b"new"))
+    done, _ = await asyncio.wait({lost, late}, timeout=0.5)
+    assert not done, "the partition let something through"
+    proxy.heal()
+    assert await late == b"new"  # a new connection gets through once healed
+    done, _ = await asyncio.wait({lost}, timeout=0.5)
+    assert not done, "a cut connection carried a byte again"
+    lost.cancel()
 
 
 async def test_reset_ends_every_open_connection_and_serves_new_ones(proxy: FaultProxy) -> None:
