@@ -71,6 +71,7 @@ async def stack(
             redis_url=through_redis(redis.port),
             redis_cluster=False,
             db_pool_size=4,  # every connection serves many agents
+            db_command_timeout_s=2.0,  # a connection cut silently: 503s for 2 s, not a hang
             queue_prefix="{load-" + uuid.uuid4().hex[:12] + "}",
             sim_token_delay_ms=5,
             retry_base_ms=20,

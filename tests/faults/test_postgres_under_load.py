@@ -77,3 +77,14 @@ async def test_connections_reset(system: Stack) -> None:
     await under_load(
         system, "postgres connections reset", lambda: _again_and_again(reset), OPERATIONS
     )
+
+
+async def test_partitioned(system: Stack) -> None:
+    """The open connections are cut silently (the server's host gone, a
+    failover to another address); new connections work once healed."""
+
+    async def partition() -> None:
+        system.postgres.partition()
+        await asyncio.sleep(FAULT_S)
+
+    await under_load(system, "postgres partitioned", partition, OPERATIONS)
