@@ -157,6 +157,8 @@ async def recovered(stack: Stack) -> None:
     after = Load(stack.http)
     await asyncio.gather(*(after.step(agent, 10_001) for agent in stack.agents))
     await asyncio.gather(settling.drain(), after.drain())
-    assert not settling.failures + after.failures, "\n".join(settling.failures + after.failures)
+    states = await ledger.states(stack.owner, settling.created + after.created)
+    failures = settling.failures + after.failures
+    assert not failures, f"after the fault, tasks {dict(states)}:\n" + "\n".join(failures[:20])
     assert len(after.created) == len(stack.agents), dict(after.statuses)
     assert all(after.terminal[task] == 1 for task in after.created), dict(after.terminal)

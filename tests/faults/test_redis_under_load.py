@@ -109,3 +109,14 @@ async def test_slow(system: Stack) -> None:
             system.redis.latency_s = 0
 
     await under_load(system, "redis slow (200 ms a chunk)", slow, MAY_FAIL)
+
+
+async def test_partitioned(system: Stack) -> None:
+    """The open connections are cut silently for good (a host gone); new
+    connections work once healed."""
+
+    async def partition() -> None:
+        system.redis.partition()
+        await asyncio.sleep(FAULT_S)
+
+    await under_load(system, "redis partitioned", partition, MAY_FAIL)

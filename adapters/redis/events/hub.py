@@ -28,6 +28,7 @@ from uuid import UUID
 
 from prometheus_client import Counter, Gauge
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from adapters.redis.client import RedisClient
@@ -52,6 +53,9 @@ RECONNECTS = Counter("keel_event_bus_reconnects", "Times the pub/sub connection 
 
 HUB_CHANNEL = "keel:{events}:hub"  # always subscribed, so the connection is never idle-empty
 SWEEP_S = 5.0
+# A pub/sub connection that answered no ping for this long is replaced.
+SILENT_S = 3 * SWEEP_S
+PING = "keel-listener"
 # redis-py's sharded pub/sub reads one shard's connection at a time: a message
 # (or a subscription's confirmation) on another waits out the slice.
 SHARD_POLL_S = 0.05
@@ -225,6 +229,7 @@ class EventHub:
                     await self._subscribe(pubsub, *wanted_meanwhile)
                 self._mark(*self._groups)  # catch up on whatever was published meanwhile
                 pause, swept = 0.1, asyncio.get_running_loop().time()
+                heard = swept
                 while not self._stopped:
                     if self._sharded:
                         message = await pubsub.get_sharded_message(timeout=SHARD_POLL_S)
@@ -234,6 +239,10 @@ class EventHub:
                     if now - swept >= SWEEP_S:
                         self._mark(*self._groups)
                         swept = now
+                    if message is not None:
+                        heard = now
+                    elif not self._sharded:
+                        heard = await self._still_heard(pubsub, heard, now)
                     if message is None:
                         continue
                     if message["type"] == self._kinds[0]:
@@ -255,6 +264,16 @@ class EventHub:
                     await pubsub.aclose()
             await asyncio.sleep(pause)
             pause = min(pause * 2, 2.0)
+
+    async def _still_heard(self, pubsub: Any, heard: float, now: float) -> float:
+        """A quiet connection is pinged (its pong is a message); one that
+        answered nothing for SILENT_S is lost: a server gone silent (its host
+        lost) closes nothing, and redis-py's own health check never waits for
+        its answer."""
+        if now - heard >= SILENT_S:
+            raise RedisConnectionError(f"nothing heard for {now - heard:.0f} s")
+        await pubsub.ping(PING)
+        return heard
 
     async def _read(self) -> None:
         """Read every stream that has news once, and hand the events to its listeners."""
