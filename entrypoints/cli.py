@@ -285,6 +285,7 @@ _SERVICES = (
     "redis_url",
     "redis_cluster",
     "db_pool_size",
+    "db_command_timeout_s",
     "db_statement_cache",
     "db_pooler",
     "log_level",

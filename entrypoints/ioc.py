@@ -86,6 +86,7 @@ class InfrastructureProvider(Provider):
             settings.database_url,
             pool_size=settings.db_pool_size,
             statement_cache=settings.statement_cache,
+            command_timeout_s=settings.db_command_timeout_s,
         )
         instrument(engine, settings.slow_query_ms)
         if settings.tracing:
@@ -224,7 +225,7 @@ class WorkerProvider(Provider):
     async def dispatcher(
         self, settings: Settings, engine: AsyncEngine
     ) -> AsyncIterator[TaskDispatcher]:
-        dispatcher = PgTaskDispatcher(engine, settings.listen_url)
+        dispatcher = PgTaskDispatcher(engine, settings.listen_url, settings.db_command_timeout_s)
         yield dispatcher
         await dispatcher.close()
 

@@ -76,6 +76,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: Annotated[int, Meta(ge=1, le=65535, description="API listen port")] = 8000
     data_dir: Annotated[str, Meta(min_length=1, description="Embedded services' data")] = ".keel"
     db_pool_size: Annotated[int, Meta(ge=1, le=200, description="Connections per process")] = 10
+    db_command_timeout_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=3600,
+            description="Longest wait for a statement's answer or a new connection; then 503",
+        ),
+    ] = 30.0
     db_statement_cache: Annotated[
         bool,
         Meta(description="Prepared-statement caches; false: none, and uniquely named statements"),

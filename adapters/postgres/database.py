@@ -37,11 +37,28 @@ POOLER_SAFE_CONNECT_ARGS: dict[str, object] = {
 }
 
 
-def create_engine(url: str, *, pool_size: int = 10, statement_cache: bool = True) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    statement_cache: bool = True,
+    command_timeout_s: float | None = None,
+) -> AsyncEngine:
     """The engine of one process; `statement_cache=False` for a transaction-mode
-    pooler (PgBouncer, Supavisor): POOLER_SAFE_CONNECT_ARGS."""
+    pooler (PgBouncer, Supavisor): POOLER_SAFE_CONNECT_ARGS.
+
+    `command_timeout_s` bounds the wait for each statement's answer and for a
+    new connection. A server gone silent (its host lost, a failover to
+    another address) never closes its connections: without a bound, a
+    request on one waits for as long as TCP takes to give up (minutes to
+    hours), holding its pool slot, until every slot is held and the process
+    answers nothing but 503. Past the bound, asyncpg raises TimeoutError (an
+    OSError: `translated()` makes it a 503) and the connection, still busy,
+    is discarded when the pool tries to reset it."""
     # application_name is one of the startup parameters PgBouncer passes on.
     connect_args: dict[str, object] = {"server_settings": {"application_name": "keel"}}
+    if command_timeout_s is not None:
+        connect_args.update(command_timeout=command_timeout_s, timeout=command_timeout_s)
     if not statement_cache:
         connect_args.update(POOLER_SAFE_CONNECT_ARGS)
     engine = create_async_engine(

@@ -4,6 +4,11 @@ by LISTEN on the channel that task writes notify on commit.
 
 LISTEN needs a session of its own, which a transaction-mode pooler does not
 keep: without a direct URL for it the outbox is polled every POLL_S instead.
+
+A listening connection only reads, so a server gone silent (its host lost,
+a failover to another address) would never be noticed: it is pinged after
+every quiet wait and replaced when the ping is not answered in time, and
+closing it waits no longer than that either.
 """
 
 from __future__ import annotations
@@ -35,10 +40,14 @@ logger = logging.getLogger("keel.dispatch")
 
 
 class PgTaskDispatcher:
-    def __init__(self, engine: AsyncEngine, listen_url: str | None) -> None:
-        """`listen_url`: a direct (not pooled) Postgres URL to LISTEN on; None: poll."""
+    def __init__(
+        self, engine: AsyncEngine, listen_url: str | None, timeout_s: float = 30.0
+    ) -> None:
+        """`listen_url`: a direct (not pooled) Postgres URL to LISTEN on; None: poll.
+        `timeout_s`: the longest wait for the listener's connection, ping or close."""
         self._engine = engine
         self._listen_url = listen_url
+        self._timeout_s = timeout_s
         self._listener: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
         self._polling_said = False
@@ -77,8 +86,10 @@ class PgTaskDispatcher:
             await asyncio.sleep(min(timeout_s, POLL_S))
             return
         await self._listen()
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(self._wake.wait(), timeout_s)
+        except TimeoutError:
+            await self._ping()
         self._wake.clear()
 
     async def _listen(self) -> None:
@@ -86,12 +97,28 @@ class PgTaskDispatcher:
         if self._listener is not None and not self._listener.is_closed():
             return
         with contextlib.suppress(OSError, asyncpg.PostgresError):
-            self._listener = await asyncpg.connect(self._listen_url)
+            self._listener = await asyncpg.connect(
+                self._listen_url, timeout=self._timeout_s, command_timeout=self._timeout_s
+            )
             await self._listener.add_listener(CHANNEL, self._notified)
+
+    async def _ping(self) -> None:
+        """Nothing was notified: is the listener still heard? If not, drop it
+        (the next wait opens another)."""
+        listener = self._listener
+        if listener is None or listener.is_closed():
+            return
+        try:
+            await listener.execute("select 1")  # bounded by its command_timeout
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            listener.terminate()
+            self._listener = None
 
     def _notified(self, *_args: Any) -> None:
         self._wake.set()
 
     async def close(self) -> None:
         if self._listener is not None:
-            await self._listener.close()
+            # Past the timeout, asyncpg aborts the connection (and raises).
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await self._listener.close(timeout=self._timeout_s)

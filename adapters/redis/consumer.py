@@ -30,7 +30,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import structlog
 from bullmq import DelayedError, UnrecoverableError, Worker
@@ -50,6 +50,10 @@ from domain.attempts import Outcome, Ran
 from domain.entities import TaskRef
 from domain.ports import JobQueue
 
+# Above the longest block of bullmq's BZPOPMIN (10 s): a connection whose
+# server went silent (a host gone, nothing closes the socket) fails its
+# command and is replaced instead of holding the worker's loop for good.
+SOCKET_TIMEOUT_S = 20.0
 RETRY_DELAY_MS = 1000  # the worker's pause after a failed fetch (bullmq's runRetryDelay: 15 s)
 # BullMQ's metrics (jobs completed and failed per minute, as its dashboards
 # chart them): one data point a minute, kept for a week.
@@ -106,15 +110,18 @@ def worker_connection(
     caller; the worker's loop retries (RETRY_DELAY_MS), and a job whose
     completion failed is recovered by BullMQ's stalled check. Every pooled
     connection introduces itself as `client_name` when it connects. On a
-    cluster it is a plain RedisCluster (PipelinedRedis is a single Redis)."""
+    cluster it is a plain RedisCluster (PipelinedRedis is a single Redis). No
+    command waits for its answer longer than SOCKET_TIMEOUT_S."""
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "retry": Retry(NoBackoff(), 0),
+        "client_name": client_name,
+        "socket_timeout": SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": SOCKET_TIMEOUT_S,
+    }
     if cluster:
-        retry = Retry(NoBackoff(), 0)
-        return RedisCluster.from_url(
-            redis_url, decode_responses=True, retry=retry, client_name=client_name
-        )
-    client = PipelinedRedis.from_url(
-        redis_url, decode_responses=True, retry=Retry(NoBackoff(), 0), client_name=client_name
-    )
+        return RedisCluster.from_url(redis_url, **options)
+    client = PipelinedRedis.from_url(redis_url, **options)
     return cast(PipelinedRedis, client)  # from_url builds `cls`; typeshed says Redis
 
 

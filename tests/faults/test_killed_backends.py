@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from entrypoints.settings import Settings
 from tests.conftest import bearer
+from tests.faults.ledger import summary
 from tests.live import live
 
 USERS = 16
@@ -169,6 +170,9 @@ async def test_terminated_backends_answer_503_and_never_another_users_rows(
     finally:
         stop.set()
         await load
+    errors = {status: n for status, n in findings.statuses.items() if status >= 400}
+    line = summary("postgres terminated, tenancy", findings.statuses.total(), errors, 0, 0, "n/a")
+    print("\n" + line)
     assert killed > 0, "the scenario terminated no backend"
     assert not findings.failures, (
         f"{len(findings.failures)} bad answers ({dict(findings.statuses)}):\n"

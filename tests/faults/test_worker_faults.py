@@ -25,54 +25,21 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from entrypoints.devstack.process import spawn
 from entrypoints.devstack.redis import EmbeddedRedis
 from entrypoints.devstack.services import Services
 from tests.conftest import Database, People, Person
+from tests.faults import ledger
 
 ROOT = Path(__file__).resolve().parents[2]
-FINAL = ("succeeded", "failed", "cancelled")
 CONCURRENCY = 8
 WORKER_SECRET = "fault-injection-secret-" + "k" * 41  # 64 characters
-
-_STATES = sa.text(
-    "select status, count(*) from tasks where id = any(cast(:ids as uuid[])) group by status"
-)
-_RUNNING = sa.text(
-    "select id::text from tasks where id = any(cast(:ids as uuid[])) and status = 'running'"
-)
-# One row per task: its state, and what its attempt history says happened.
-_OUTCOMES = sa.text(
-    """
-    select t.id::text as id, t.status, t.attempts, t.result is not null as has_result,
-           count(a.id) filter (where a.outcome = 'succeeded') as wins,
-           count(a.id) filter (where a.outcome = 'started') as starts,
-           count(a.id) filter (where a.outcome = 'lost') as lost
-      from tasks t
-      left join task_attempts a on a.workspace_id = t.workspace_id and a.task_id = t.id
-     where t.id = any(cast(:ids as uuid[]))
-     group by t.workspace_id, t.id
-    """
-)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    id: str
-    status: str
-    attempts: int
-    has_result: bool
-    wins: int
-    starts: int
-    lost: int
 
 
 def _keel() -> list[str]:
@@ -179,27 +146,6 @@ async def _create(
     return ids
 
 
-async def _states(owner_engine: AsyncEngine, ids: list[str]) -> Counter[str]:
-    async with owner_engine.connect() as conn:
-        rows = (await conn.execute(_STATES, {"ids": ids})).all()
-    return Counter({str(status): int(count) for status, count in rows})
-
-
-async def _running(owner_engine: AsyncEngine, ids: list[str]) -> set[str]:
-    async with owner_engine.connect() as conn:
-        return set((await conn.execute(_RUNNING, {"ids": ids})).scalars())
-
-
-async def _outcomes(owner_engine: AsyncEngine, ids: list[str]) -> list[Outcome]:
-    async with owner_engine.connect() as conn:
-        rows = (await conn.execute(_OUTCOMES, {"ids": ids})).all()
-    return [Outcome(**row._asdict()) for row in rows]
-
-
-def _final(counts: Counter[str]) -> int:
-    return sum(counts[status] for status in FINAL)
-
-
 async def _wait_for(
     check: Callable[[], Awaitable[bool]], timeout_s: float, what: str, workers: Workers
 ) -> None:
@@ -210,40 +156,11 @@ async def _wait_for(
         await asyncio.sleep(0.1)
 
 
-async def _wait_all_final(
-    owner_engine: AsyncEngine, ids: list[str], timeout_s: float, workers: Workers
-) -> Counter[str]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        counts = await _states(owner_engine, ids)
-        if _final(counts) == len(ids):
-            return counts
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"not every task is final after {timeout_s:.0f} s: {dict(counts)}\n"
-                f"{workers.tails()}"
-            )
-        await asyncio.sleep(0.25)
-
-
-def _check_integrity(outcomes: list[Outcome], ids: list[str], context: str) -> None:
-    """Nothing lost, nothing unfinished, never two results."""
-    assert sorted(o.id for o in outcomes) == sorted(ids), f"tasks lost\n{context}"
-    unfinished = [o for o in outcomes if o.status not in FINAL]
-    assert not unfinished, f"tasks not final: {unfinished[:5]}\n{context}"
-    doubled = [o for o in outcomes if o.wins > 1]
-    assert not doubled, f"tasks with two results: {doubled[:5]}\n{context}"
-    unrecorded = [
-        o for o in outcomes if o.status == "succeeded" and (o.wins, o.has_result) != (1, True)
-    ]
-    assert not unrecorded, (
-        f"succeeded without exactly one recorded result: {unrecorded[:5]}\n{context}"
-    )
-    stray = [o for o in outcomes if o.status != "succeeded" and o.wins]
-    assert not stray, f"a success recorded for a task that did not succeed: {stray[:5]}\n{context}"
-    # Each claim increments `attempts` and writes one 'started' row in the same transaction.
-    uncounted = [o for o in outcomes if o.starts != o.attempts]
-    assert not uncounted, f"attempts and attempt history disagree: {uncounted[:5]}\n{context}"
+def _report(scenario: str, ids: list[str], counts: Counter[str]) -> None:
+    """The fault report's line: every task was created with a 202 (`_create`
+    asserts it); the workers' events are not followed here."""
+    line = ledger.summary(scenario, len(ids), {}, len(ids), ledger.final(counts), "not followed")
+    print("\n" + line)
 
 
 @pytest.mark.slow
@@ -267,8 +184,8 @@ async def test_sigkill_workers_mid_task_loses_nothing(
         deadline = time.monotonic() + 120
         while kills < kills_wanted and time.monotonic() < deadline:
             await asyncio.sleep(kill_every_s)
-            counts = await _states(owner_engine, ids)
-            if _final(counts) == len(ids):
+            counts = await ledger.states(owner_engine, ids)
+            if ledger.final(counts) == len(ids):
                 break
             if not counts["running"]:
                 continue  # nothing in flight (workers still starting): a kill would prove nothing
@@ -276,11 +193,12 @@ async def test_sigkill_workers_mid_task_loses_nothing(
             workers.kill(victim)
             kills += 1
             alive.append(workers.start())
-        counts = await _wait_all_final(owner_engine, ids, 240, workers)
-        outcomes = await _outcomes(owner_engine, ids)
+        counts = await ledger.wait_all_final(owner_engine, ids, 240, workers.tails)
+        outcomes = await ledger.outcomes(owner_engine, ids)
         context = f"{kills} kill(s); states {dict(counts)}\n{workers.tails()}"
+    _report(f"worker SIGKILL storm, {kills} kills", ids, counts)
     assert kills >= 3, f"the batch ended before the kills could matter\n{context}"
-    _check_integrity(outcomes, ids, context)
+    ledger.check_integrity(outcomes, ids, context)
     recovered = [o for o in outcomes if o.lost or o.attempts > 1]
     assert recovered, f"no task shows a lost lease or a second attempt\n{context}"
 
@@ -307,23 +225,26 @@ async def test_redis_flushed_mid_batch_every_task_still_finishes(
             processes = [workers.start(), workers.start()]
 
             async def some_finished() -> bool:
-                return (await _states(owner_engine, ids))["succeeded"] >= finished_before_outage
+                return (await ledger.states(owner_engine, ids))[
+                    "succeeded"
+                ] >= finished_before_outage
 
             await _wait_for(some_finished, 120, "the first tasks finishing", workers)
             queue_redis.stop()
-            before = await _states(owner_engine, ids)
+            before = await ledger.states(owner_engine, ids)
             await asyncio.sleep(1.0)  # an outage: the workers' connections fail
             queue_redis.start()  # empty: no AOF, no RDB
-            assert len(ids) - _final(before) >= 20, (
+            assert len(ids) - ledger.final(before) >= 20, (
                 f"the batch was almost done before the outage: {dict(before)}"
             )
-            counts = await _wait_all_final(owner_engine, ids, 150, workers)
-            outcomes = await _outcomes(owner_engine, ids)
+            counts = await ledger.wait_all_final(owner_engine, ids, 150, workers.tails)
+            outcomes = await ledger.outcomes(owner_engine, ids)
             context = f"at the outage {dict(before)}; now {dict(counts)}\n{workers.tails()}"
+            _report("queue Redis back empty", ids, counts)
             assert all(p.poll() is None for p in processes), f"a worker died\n{context}"
     finally:
         queue_redis.stop()
-    _check_integrity(outcomes, ids, context)
+    ledger.check_integrity(outcomes, ids, context)
     assert counts["succeeded"] == len(ids), context
 
 
@@ -346,12 +267,12 @@ async def test_sigterm_lets_in_flight_tasks_finish(
         in_flight: set[str] = set()
 
         async def some_running() -> bool:
-            in_flight.update(await _running(owner_engine, ids))
+            in_flight.update(await ledger.running(owner_engine, ids))
             return len(in_flight) >= 2
 
         await _wait_for(some_running, 60, "tasks running", workers)
         first.send_signal(signal.SIGTERM)
-        in_flight.update(await _running(owner_engine, ids))
+        in_flight.update(await ledger.running(owner_engine, ids))
         signalled = time.monotonic()
 
         async def exited() -> bool:
@@ -360,7 +281,7 @@ async def test_sigterm_lets_in_flight_tasks_finish(
         await _wait_for(exited, 30, "the worker exiting after SIGTERM", workers)
         stop_s = time.monotonic() - signalled
         assert first.returncode == 0, f"exit {first.returncode}\n{workers.tails()}"
-        after_stop = {o.id: o for o in await _outcomes(owner_engine, ids)}
+        after_stop = {o.id: o for o in await ledger.outcomes(owner_engine, ids)}
         context = f"in flight {sorted(in_flight)}; stopped in {stop_s:.1f} s\n{workers.tails()}"
         left_running = [o for o in after_stop.values() if o.status == "running"]
         assert not left_running, f"left running: {left_running}\n{context}"
@@ -368,10 +289,11 @@ async def test_sigterm_lets_in_flight_tasks_finish(
         assert not unfinished, f"in-flight tasks that did not succeed: {unfinished}\n{context}"
 
         workers.start()
-        counts = await _wait_all_final(owner_engine, ids, 120, workers)
-        outcomes = await _outcomes(owner_engine, ids)
+        counts = await ledger.wait_all_final(owner_engine, ids, 120, workers.tails)
+        outcomes = await ledger.outcomes(owner_engine, ids)
         context = f"{dict(counts)}; {context}"
-    _check_integrity(outcomes, ids, context)
+    _report("worker SIGTERM mid-batch", ids, counts)
+    ledger.check_integrity(outcomes, ids, context)
     assert counts["succeeded"] == len(ids), context
     again = [o for o in outcomes if o.attempts != 1 or o.lost]
     assert not again, f"tasks that needed another attempt: {again}\n{context}"

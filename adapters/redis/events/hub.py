@@ -32,6 +32,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from adapters.redis.client import RedisClient
+from adapters.redis.events.liveness import refresh_topology, still_heard
 from adapters.redis.events.subscription import RedisEventSubscription
 from adapters.redis.events.wire import (
     PAGE,
@@ -226,6 +227,7 @@ class EventHub:
                     await self._subscribe(pubsub, *wanted_meanwhile)
                 self._mark(*self._groups)  # catch up on whatever was published meanwhile
                 pause, swept = 0.1, asyncio.get_running_loop().time()
+                heard = swept
                 while not self._stopped:
                     if self._sharded:
                         message = await pubsub.get_sharded_message(timeout=SHARD_POLL_S)
@@ -235,6 +237,10 @@ class EventHub:
                     if now - swept >= SWEEP_S:
                         self._mark(*self._groups)
                         swept = now
+                    if message is not None:
+                        heard = now
+                    elif not self._sharded:
+                        heard = await still_heard(pubsub, heard, now)
                     if message is None:
                         continue
                     if message["type"] == self._kinds[0]:
@@ -246,7 +252,7 @@ class EventHub:
             except (RedisError, OSError) as error:
                 logger.warning("event bus: pub/sub connection lost (%s); reconnecting", error)
                 RECONNECTS.inc()
-                await self._refresh_topology()
+                await refresh_topology(self._listener)
             except Exception:
                 # Never let live events stop for the whole process.
                 logger.exception("event bus: listener failed; reconnecting")
@@ -257,13 +263,6 @@ class EventHub:
                     await pubsub.aclose()
             await asyncio.sleep(pause)
             pause = min(pause * 2, 2.0)
-
-    async def _refresh_topology(self) -> None:
-        """On a cluster, read each slot's master again: the listener runs no
-        commands, so nothing else would see a replica promoted after a master died."""
-        if isinstance(self._listener, RedisCluster):
-            with contextlib.suppress(RedisError, OSError):
-                await self._listener.nodes_manager.initialize()
 
     async def _read(self) -> None:
         """Read every stream that has news once, and hand the events to its listeners."""
