@@ -25,6 +25,7 @@ from entrypoints.devstack.redis import EmbeddedRedis
 from entrypoints.devstack.services import Services
 from entrypoints.settings import Settings
 from tests.conftest import Database, migrated_database
+from tests.faults.scenario import Stack, stack
 
 
 @pytest.fixture(scope="session")
@@ -78,3 +79,11 @@ def quiet_when_slow(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
     finally:
         structlog.configure(**before)
+
+
+@pytest.fixture
+async def system(
+    own_settings: Settings, own_database: Database, own_redis: EmbeddedRedis, superuser: AsyncEngine
+) -> AsyncIterator[Stack]:
+    async with stack(own_settings, own_database, own_redis.url, superuser) as started:
+        yield started

@@ -86,6 +86,15 @@ async def stack(
             yield Stack(http, members, postgres, redis, owner, database, redis_url)
 
 
+async def repeated(for_s: float, every_s: float, action: Callable[[], Awaitable[object]]) -> None:
+    """`action()` again and again, `every_s` apart, for `for_s`: a fault that recurs."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + for_s
+    while loop.time() < deadline:
+        await action()
+        await asyncio.sleep(every_s)
+
+
 async def under_load(
     stack: Stack, scenario: str, fault: Callable[[], Awaitable[object]], may_fail: Collection[str]
 ) -> Load:

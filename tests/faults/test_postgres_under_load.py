@@ -9,17 +9,12 @@ and Keel recovers without a restart (tests/faults/scenario.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from entrypoints.devstack.redis import EmbeddedRedis
-from entrypoints.settings import Settings
-from tests.conftest import Database
 from tests.faults.load import OPERATIONS
-from tests.faults.scenario import Stack, stack, under_load
+from tests.faults.scenario import Stack, repeated, under_load
 
 pytestmark = pytest.mark.slow
 
@@ -29,22 +24,6 @@ EVERY_S = 0.7
 _TERMINATE = sa.text(
     "select count(pg_terminate_backend(pid)) from pg_stat_activity where usename = :role"
 )
-
-
-@pytest.fixture
-async def system(
-    own_settings: Settings, own_database: Database, own_redis: EmbeddedRedis, superuser: AsyncEngine
-) -> AsyncIterator[Stack]:
-    async with stack(own_settings, own_database, own_redis.url, superuser) as started:
-        yield started
-
-
-async def _again_and_again(action: Callable[[], Awaitable[None]]) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + FAULT_S
-    while loop.time() < deadline:
-        await action()
-        await asyncio.sleep(EVERY_S)
 
 
 async def test_backends_terminated(system: Stack) -> None:
@@ -57,7 +36,10 @@ async def test_backends_terminated(system: Stack) -> None:
             terminated += int((await conn.execute(_TERMINATE, {"role": role})).scalar_one())
 
     await under_load(
-        system, "postgres backends terminated", lambda: _again_and_again(terminate), OPERATIONS
+        system,
+        "postgres backends terminated",
+        lambda: repeated(FAULT_S, EVERY_S, terminate),
+        OPERATIONS,
     )
     assert terminated > 0, "no backend of the app was terminated"
 
@@ -75,7 +57,7 @@ async def test_connections_reset(system: Stack) -> None:
         system.postgres.reset()
 
     await under_load(
-        system, "postgres connections reset", lambda: _again_and_again(reset), OPERATIONS
+        system, "postgres connections reset", lambda: repeated(FAULT_S, EVERY_S, reset), OPERATIONS
     )
 
 

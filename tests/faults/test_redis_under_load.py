@@ -12,38 +12,18 @@ Workers and streams recover, and every task ends exactly once
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.redis.client import create_redis
 from entrypoints.devstack.redis import EmbeddedRedis
-from entrypoints.settings import Settings
-from tests.conftest import Database
-from tests.faults.scenario import Stack, stack, under_load
+from tests.faults.scenario import Stack, repeated, under_load
 
 pytestmark = pytest.mark.slow
 
 FAULT_S = 3.0
 EVERY_S = 0.5
 MAY_FAIL = ("ui_put", "ui_get", "stream")  # Redis is their only store
-
-
-@pytest.fixture
-async def system(
-    own_settings: Settings, own_database: Database, own_redis: EmbeddedRedis, superuser: AsyncEngine
-) -> AsyncIterator[Stack]:
-    async with stack(own_settings, own_database, own_redis.url, superuser) as started:
-        yield started
-
-
-async def _again_and_again(action: Callable[[], Awaitable[object]]) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + FAULT_S
-    while loop.time() < deadline:
-        await action()
-        await asyncio.sleep(EVERY_S)
 
 
 async def _direct(server: EmbeddedRedis, command: str, *args: object) -> None:
@@ -70,7 +50,9 @@ async def test_connections_reset(system: Stack) -> None:
     async def reset() -> None:
         system.redis.reset()
 
-    await under_load(system, "redis connections reset", lambda: _again_and_again(reset), MAY_FAIL)
+    await under_load(
+        system, "redis connections reset", lambda: repeated(FAULT_S, EVERY_S, reset), MAY_FAIL
+    )
 
 
 async def test_paused(system: Stack, own_redis: EmbeddedRedis) -> None:

@@ -5,8 +5,6 @@ and a cluster must serve every slot with a replica per master
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from entrypoints.devstack.services import Services
@@ -31,14 +29,6 @@ HEALTHY = {"cluster_state": "ok", "cluster_size": "3", "cluster_known_nodes": "6
 )
 def test_the_mode_check(cluster: bool, mode: str, info: dict[str, str], status: Status) -> None:
     assert mode_check(cluster, mode, info).status is status
-
-
-@pytest.fixture
-def own_cluster() -> Iterator[RedisClusterProcesses]:
-    cluster = RedisClusterProcesses()
-    cluster.start()
-    yield cluster
-    cluster.stop()
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -27,14 +27,6 @@ from tests.redis_cluster import ClusterStartError, RedisClusterProcesses
 pytestmark = pytest.mark.slow
 
 GIVE_UP_S = 60.0
-
-
-@pytest.fixture
-def own_cluster() -> Iterator[RedisClusterProcesses]:
-    cluster = RedisClusterProcesses()
-    cluster.start()
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture

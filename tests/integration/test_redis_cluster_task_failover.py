@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import msgspec
@@ -29,14 +28,6 @@ pytestmark = pytest.mark.slow
 TASKS = 12
 TERMINAL = {"task.succeeded", "task.failed", "task.cancelled"}
 GIVE_UP_S = 120.0
-
-
-@pytest.fixture
-def own_cluster() -> Iterator[RedisClusterProcesses]:
-    cluster = RedisClusterProcesses()
-    cluster.start()
-    yield cluster
-    cluster.stop()
 
 
 async def _read(http: httpx.AsyncClient, path: str, headers: dict[str, str]) -> list[Message]:
