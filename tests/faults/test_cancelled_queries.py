@@ -29,6 +29,8 @@ from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
 from tests.conftest import bearer
 
+pytestmark = pytest.mark.slow  # requests cancelled under load: `pytest -m slow`
+
 POOL_SIZE = 2  # and as many overflow connections: 4 in all
 USERS = 8
 ROUNDS = 12

@@ -26,6 +26,8 @@ from domain.errors import UnavailableError
 from tests.conftest import Database
 from tests.faults.proxy import FaultProxy, postgres_target, through_postgres
 
+pytestmark = pytest.mark.slow  # connections that go silent: `pytest -m slow`
+
 TIMEOUT_S = 1.0
 HANG_GUARD_S = 30  # far above TIMEOUT_S: only a hang reaches it
 

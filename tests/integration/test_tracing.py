@@ -32,6 +32,8 @@ from entrypoints.devstack.services import Services
 from entrypoints.http.auth import issue_token
 from tests.conftest import AUDIENCE, Database
 
+pytestmark = pytest.mark.slow  # a trace collector and a worker: `pytest -m slow`
+
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "tracing-test-secret-" + "t" * 44
 

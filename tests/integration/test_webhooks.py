@@ -29,6 +29,8 @@ from tests.integration.test_tasks import SUMMARY, _worker_settings, running_work
 from tests.live import live
 from tests.receiver import HANG, receiving
 
+pytestmark = pytest.mark.slow  # deliveries, retries and dead senders: `pytest -m slow`
+
 FAST = WebhookSettings(allow_private=True, max_attempts=3, lease_s=1, backoff=Backoff(20, 100))
 
 

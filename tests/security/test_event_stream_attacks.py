@@ -33,6 +33,8 @@ from entrypoints.settings import Settings
 from tests.conftest import People, Person
 from tests.live import Message, live, messages, serving, stream_status
 
+pytestmark = pytest.mark.slow  # streams held open, slow readers and caps: `pytest -m slow`
+
 TERMINAL = {"task.succeeded", "task.failed", "task.cancelled"}
 NEW_TASK = {"kind": "summarize", "input": {"text": "review"}}
 

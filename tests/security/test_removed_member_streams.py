@@ -31,6 +31,8 @@ from tests.conftest import People, Person
 from tests.integration.test_tasks import _worker_settings, running_worker
 from tests.live import Message, live, messages, stream_status
 
+pytestmark = pytest.mark.slow  # streams of tasks a real worker runs: `pytest -m slow`
+
 AFTER = 25  # events published after the removal
 TERMINAL = {"task.succeeded", "task.failed", "task.cancelled"}
 

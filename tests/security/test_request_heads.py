@@ -30,6 +30,8 @@ import pytest
 from entrypoints.settings import Settings
 from tests.conftest import AUDIENCE, JWT_SECRET, People
 
+pytestmark = pytest.mark.slow  # real servers fed huge and slow request heads: `pytest -m slow`
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 HEAD_TIMEOUT_S = 1.5

@@ -36,8 +36,9 @@ from tests.integration.test_webhooks import (
 )
 from tests.receiver import receiving
 
+pytestmark = pytest.mark.slow  # deliveries and their retries: `pytest -m slow`
 
-@pytest.mark.slow  # waits out delivery retries
+
 async def test_b_never_receives_a_s_events_and_cannot_touch_a_s_webhook(
     settings: Settings, engine: AsyncEngine, owner_engine: AsyncEngine
 ) -> None:
