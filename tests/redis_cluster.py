@@ -167,6 +167,14 @@ class RedisClusterProcesses:
                     total += int(line.partition("=")[2].split(",")[0])
         return total
 
+    def promoted(self, key: str, dead: int) -> bool:
+        """Whether a node other than `dead` is the master of `key`'s slot, and the
+        cluster says it is ok."""
+        try:
+            return self.ok() and self.master_of(key) != dead
+        except ClusterStartError:  # no master for the slot yet
+            return False
+
     def kill(self, port: int) -> None:
         """SIGKILL one node (its replica takes over after NODE_TIMEOUT_MS)."""
         self.processes[port].kill()

@@ -30,7 +30,7 @@ from tests.faults.test_event_processes import _api
 from tests.faults.test_worker_faults import Workers, _env
 from tests.live import Message, messages
 from tests.pooler import running_pooler
-from tests.redis_cluster import ClusterStartError, RedisClusterProcesses
+from tests.redis_cluster import RedisClusterProcesses
 
 pytestmark = pytest.mark.slow
 
@@ -141,14 +141,8 @@ async def _kills(
     dead = cluster.master_of(queue)
     cluster.kill(dead)
 
-    def promoted() -> bool:
-        try:
-            return cluster.ok() and cluster.master_of(queue) != dead
-        except ClusterStartError:
-            return False
-
     deadline = time.monotonic() + GIVE_UP_S
-    while not await asyncio.to_thread(promoted):
+    while not await asyncio.to_thread(cluster.promoted, queue, dead):
         assert time.monotonic() < deadline, "no replica promoted"
         await asyncio.sleep(0.2)
     return dead

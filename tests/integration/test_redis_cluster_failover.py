@@ -22,7 +22,7 @@ from adapters.redis.events import RedisEventBus
 from domain.cache import CacheKey, Hit
 from domain.errors import UnavailableError
 from domain.events import EventType, StreamRef, TaskEvent
-from tests.redis_cluster import ClusterStartError, RedisClusterProcesses
+from tests.redis_cluster import RedisClusterProcesses
 
 pytestmark = pytest.mark.slow
 
@@ -82,13 +82,9 @@ async def test_a_dead_master_is_replaced_and_the_cache_and_live_events_go_on(
         dead = own_cluster.master_of(stream)
         own_cluster.kill(dead)
 
-        def promoted() -> bool:
-            try:
-                return own_cluster.ok() and own_cluster.master_of(stream) != dead
-            except ClusterStartError:  # no master for the slot yet
-                return False
-
-        await _until("a replica promoted", lambda: asyncio.to_thread(promoted))
+        await _until(
+            "a replica promoted", lambda: asyncio.to_thread(own_cluster.promoted, stream, dead)
+        )
 
         # The cache answers all along (its loader, when Redis does not); it
         # caches again once the client has found the new master.

@@ -21,7 +21,7 @@ from entrypoints.settings import Settings
 from tests.conftest import People, Person
 from tests.integration.test_tasks import SUMMARY, running_worker
 from tests.live import Message, live, messages
-from tests.redis_cluster import ClusterStartError, RedisClusterProcesses
+from tests.redis_cluster import RedisClusterProcesses
 
 pytestmark = pytest.mark.slow
 
@@ -100,14 +100,8 @@ async def test_tasks_end_once_and_resumed_streams_miss_nothing_across_a_failover
             dead = own_cluster.master_of(stream)
             own_cluster.kill(dead)
 
-            def promoted() -> bool:
-                try:
-                    return own_cluster.ok() and own_cluster.master_of(stream) != dead
-                except ClusterStartError:
-                    return False
-
             deadline = time.monotonic() + GIVE_UP_S
-            while not await asyncio.to_thread(promoted):
+            while not await asyncio.to_thread(own_cluster.promoted, stream, dead):
                 assert time.monotonic() < deadline, "no replica promoted"
                 await asyncio.sleep(0.2)
             followed = await asyncio.wait_for(asyncio.gather(*follows), GIVE_UP_S)
