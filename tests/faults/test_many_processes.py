@@ -60,7 +60,7 @@ class Fleet:
         self.requests += 1
         self.answers[response.status_code] += 1
         if response.status_code >= 500:
-            assert response.status_code == 503, (response.status_code, response.text)
+            assert response.status_code == 503, (response.status_code, response.url)
             assert int(response.headers["retry-after"]) > 0
             self.statuses[503] += 1
         return response
@@ -149,9 +149,8 @@ async def _kills(
 
 
 @pytest.mark.xfail(
-    reason="known bug (issue 15 note): in 2 of 10 runs, both on a machine busy with other"
-    " tests, one task's stream sent nothing on either live API process for minutes after"
-    " the queue's master died (every task still ended once)",
+    reason="known bug (issue 15 note): once, an event stream request answered 500 while"
+    " an API process, a worker and the queue's master were being killed; not yet found",
     strict=False,
 )
 async def test_three_apis_and_three_workers_lose_nothing_when_one_of_each_and_a_master_die(
@@ -181,7 +180,12 @@ async def test_three_apis_and_three_workers_lose_nothing_when_one_of_each_and_a_
                 workers = Workers(tmp_path, env)
                 stack.callback(workers.stop_all)
                 started = [workers.start() for _ in range(PROCESSES)]
-                http = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
+                # One connection per open stream: httpx's default pool (100) would
+                # keep streams waiting for a connection, not for Keel.
+                unbounded = httpx.Limits(max_connections=None, max_keepalive_connections=50)
+                http = await stack.enter_async_context(
+                    httpx.AsyncClient(timeout=30, limits=unbounded)
+                )
                 fleet = Fleet(http, [base for base, _ in apis])
                 await _run(fleet, apis, workers, started[0], cluster, env, superuser)
     finally:
